@@ -1,0 +1,93 @@
+#pragma once
+
+// The portal's front door: HTTP/1.1 over mutual TLS on Boost.Beast. The TLS
+// layer decides who gets in (CA, subject allow-list, role); the handler
+// decides what each request gets.
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/http/verb.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+using EVP_PKEY = struct evp_pkey_st;
+
+namespace otpbox::api {
+
+enum class Role { portal, monitor };
+
+struct AllowedClient {
+    std::string subject;  // RFC 2253 form, "CN=otpbox-portal,O=otpbox development"
+    Role role = Role::portal;
+};
+
+struct TlsConfig {
+    std::filesystem::path ca_file;           // CA of the clients' certificates
+    std::filesystem::path certificate_file;  // server certificate chain, PEM
+    std::filesystem::path key_file;          // server key, PEM; unused when key is set
+    // A key whose operations happen elsewhere (in the HSM); takes precedence.
+    std::shared_ptr<EVP_PKEY> key;
+    std::optional<std::filesystem::path> crl_file;
+    std::vector<AllowedClient> clients;
+};
+
+struct ServerLimits {
+    std::size_t max_body = 16 * 1024;  // larger bodies get 413
+    std::size_t max_header = 8 * 1024;
+    std::chrono::seconds handshake_timeout{10};
+    std::chrono::seconds request_timeout{30};  // to read one whole request
+    std::chrono::seconds idle_timeout{60};     // between requests on a kept-alive connection
+    std::size_t max_connections = 2000;
+};
+
+struct Request {
+    boost::beast::http::verb method = boost::beast::http::verb::unknown;
+    std::string method_name;  // as sent, for 405 messages
+    std::string target;       // path and query, as sent
+    std::string content_type;
+    std::string idempotency_key;  // "" when absent
+    std::string body;
+    bool has_body = false;
+    std::string client_subject;  // RFC 2253 form of the client certificate's subject
+    Role role = Role::portal;
+};
+
+struct Response {
+    unsigned status = 200;
+    std::string body;  // JSON unless a content type header says otherwise
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+// Runs on one of the io_context's threads; may block (HSM, SQLite).
+using Handler = std::function<Response(const Request&)>;
+
+class Server {
+  public:
+    // Loads the certificates and key; throws std::runtime_error naming the
+    // file or the problem.
+    Server(boost::asio::io_context& io, std::string address, std::uint16_t port,
+           const TlsConfig& tls, ServerLimits limits, Handler handler);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Binds and starts accepting; throws std::system_error when it cannot bind.
+    void start();
+    // Stops accepting and closes every connection.
+    void stop();
+
+    [[nodiscard]] std::uint16_t port() const;
+
+  private:
+    class Impl;
+    std::shared_ptr<Impl> m_impl;
+};
+
+}  // namespace otpbox::api

@@ -1,0 +1,73 @@
+#pragma once
+
+// The durable SMS queue: an SMS is a row in SQLite before the API answers,
+// and every change of its state is committed before the next step.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "otpbox/gsm/sealer.hpp"
+
+namespace otpbox::gsm {
+
+using TimePoint = std::chrono::system_clock::time_point;
+using Clock = std::function<TimePoint()>;
+
+// "sending" is internal: the API shows it as "queued".
+enum class SmsStatus { queued, sending, sent, delivered, failed, expired };
+
+[[nodiscard]] std::string_view status_name(SmsStatus status) noexcept;
+
+struct OutgoingSms {
+    std::string id;  // chosen by the caller, [A-Za-z0-9_-]
+    std::string to;  // E.164
+    std::string text;
+    TimePoint expires_at;  // never sent after this; becomes "expired"
+};
+
+struct SmsRecord {
+    std::string id;
+    SmsStatus status = SmsStatus::queued;
+    TimePoint created_at;
+    TimePoint updated_at;
+    TimePoint expires_at;
+    std::string modem;  // the modem that sent it, once sent
+    std::vector<std::uint8_t> references;
+    std::string failure;  // reason of a failure, for operators; never the text or number
+};
+
+struct QueueStats {
+    std::size_t depth = 0;  // queued or sending
+    std::optional<std::chrono::seconds> oldest_age;
+};
+
+class SmsQueue {
+  public:
+    // Opens (and creates) the queue's tables in the SQLite database at path.
+    // Rows that were "sending" when the process stopped become "queued".
+    SmsQueue(std::filesystem::path database, std::shared_ptr<Sealer> sealer, Clock clock = {});
+    ~SmsQueue();
+    SmsQueue(const SmsQueue&) = delete;
+    SmsQueue& operator=(const SmsQueue&) = delete;
+
+    // Durable when it returns; wakes the modem pool.
+    void enqueue(const OutgoingSms& sms);
+
+    [[nodiscard]] std::optional<SmsRecord> find(std::string_view id);
+    [[nodiscard]] QueueStats stats();
+
+    class Impl;
+    [[nodiscard]] Impl& impl() { return *m_impl; }
+
+  private:
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace otpbox::gsm

@@ -1,0 +1,92 @@
+#pragma once
+
+// The HSM as the rest of otpbox sees it: one object per process that owns
+// the PKCS#11 module, keeps the login, and offers the few operations the
+// appliance needs, each by key label. Every method may throw HsmError.
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "otpbox/hsm/secure_bytes.hpp"
+
+namespace otpbox::hsm {
+
+struct HsmConfig {
+    std::filesystem::path module_path;
+    std::string token_label;
+    std::filesystem::path pin_file;
+    // Set with setenv() before the module is loaded (SOFTHSM2_CONF, ...).
+    std::map<std::string, std::string> environment;
+    std::chrono::milliseconds call_timeout{5000};
+    std::size_t max_sessions = 8;
+};
+
+enum class KeyKind { hmac_sha256, aes_256, ec_p256, rsa_3072 };
+
+struct KeyInfo {
+    std::string label;
+    KeyKind kind = KeyKind::hmac_sha256;
+    std::vector<std::uint8_t> id;
+    bool sensitive = true;
+    bool extractable = false;
+};
+
+struct HsmHealth {
+    bool ok = false;
+    std::string state;   // "ok", "stalled", "token_gone", "not_logged_in", ...
+    std::string detail;  // one line for an operator, never a secret
+};
+
+// Reads a PIN file. Throws HsmError(Fault::config) when the file cannot be
+// read, is empty, or when its group or others may read or write it.
+[[nodiscard]] SecureBytes read_pin_file(const std::filesystem::path& path);
+
+class Hsm {
+  public:
+    // Loads the module, finds the token by label, logs in with the PIN file.
+    // Throws HsmError with a one-line message naming the problem.
+    [[nodiscard]] static std::shared_ptr<Hsm> open(const HsmConfig& config);
+
+    virtual ~Hsm() = default;
+
+    [[nodiscard]] virtual std::vector<std::uint8_t> random_bytes(std::size_t count) = 0;
+
+    [[nodiscard]] virtual std::vector<std::uint8_t> hmac_sha256(
+        std::string_view key_label, std::span<const std::uint8_t> data) = 0;
+
+    // Constant-time comparison of the HMAC of data with mac.
+    [[nodiscard]] virtual bool hmac_sha256_verify(std::string_view key_label,
+                                                  std::span<const std::uint8_t> data,
+                                                  std::span<const std::uint8_t> mac) = 0;
+
+    // AES-256-GCM with a fresh 96-bit IV; returns IV (12) || ciphertext || tag (16).
+    // The associated data must not be empty (the record's id).
+    [[nodiscard]] virtual std::vector<std::uint8_t> aes_gcm_encrypt(
+        std::string_view key_label, std::span<const std::uint8_t> plaintext,
+        std::span<const std::uint8_t> associated_data) = 0;
+
+    // nullopt when the tag does not verify (wrong key, data or AAD).
+    [[nodiscard]] virtual std::optional<SecureBytes> aes_gcm_decrypt(
+        std::string_view key_label, std::span<const std::uint8_t> sealed,
+        std::span<const std::uint8_t> associated_data) = 0;
+
+    [[nodiscard]] virtual bool has_key(std::string_view label) = 0;
+    [[nodiscard]] virtual std::vector<KeyInfo> list_keys() = 0;
+
+    // Generates a secret key inside the token: CKA_TOKEN, CKA_PRIVATE,
+    // CKA_SENSITIVE true, CKA_EXTRACTABLE false, only the usage it needs.
+    // Throws when a key of that label exists already.
+    virtual void generate_secret_key(std::string_view label, KeyKind kind) = 0;
+
+    [[nodiscard]] virtual HsmHealth health() = 0;
+};
+
+}  // namespace otpbox::hsm
