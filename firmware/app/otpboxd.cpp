@@ -1,2 +1,30 @@
-// Placeholder until the program is written; replaced by its owner.
-int main() { return 1; }
+// otpboxd: the appliance daemon. Parses its options, reads the
+// configuration, and runs the daemon until SIGTERM.
+
+#include <spdlog/spdlog.h>
+#include <CLI/CLI.hpp>
+
+#include "otpbox/firmware/config.hpp"
+#include "otpbox/firmware/daemon.hpp"
+
+int main(int argc, char** argv) {
+    CLI::App app{"otpbox appliance daemon"};
+    std::string config_file;
+    app.add_option("--config", config_file, "configuration file (TOML)")->required();
+    CLI11_PARSE(app, argc, argv);
+
+    spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%eZ %l %v", spdlog::pattern_time_type::utc);
+    try {
+        auto config = otpbox::firmware::load_config(config_file);
+        spdlog::set_level(spdlog::level::from_str(config.log_level));
+        otpbox::firmware::Daemon daemon(std::move(config));
+        daemon.run();
+    } catch (const otpbox::firmware::ConfigError& error) {
+        spdlog::critical("event=config_error error=\"{}\"", error.what());
+        return 2;
+    } catch (const otpbox::firmware::FatalError& error) {
+        spdlog::critical("event=fatal error=\"{}\"", error.what());
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,54 @@
+#pragma once
+
+// Logins and their challenges: which second factor a login asks for (the
+// rules of day mode, cards and phones), OTPs sent by SMS, and the answers,
+// with attempts per challenge and locks per user.
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "otpbox/firmware/context.hpp"
+#include "otpbox/firmware/pincard_service.hpp"
+#include "otpbox/firmware/users.hpp"
+
+namespace otpbox::firmware {
+
+struct Challenge {
+    std::string id;
+    std::string method;              // "pincard" or "sms"
+    std::vector<std::string> cells;  // pincard
+    std::string masked;              // sms
+    std::string sms_id;              // sms
+    TimePoint expires_at;
+};
+
+class ChallengeService {
+  public:
+    ChallengeService(Context& context, PincardService& cards)
+        : m_context(context), m_cards(cards) {}
+
+    Challenge login(const std::string& user, const std::string& actor);
+    Challenge request_otp(const std::string& user, const std::string& actor);
+
+    // Returns when accepted; refuses gone, locked, invalid_response, rejected.
+    void verify(const std::string& challenge, const std::string& response,
+                const std::string& actor);
+
+  private:
+    struct SmsToSend;
+    struct VerifyOutcome;
+
+    Challenge pincard_challenge(const std::string& user, TimePoint now);
+    Challenge sms_challenge(const UserRow& row, TimePoint now, SmsToSend& out);
+    void refuse_if_over_sms_limit(const std::string& user, TimePoint now);
+    void send(const SmsToSend& sms);
+    bool response_well_formed(const std::string& method, const std::string& response);
+    bool pincard_matches(const std::string& user, const std::vector<std::string>& cells,
+                         const std::string& response, TimePoint now);
+
+    Context& m_context;
+    PincardService& m_cards;
+};
+
+}  // namespace otpbox::firmware

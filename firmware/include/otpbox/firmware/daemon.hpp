@@ -1,0 +1,40 @@
+#pragma once
+
+// otpboxd: opens what the configuration names, and serves the API once the
+// appliance is provisioned. Until then it serves nothing and says, in its
+// log, what is missing; it looks again every few seconds, so a provisioning
+// step that completes the set starts the API without a restart.
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "otpbox/firmware/clock.hpp"
+#include "otpbox/firmware/config.hpp"
+
+namespace otpbox::firmware {
+
+// A problem no waiting can fix (wrong PIN, PIN file others can read, missing
+// module): the daemon stops with this one line.
+class FatalError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+class Daemon {
+  public:
+    explicit Daemon(Config config, std::shared_ptr<const Clock> clock = nullptr);
+    ~Daemon();
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+
+    // Serves until SIGINT or SIGTERM. Throws FatalError.
+    void run();
+
+  private:
+    class Impl;
+    std::unique_ptr<Impl> m_impl;
+};
+
+}  // namespace otpbox::firmware

@@ -1,0 +1,73 @@
+#pragma once
+
+// Everything secret the firmware computes, and where: in the HSM. Random ids
+// and codes come from its generator, card cells and OTP records from its
+// HMAC keys, phone numbers are sealed under its data key.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "otpbox/gsm/sealer.hpp"
+#include "otpbox/hsm/hsm.hpp"
+
+namespace otpbox::firmware {
+
+struct CardLayout {
+    unsigned columns = 8;
+    unsigned rows = 8;
+    unsigned cell_length = 2;
+    std::string alphabet = "0123456789";
+};
+
+class Secrets {
+  public:
+    static constexpr unsigned kKeyVersion = 1;
+
+    explicit Secrets(std::shared_ptr<hsm::Hsm> hsm);
+
+    // An opaque id of [A-Za-z0-9_-] with 128 random bits.
+    [[nodiscard]] std::string random_id();
+    // A card serial: 12 characters of [0-9A-Z], easy to read off a card.
+    [[nodiscard]] std::string random_serial();
+    // count digits, each uniform.
+    [[nodiscard]] std::string random_digits(unsigned count);
+    // count distinct indexes below limit, uniform.
+    [[nodiscard]] std::vector<unsigned> random_distinct(unsigned count, unsigned limit);
+
+    // HMAC(card key, serial, key version, cell) mapped to the card's alphabet.
+    [[nodiscard]] std::string card_cell(std::string_view serial, unsigned key_version,
+                                        std::string_view cell, const CardLayout& layout);
+
+    // The record the database keeps of an OTP: HMAC(otp key, challenge id, code).
+    [[nodiscard]] std::vector<std::uint8_t> otp_record(std::string_view challenge,
+                                                       std::string_view code);
+    [[nodiscard]] bool otp_matches(std::string_view challenge, std::string_view code,
+                                   std::span<const std::uint8_t> record);
+
+    // Mobile numbers at rest: AES-GCM bound to the user, and a blind index.
+    [[nodiscard]] std::vector<std::uint8_t> seal_phone(std::string_view user,
+                                                       std::string_view e164);
+    [[nodiscard]] std::optional<std::string> open_phone(std::string_view user,
+                                                        std::span<const std::uint8_t> sealed);
+    [[nodiscard]] std::string phone_index(std::string_view e164);
+
+    // The name under which audit rows and logs refer to a user.
+    [[nodiscard]] std::string pseudonym(std::string_view user);
+
+    // Seals the SMS queue's rows under the data key.
+    [[nodiscard]] std::shared_ptr<gsm::Sealer> sms_sealer();
+
+    [[nodiscard]] hsm::Hsm& hsm() { return *m_hsm; }
+
+  private:
+    std::shared_ptr<hsm::Hsm> m_hsm;
+};
+
+[[nodiscard]] std::string to_hex(std::span<const std::uint8_t> bytes);
+
+}  // namespace otpbox::firmware

@@ -1,0 +1,40 @@
+#pragma once
+
+// The per-user row: registered phone (sealed), day mode, and the lock
+// counters. A user exists as soon as the portal names one.
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "otpbox/firmware/context.hpp"
+
+namespace otpbox::firmware {
+
+struct UserRow {
+    std::string id;
+    std::vector<std::uint8_t> phone_sealed;  // empty: no phone
+    std::string phone_masked;
+    std::string sms_day;  // Berlin day of the last OTP request, "" if none
+    int wrong_streak = 0;
+    std::int64_t lock_until = 0;  // Unix ms; 0 or past: not locked
+    int lock_count = 0;
+};
+
+// Inside a transaction: the row, created when missing.
+[[nodiscard]] UserRow load_user(Database& database, const std::string& user, TimePoint now);
+
+void save_lock_state(Database& database, const UserRow& row);
+
+// Refuses with Reason::locked (and Retry-After) while the user is locked.
+void refuse_if_locked(const UserRow& row, TimePoint now);
+
+// A wrong answer: counts it, and locks the user at the 10th in a row. True
+// when this answer locked the user.
+bool count_wrong_answer(Database& database, UserRow& row, TimePoint now);
+
+// A right answer: the count and the doubling start again.
+void count_right_answer(Database& database, UserRow& row);
+
+}  // namespace otpbox::firmware

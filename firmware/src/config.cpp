@@ -1,0 +1,282 @@
+#include "otpbox/firmware/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <sstream>
+
+namespace otpbox::firmware {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class Reader {
+  public:
+    Reader(const fs::path& file, const toml::table& root) : m_file(file), m_root(root) {}
+
+    [[noreturn]] void fail(std::string_view key, std::string_view problem) const {
+        throw ConfigError(m_file.string() + ": " + std::string(key) + ": " + std::string(problem));
+    }
+
+    std::string string(std::string_view key, std::string fallback) const {
+        const auto node = m_root.at_path(key);
+        if (!node) {
+            return fallback;
+        }
+        const auto value = node.value<std::string>();
+        if (!value) {
+            fail(key, "must be a string");
+        }
+        return *value;
+    }
+
+    std::int64_t integer(std::string_view key, std::int64_t fallback, std::int64_t min,
+                         std::int64_t max) const {
+        const auto node = m_root.at_path(key);
+        if (!node) {
+            return fallback;
+        }
+        const auto value = node.value<std::int64_t>();
+        if (!value || !node.is_integer()) {
+            fail(key, "must be an integer");
+        }
+        if (*value < min || *value > max) {
+            fail(key, "must be between " + std::to_string(min) + " and " + std::to_string(max));
+        }
+        return *value;
+    }
+
+    bool boolean(std::string_view key, bool fallback) const {
+        const auto node = m_root.at_path(key);
+        if (!node) {
+            return fallback;
+        }
+        if (!node.is_boolean()) {
+            fail(key, "must be true or false");
+        }
+        return *node.value<bool>();
+    }
+
+    // A path relative to the configuration file's folder.
+    fs::path path(std::string_view key, const fs::path& fallback = {}) const {
+        const auto text = string(key, fallback.string());
+        if (text.empty()) {
+            return {};
+        }
+        const fs::path value(text);
+        return value.is_absolute() ? value : (m_file.parent_path() / value).lexically_normal();
+    }
+
+    std::vector<std::string> strings(std::string_view key,
+                                     std::vector<std::string> fallback) const {
+        const auto node = m_root.at_path(key);
+        if (!node) {
+            return fallback;
+        }
+        const auto* array = node.as_array();
+        if (array == nullptr) {
+            fail(key, "must be a list of strings");
+        }
+        std::vector<std::string> values;
+        for (const auto& element : *array) {
+            const auto value = element.value<std::string>();
+            if (!value) {
+                fail(key, "must be a list of strings");
+            }
+            values.push_back(*value);
+        }
+        return values;
+    }
+
+    const toml::array* array(std::string_view key) const {
+        const auto node = m_root.at_path(key);
+        if (!node) {
+            return nullptr;
+        }
+        if (!node.is_array()) {
+            fail(key, "must be a list of tables ([[" + std::string(key) + "]])");
+        }
+        return node.as_array();
+    }
+
+    const toml::table& root() const { return m_root; }
+    const fs::path& file() const { return m_file; }
+
+  private:
+    fs::path m_file;
+    const toml::table& m_root;
+};
+
+api::Role parse_role(const Reader& reader, std::string_view key, const std::string& role) {
+    if (role == "portal") {
+        return api::Role::portal;
+    }
+    if (role == "monitor") {
+        return api::Role::monitor;
+    }
+    reader.fail(key, "role must be \"portal\" or \"monitor\", not \"" + role + "\"");
+}
+
+ApiConfig read_api(const Reader& reader) {
+    ApiConfig api;
+    api.listen = reader.string("api.listen", api.listen);
+    api.port = static_cast<std::uint16_t>(reader.integer("api.port", api.port, 0, 65535));
+    api.ca_file = reader.path("api.ca");
+    api.certificate_file = reader.path("api.certificate");
+    api.key_file = reader.path("api.key");
+    api.key_label = reader.string("api.key_label", "");
+    api.crl_file = reader.path("api.crl");
+    api.threads = static_cast<unsigned>(reader.integer("api.threads", api.threads, 1, 64));
+    api.limits.max_connections =
+        static_cast<std::size_t>(reader.integer("api.max_connections", 2000, 1, 100000));
+
+    if (const auto* clients = reader.array("api.clients")) {
+        for (std::size_t i = 0; i < clients->size(); ++i) {
+            const std::string key = "api.clients[" + std::to_string(i) + "]";
+            const auto* table = (*clients)[i].as_table();
+            if (table == nullptr) {
+                reader.fail(key, "must be a table with subject and role");
+            }
+            const Reader client(reader.file(), *table);
+            api::AllowedClient allowed;
+            allowed.subject = client.string("subject", "");
+            if (allowed.subject.empty()) {
+                reader.fail(key + ".subject", "is missing");
+            }
+            allowed.role = parse_role(reader, key + ".role", client.string("role", ""));
+            api.clients.push_back(allowed);
+        }
+    }
+    return api;
+}
+
+hsm::HsmConfig read_hsm(const Reader& reader) {
+    hsm::HsmConfig config;
+    config.module_path = reader.string("hsm.module", "/usr/lib/softhsm/libsofthsm2.so");
+    config.token_label = reader.string("hsm.token", "otpbox");
+    config.pin_file = reader.path("hsm.pin_file");
+    config.call_timeout =
+        std::chrono::milliseconds(reader.integer("hsm.call_timeout_ms", 5000, 100, 600000));
+    config.max_sessions = static_cast<std::size_t>(reader.integer("hsm.max_sessions", 8, 1, 256));
+    if (const auto* environment = reader.root().at_path("hsm.environment").as_table()) {
+        for (const auto& [name, value] : *environment) {
+            const auto text = value.value<std::string>();
+            if (!text) {
+                reader.fail("hsm.environment." + std::string(name.str()), "must be a string");
+            }
+            // Values that name files are relative to the config's folder too.
+            fs::path as_path(*text);
+            const bool looks_like_path = text->find('/') != std::string::npos;
+            config.environment[std::string(name.str())] =
+                looks_like_path && as_path.is_relative()
+                    ? (reader.file().parent_path() / as_path).lexically_normal().string()
+                    : *text;
+        }
+    }
+    if (config.pin_file.empty()) {
+        reader.fail("hsm.pin_file", "is missing");
+    }
+    return config;
+}
+
+SmsConfig read_sms(const Reader& reader) {
+    SmsConfig sms;
+    sms.allowed_countries = reader.strings("sms.allowed_countries", sms.allowed_countries);
+    for (const auto& prefix : sms.allowed_countries) {
+        if (prefix.size() < 2 || prefix[0] != '+' ||
+            prefix.find_first_not_of("0123456789", 1) != std::string::npos) {
+            reader.fail("sms.allowed_countries",
+                        "entries look like \"+49\", not \"" + prefix + "\"");
+        }
+    }
+    sms.otp_digits = static_cast<unsigned>(reader.integer("sms.otp_digits", sms.otp_digits, 6, 8));
+    sms.otp_validity =
+        std::chrono::seconds(reader.integer("sms.otp_validity_seconds", 600, 60, 3600));
+    sms.template_text = reader.string("sms.template", sms.template_text);
+    if (sms.template_text.find("{code}") == std::string::npos) {
+        reader.fail("sms.template", "must contain {code}");
+    }
+    sms.default_country = reader.string("sms.default_country", sms.default_country);
+    return sms;
+}
+
+std::vector<gsm::ModemConfig> read_modems(const Reader& reader) {
+    std::vector<gsm::ModemConfig> modems;
+    const auto* list = reader.array("modems");
+    if (list == nullptr) {
+        return modems;
+    }
+    for (std::size_t i = 0; i < list->size(); ++i) {
+        const std::string key = "modems[" + std::to_string(i) + "]";
+        const auto* table = (*list)[i].as_table();
+        if (table == nullptr) {
+            reader.fail(key, "must be a table");
+        }
+        const Reader modem(reader.file(), *table);
+        gsm::ModemConfig config;
+        config.name = modem.string("name", "modem" + std::to_string(i));
+        config.device = modem.path("device");
+        if (config.device.empty()) {
+            reader.fail(key + ".device", "is missing");
+        }
+        config.baud = static_cast<unsigned>(modem.integer("baud", 115200, 300, 4000000));
+        config.hardware_flow_control = modem.boolean("hardware_flow_control", false);
+        config.command_timeout =
+            std::chrono::milliseconds(modem.integer("command_timeout_ms", 5000, 100, 120000));
+        config.send_timeout =
+            std::chrono::milliseconds(modem.integer("send_timeout_ms", 60000, 1000, 600000));
+        config.poll_interval =
+            std::chrono::seconds(modem.integer("poll_interval_seconds", 30, 1, 3600));
+        modems.push_back(config);
+    }
+    return modems;
+}
+
+PincardConfig read_pincard(const Reader& reader) {
+    PincardConfig card;
+    card.columns = static_cast<unsigned>(reader.integer("pincard.columns", card.columns, 1, 26));
+    card.rows = static_cast<unsigned>(reader.integer("pincard.rows", card.rows, 1, 99));
+    card.cell_length =
+        static_cast<unsigned>(reader.integer("pincard.cell_length", card.cell_length, 1, 8));
+    card.alphabet = reader.string("pincard.alphabet", card.alphabet);
+    if (card.alphabet.size() < 2 || card.alphabet.size() > 64) {
+        reader.fail("pincard.alphabet", "must have 2 to 64 characters");
+    }
+    card.challenge_cells = static_cast<unsigned>(
+        reader.integer("pincard.challenge_cells", card.challenge_cells, 1, 8));
+    if (card.challenge_cells > card.columns * card.rows) {
+        reader.fail("pincard.challenge_cells", "is larger than the card");
+    }
+    card.challenge_validity =
+        std::chrono::seconds(reader.integer("pincard.challenge_seconds", 300, 30, 3600));
+    return card;
+}
+
+}  // namespace
+
+Config load_config(const fs::path& file) {
+    toml::table root;
+    try {
+        root = toml::parse_file(file.string());
+    } catch (const toml::parse_error& error) {
+        std::ostringstream message;
+        message << file.string() << ":" << error.source().begin.line << ": " << error.description();
+        throw ConfigError(message.str());
+    }
+
+    const fs::path absolute = fs::absolute(file).lexically_normal();
+    const Reader reader(absolute, root);
+    Config config;
+    config.file = absolute;
+    config.api = read_api(reader);
+    config.hsm = read_hsm(reader);
+    config.database = reader.path("database.path", "otpbox.db");
+    config.sms = read_sms(reader);
+    config.modems = read_modems(reader);
+    config.pincard = read_pincard(reader);
+    config.log_level = reader.string("log.level", "info");
+    config.audit_anchor_file = reader.path("audit.anchor_file");
+    return config;
+}
+
+}  // namespace otpbox::firmware

@@ -1,0 +1,218 @@
+#include "otpbox/firmware/database.hpp"
+
+namespace otpbox::firmware {
+
+namespace {
+
+[[noreturn]] void fail(sqlite3* db, std::string_view what) {
+    throw DatabaseError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+// Tables of the firmware. The SMS queue keeps its own tables (sms_*) in the
+// same file. Times are Unix milliseconds, UTC.
+constexpr std::string_view kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS users (
+    id            TEXT PRIMARY KEY,
+    phone_sealed  BLOB,
+    phone_index   TEXT,
+    phone_masked  TEXT,
+    sms_day       TEXT,
+    wrong_streak  INTEGER NOT NULL DEFAULT 0,
+    lock_until    INTEGER NOT NULL DEFAULT 0,
+    lock_count    INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS users_phone_index ON users(phone_index);
+
+CREATE TABLE IF NOT EXISTS pincards (
+    serial        TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL,
+    state         TEXT NOT NULL,
+    state_before_block TEXT,
+    block_reason  TEXT,
+    key_version   INTEGER NOT NULL,
+    columns       INTEGER NOT NULL,
+    rows          INTEGER NOT NULL,
+    cell_length   INTEGER NOT NULL,
+    alphabet      TEXT NOT NULL,
+    issued_at     INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pincards_user ON pincards(user_id);
+
+CREATE TABLE IF NOT EXISTS cell_sets (
+    user_id       TEXT PRIMARY KEY,
+    cells         TEXT NOT NULL,
+    expires_at    INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS challenges (
+    id            TEXT PRIMARY KEY,
+    user_id       TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    cells         TEXT,
+    code_mac      BLOB,
+    sms_id        TEXT,
+    created_at    INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    attempts      INTEGER NOT NULL DEFAULT 0,
+    state         TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS challenges_user ON challenges(user_id);
+
+CREATE TABLE IF NOT EXISTS sms_log (
+    user_id       TEXT NOT NULL,
+    at            INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sms_log_user ON sms_log(user_id, at);
+
+CREATE TABLE IF NOT EXISTS idempotency (
+    client        TEXT NOT NULL,
+    key           TEXT NOT NULL,
+    method        TEXT NOT NULL,
+    target        TEXT NOT NULL,
+    status        INTEGER NOT NULL,
+    body          TEXT NOT NULL,
+    headers       TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (client, key)
+);
+)sql";
+
+}  // namespace
+
+Statement::Statement(sqlite3* db, std::string_view sql) : m_db(db) {
+    if (sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &m_stmt, nullptr) !=
+        SQLITE_OK) {
+        fail(db, "prepare");
+    }
+}
+
+Statement::~Statement() {
+    sqlite3_finalize(m_stmt);
+}
+
+Statement::Statement(Statement&& other) noexcept : m_db(other.m_db), m_stmt(other.m_stmt) {
+    other.m_stmt = nullptr;
+}
+
+Statement& Statement::bind(int index, std::int64_t value) {
+    if (sqlite3_bind_int64(m_stmt, index, value) != SQLITE_OK) {
+        fail(m_db, "bind");
+    }
+    return *this;
+}
+
+Statement& Statement::bind(int index, std::string_view value) {
+    if (sqlite3_bind_text(m_stmt, index, value.data(), static_cast<int>(value.size()),
+                          SQLITE_TRANSIENT) != SQLITE_OK) {
+        fail(m_db, "bind");
+    }
+    return *this;
+}
+
+Statement& Statement::bind_blob(int index, std::span<const std::uint8_t> value) {
+    if (sqlite3_bind_blob(m_stmt, index, value.data(), static_cast<int>(value.size()),
+                          SQLITE_TRANSIENT) != SQLITE_OK) {
+        fail(m_db, "bind");
+    }
+    return *this;
+}
+
+Statement& Statement::bind_null(int index) {
+    if (sqlite3_bind_null(m_stmt, index) != SQLITE_OK) {
+        fail(m_db, "bind");
+    }
+    return *this;
+}
+
+bool Statement::step() {
+    const int rc = sqlite3_step(m_stmt);
+    if (rc == SQLITE_ROW) {
+        return true;
+    }
+    if (rc == SQLITE_DONE) {
+        return false;
+    }
+    fail(m_db, "step");
+}
+
+void Statement::run() {
+    while (step()) {
+    }
+}
+
+std::int64_t Statement::integer(int column) const {
+    return sqlite3_column_int64(m_stmt, column);
+}
+
+std::string Statement::text(int column) const {
+    const auto* data = sqlite3_column_text(m_stmt, column);
+    if (data == nullptr) {
+        return {};
+    }
+    return {reinterpret_cast<const char*>(data),
+            static_cast<std::size_t>(sqlite3_column_bytes(m_stmt, column))};
+}
+
+std::vector<std::uint8_t> Statement::blob(int column) const {
+    const auto* data = static_cast<const std::uint8_t*>(sqlite3_column_blob(m_stmt, column));
+    const auto size = static_cast<std::size_t>(sqlite3_column_bytes(m_stmt, column));
+    return data ? std::vector<std::uint8_t>(data, data + size) : std::vector<std::uint8_t>{};
+}
+
+bool Statement::is_null(int column) const {
+    return sqlite3_column_type(m_stmt, column) == SQLITE_NULL;
+}
+
+Database::Database(const std::filesystem::path& path) : m_path(path) {
+    if (sqlite3_open_v2(path.c_str(), &m_db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        nullptr) != SQLITE_OK) {
+        const std::string message = m_db ? sqlite3_errmsg(m_db) : "out of memory";
+        sqlite3_close(m_db);
+        throw DatabaseError("cannot open database " + path.string() + ": " + message);
+    }
+    try {
+        sqlite3_busy_timeout(m_db, 5000);
+        execute("PRAGMA journal_mode=WAL");
+        // FULL: a commit is on disk before the answer that depends on it.
+        execute("PRAGMA synchronous=FULL");
+        execute("PRAGMA foreign_keys=ON");
+        create_schema();
+    } catch (const DatabaseError& error) {
+        sqlite3_close(m_db);
+        throw DatabaseError("database " + path.string() + ": " + error.what());
+    }
+}
+
+Database::~Database() {
+    sqlite3_close(m_db);
+}
+
+void Database::execute(std::string_view sql) {
+    const std::string statement(sql);
+    char* message = nullptr;
+    if (sqlite3_exec(m_db, statement.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+        const std::string text = message ? message : "unknown error";
+        sqlite3_free(message);
+        throw DatabaseError(text);
+    }
+}
+
+void Database::create_schema() {
+    std::lock_guard lock(m_mutex);
+    execute(kSchema);
+}
+
+bool Database::healthy() {
+    std::lock_guard lock(m_mutex);
+    try {
+        auto statement = prepare("SELECT count(*) FROM sqlite_master");
+        return statement.step();
+    } catch (const DatabaseError&) {
+        return false;
+    }
+}
+
+}  // namespace otpbox::firmware

@@ -1,0 +1,67 @@
+#include "otpbox/firmware/phone_service.hpp"
+
+#include "otpbox/firmware/audit_log.hpp"
+#include "otpbox/firmware/refusal.hpp"
+#include "otpbox/firmware/users.hpp"
+#include "otpbox/gsm/phone_number.hpp"
+
+namespace otpbox::firmware {
+
+std::string PhoneService::register_number(const std::string& user, const std::string& input,
+                                          const std::string& actor) {
+    const auto e164 = gsm::normalize_number(input, m_context.config.sms.default_country);
+    if (!e164) {
+        throw Refused(Reason::invalid_number, "not a phone number");
+    }
+    if (!gsm::country_allowed(*e164, m_context.config.sms.allowed_countries)) {
+        throw Refused(Reason::country_not_allowed,
+                      "SMS to this country are not allowed on this appliance");
+    }
+    const auto masked = gsm::mask_number(*e164);
+    const auto sealed = m_context.secrets.seal_phone(user, *e164);
+    const auto index = m_context.secrets.phone_index(*e164);
+    const auto pseudonym = m_context.secrets.pseudonym(user);
+    const auto now = m_context.clock.now();
+
+    m_context.database.transaction([&] {
+        (void)load_user(m_context.database, user, now);
+        m_context.database
+            .prepare(
+                "UPDATE users SET phone_sealed = ?, phone_index = ?, phone_masked = ? "
+                "WHERE id = ?")
+            .bind_blob(1, sealed)
+            .bind(2, index)
+            .bind(3, masked)
+            .bind(4, user)
+            .run();
+        m_context.audit.record({actor, "phone.register", pseudonym, "ok"}, now);
+    });
+    return masked;
+}
+
+std::string PhoneService::masked(const std::string& user) {
+    const auto now = m_context.clock.now();
+    const auto row =
+        m_context.database.transaction([&] { return load_user(m_context.database, user, now); });
+    if (row.phone_sealed.empty()) {
+        throw Refused(Reason::no_phone, "no mobile number is registered for this user");
+    }
+    return row.phone_masked;
+}
+
+void PhoneService::erase(const std::string& user, const std::string& actor) {
+    const auto pseudonym = m_context.secrets.pseudonym(user);
+    const auto now = m_context.clock.now();
+    m_context.database.transaction([&] {
+        (void)load_user(m_context.database, user, now);
+        m_context.database
+            .prepare(
+                "UPDATE users SET phone_sealed = NULL, phone_index = NULL, phone_masked = NULL, "
+                "sms_day = NULL WHERE id = ?")
+            .bind(1, user)
+            .run();
+        m_context.audit.record({actor, "phone.erase", pseudonym, "ok"}, now);
+    });
+}
+
+}  // namespace otpbox::firmware
