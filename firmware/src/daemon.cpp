@@ -365,11 +365,11 @@ api::Response Daemon::Impl::handle(const api::Request& request) {
 }
 
 void Daemon::Impl::erase_user(const std::string& user, const std::string& actor) {
-    m_serving->phones->erase(user, actor);
-    m_serving->cards->revoke_all(user, actor);
     const auto now = m_clock->now();
     const auto pseudonym = m_serving->secrets->pseudonym(user);
     m_database->transaction([&] {
+        m_serving->phones->erase(user, actor);
+        m_serving->cards->revoke_all(user, actor);
         m_database->prepare("DELETE FROM cell_sets WHERE user_id = ?").bind(1, user).run();
         m_database->prepare("UPDATE challenges SET state = 'burned' WHERE user_id = ?")
             .bind(1, user)

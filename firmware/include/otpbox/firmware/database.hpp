@@ -64,7 +64,8 @@ class Database {
     Database& operator=(const Database&) = delete;
 
     // Runs work inside BEGIN IMMEDIATE ... COMMIT under the process's lock;
-    // rolls back when work throws, and rethrows.
+    // rolls back when work throws, and rethrows. Called inside another
+    // transaction, work joins it: both commit or roll back together.
     template <class Work>
     auto transaction(Work&& work) -> decltype(work());
 
@@ -89,6 +90,9 @@ class Database {
 template <class Work>
 auto Database::transaction(Work&& work) -> decltype(work()) {
     std::lock_guard lock(m_mutex);
+    if (sqlite3_get_autocommit(m_db) == 0) {
+        return work();
+    }
     execute("BEGIN IMMEDIATE");
     try {
         if constexpr (std::is_void_v<decltype(work())>) {
