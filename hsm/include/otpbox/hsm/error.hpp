@@ -28,6 +28,10 @@ enum class Fault {
 
 [[nodiscard]] const std::error_category& ckr_category() noexcept;
 
+// The category of errors found by the layer itself (no CK_RV): the value
+// is the Fault.
+[[nodiscard]] const std::error_category& fault_category() noexcept;
+
 // The PKCS#11 name of a return value ("CKR_DEVICE_REMOVED"), or its hex form.
 [[nodiscard]] std::string ckr_name(CK_RV rv);
 
@@ -42,12 +46,16 @@ class HsmError : public std::system_error {
 
     [[nodiscard]] Fault fault() const noexcept { return m_fault; }
 
+    // The message alone: it names the CK_RV itself where there is one.
+    [[nodiscard]] const char* what() const noexcept override { return m_message.c_str(); }
+
     // True when the HSM cannot serve right now (token gone, stalled, not
     // logged in): the API answers 503 with Retry-After.
     [[nodiscard]] bool unavailable() const noexcept;
 
   private:
     Fault m_fault;
+    std::string m_message;
 };
 
 }  // namespace otpbox::hsm

@@ -86,6 +86,26 @@ class Hsm {
     // Throws when a key of that label exists already.
     virtual void generate_secret_key(std::string_view label, KeyKind kind) = 0;
 
+    // Imports a secret key value with the same attributes as a generated
+    // one. Only for known-answer tests: the appliance never imports keys.
+    virtual void import_secret_key(std::string_view label, KeyKind kind,
+                                   std::span<const std::uint8_t> value) = 0;
+
+    // The TLS identity (otpbox/hsm/tls_key.hpp builds on these). A key
+    // pair made inside the token: the private key sensitive, not
+    // extractable, for signing only; private and public key share the
+    // label and one CKA_ID. Throws when a key of that label exists already.
+    virtual void generate_key_pair(std::string_view label, KeyKind kind);
+
+    // The public key of the pair as DER SubjectPublicKeyInfo.
+    [[nodiscard]] virtual std::vector<std::uint8_t> public_key_der(std::string_view label);
+
+    // Signs with the private key of the pair. ec_p256: ECDSA over a digest,
+    // the signature as r || s (32 bytes each). rsa_3072: PKCS #1 v1.5 over
+    // a DER DigestInfo.
+    [[nodiscard]] virtual std::vector<std::uint8_t> sign_with_private_key(
+        std::string_view label, std::span<const std::uint8_t> input);
+
     [[nodiscard]] virtual HsmHealth health() = 0;
 };
 

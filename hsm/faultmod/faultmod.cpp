@@ -1,0 +1,147 @@
+// A PKCS#11 module for tests that forwards to a real one (SoftHSM2 by
+// default) and injects faults on command. The command is the first line
+// of the file named by OTPBOX_FAULTMOD_CONTROL, read on every wrapped call:
+//
+//   pass                  forward every call (also when the file is missing)
+//   removed               every wrapped call answers CKR_DEVICE_REMOVED
+//   session_invalid N     the next N calls on a session answer CKR_SESSION_HANDLE_INVALID
+//   not_logged_in N       the next N calls on a session answer CKR_USER_NOT_LOGGED_IN
+//   stall MS              every wrapped call sleeps MS milliseconds, then forwards
+//
+// A count starts again whenever the file's text changes. The forwarded
+// module is OTPBOX_FAULTMOD_TARGET, or SoftHSM2's usual path.
+
+#include <dlfcn.h>
+#include <p11-kit/pkcs11.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+
+namespace {
+
+constexpr const char* kDefaultTarget = "/usr/lib/softhsm/libsofthsm2.so";
+
+CK_FUNCTION_LIST* g_target = nullptr;
+CK_FUNCTION_LIST g_wrapped{};
+
+std::mutex g_mutex;
+std::string g_last_command;
+long g_remaining = 0;
+
+std::string read_command() {
+    const char* path = std::getenv("OTPBOX_FAULTMOD_CONTROL");
+    if (path == nullptr) {
+        return "pass";
+    }
+    std::ifstream in(path);
+    std::string line;
+    if (!std::getline(in, line)) {
+        return "pass";
+    }
+    return line;
+}
+
+// CKR_OK to forward the call, anything else to answer it instead. A call
+// that makes a session only fails when the device is "removed".
+CK_RV injected_fault(bool on_session = true) {
+    const auto command = read_command();
+    std::istringstream words(command);
+    std::string mode;
+    long amount = 0;
+    words >> mode >> amount;
+
+    if (mode == "removed") {
+        return CKR_DEVICE_REMOVED;
+    }
+    if (mode == "stall") {
+        std::this_thread::sleep_for(std::chrono::milliseconds(amount));
+        return CKR_OK;
+    }
+    if (!on_session || (mode != "session_invalid" && mode != "not_logged_in")) {
+        return CKR_OK;
+    }
+    std::lock_guard lock(g_mutex);
+    if (command != g_last_command) {
+        g_last_command = command;
+        g_remaining = amount;
+    }
+    if (g_remaining <= 0) {
+        return CKR_OK;
+    }
+    --g_remaining;
+    return mode == "session_invalid" ? CKR_SESSION_HANDLE_INVALID : CKR_USER_NOT_LOGGED_IN;
+}
+
+#define OTPBOX_FAULT_OR_FORWARD(call, ...)                            \
+    do {                                                              \
+        const CK_RV fault = injected_fault();                         \
+        return fault != CKR_OK ? fault : g_target->call(__VA_ARGS__); \
+    } while (false)
+
+CK_RV wrapped_open_session(CK_SLOT_ID slot, CK_FLAGS flags, void* application, CK_NOTIFY notify,
+                           CK_SESSION_HANDLE_PTR session) {
+    const CK_RV fault = injected_fault(false);
+    return fault != CKR_OK ? fault
+                           : g_target->C_OpenSession(slot, flags, application, notify, session);
+}
+
+CK_RV wrapped_generate_random(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG length) {
+    OTPBOX_FAULT_OR_FORWARD(C_GenerateRandom, session, data, length);
+}
+
+CK_RV wrapped_sign_init(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
+                        CK_OBJECT_HANDLE key) {
+    OTPBOX_FAULT_OR_FORWARD(C_SignInit, session, mechanism, key);
+}
+
+CK_RV wrapped_encrypt_init(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
+                           CK_OBJECT_HANDLE key) {
+    OTPBOX_FAULT_OR_FORWARD(C_EncryptInit, session, mechanism, key);
+}
+
+CK_RV wrapped_decrypt_init(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
+                           CK_OBJECT_HANDLE key) {
+    OTPBOX_FAULT_OR_FORWARD(C_DecryptInit, session, mechanism, key);
+}
+
+CK_RV wrapped_find_objects_init(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR query, CK_ULONG count) {
+    OTPBOX_FAULT_OR_FORWARD(C_FindObjectsInit, session, query, count);
+}
+
+bool load_target() {
+    const char* path = std::getenv("OTPBOX_FAULTMOD_TARGET");
+    void* handle = ::dlopen(path != nullptr ? path : kDefaultTarget, RTLD_NOW | RTLD_LOCAL);
+    if (handle == nullptr) {
+        return false;
+    }
+    using GetFunctionList = CK_RV (*)(CK_FUNCTION_LIST_PTR_PTR);
+    auto get_list = reinterpret_cast<GetFunctionList>(::dlsym(handle, "C_GetFunctionList"));
+    if (get_list == nullptr || get_list(&g_target) != CKR_OK) {
+        return false;
+    }
+    g_wrapped = *g_target;
+    g_wrapped.C_OpenSession = wrapped_open_session;
+    g_wrapped.C_GenerateRandom = wrapped_generate_random;
+    g_wrapped.C_SignInit = wrapped_sign_init;
+    g_wrapped.C_EncryptInit = wrapped_encrypt_init;
+    g_wrapped.C_DecryptInit = wrapped_decrypt_init;
+    g_wrapped.C_FindObjectsInit = wrapped_find_objects_init;
+    return true;
+}
+
+}  // namespace
+
+extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
+    CK_FUNCTION_LIST_PTR_PTR list) {
+    static const bool loaded = load_target();
+    if (!loaded || list == nullptr) {
+        return CKR_GENERAL_ERROR;
+    }
+    *list = &g_wrapped;
+    return CKR_OK;
+}

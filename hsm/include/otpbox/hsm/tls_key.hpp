@@ -1,0 +1,31 @@
+#pragma once
+
+// The TLS identity in the HSM as OpenSSL 3 sees it: an EVP_PKEY whose
+// signing goes through Hsm::sign_with_private_key, and a PKCS #10 request
+// signed by it. The private key never leaves the token.
+
+#include <openssl/evp.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "otpbox/hsm/hsm.hpp"
+
+namespace otpbox::hsm {
+
+struct EvpPkeyFree {
+    void operator()(EVP_PKEY* key) const noexcept { EVP_PKEY_free(key); }
+};
+using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
+
+// The key pair of that label (made by Hsm::generate_key_pair with
+// KeyKind::ec_p256). The key holds the Hsm for as long as it lives.
+// Throws HsmError when the label names no EC P-256 pair.
+[[nodiscard]] EvpPkeyPtr hsm_private_key(std::shared_ptr<Hsm> hsm, std::string_view label);
+
+// A certificate signing request in PEM for subject ("CN=otpbox,O=Example"),
+// signed with SHA-256 by key.
+[[nodiscard]] std::string make_csr_pem(EVP_PKEY& key, std::string_view subject);
+
+}  // namespace otpbox::hsm

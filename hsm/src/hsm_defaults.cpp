@@ -1,0 +1,21 @@
+#include "otpbox/hsm/error.hpp"
+#include "otpbox/hsm/hsm.hpp"
+
+// Not pure, so that test doubles of Hsm need not implement the TLS key.
+
+namespace otpbox::hsm {
+
+void Hsm::generate_key_pair(std::string_view /*label*/, KeyKind /*kind*/) {
+    throw HsmError(Fault::other, "this HSM cannot make key pairs");
+}
+
+std::vector<std::uint8_t> Hsm::public_key_der(std::string_view /*label*/) {
+    throw HsmError(Fault::other, "this HSM holds no key pairs");
+}
+
+std::vector<std::uint8_t> Hsm::sign_with_private_key(std::string_view /*label*/,
+                                                     std::span<const std::uint8_t> /*input*/) {
+    throw HsmError(Fault::other, "this HSM holds no key pairs");
+}
+
+}  // namespace otpbox::hsm

@@ -1,0 +1,459 @@
+#include <openssl/crypto.h>
+
+#include <functional>
+
+#include "call_deadline.hpp"
+#include "key_info.hpp"
+#include "otpbox/hsm/error.hpp"
+#include "otpbox/hsm/hsm.hpp"
+#include "pair_template.hpp"
+#include "public_key.hpp"
+#include "secret_template.hpp"
+#include "session_pool.hpp"
+
+namespace otpbox::hsm {
+
+namespace {
+
+constexpr std::size_t kGcmIvBytes = 12;
+constexpr std::size_t kGcmTagBytes = 16;
+constexpr std::size_t kHmacBytes = 32;
+constexpr std::size_t kKeyIdBytes = 8;
+constexpr CK_ULONG kMaxListedObjects = 256;
+
+// Every call that may overrun its deadline works on buffers it owns: an
+// abandoned call goes on writing into them after its caller has left.
+template <class State>
+using Shared = std::shared_ptr<State>;
+
+std::vector<std::uint8_t> copy_of(std::span<const std::uint8_t> bytes) {
+    return {bytes.begin(), bytes.end()};
+}
+
+struct MacJob {
+    std::vector<std::uint8_t> data;
+    std::vector<std::uint8_t> mac = std::vector<std::uint8_t>(kHmacBytes);
+};
+
+struct GcmJob {
+    std::vector<std::uint8_t> iv;
+    std::vector<std::uint8_t> input;
+    std::vector<std::uint8_t> aad;
+    std::vector<std::uint8_t> output;
+    CK_GCM_PARAMS params{};
+    bool tag_failed = false;
+
+    ~GcmJob() { OPENSSL_cleanse(output.data(), output.size()); }
+
+    // Both readings of the IV length: PKCS#11 2.40 (ulIvLen) and 3.0
+    // (ulIvBits), so that modules of either version take it. The parameter
+    // length is that of this whole structure, which SoftHSM2 2.6 checks.
+    CK_MECHANISM mechanism() {
+        params.pIv = iv.data();
+        params.ulIvLen = iv.size();
+        params.ulIvBits = iv.size() * 8;
+        params.pAAD = aad.data();
+        params.ulAADLen = aad.size();
+        params.ulTagBits = kGcmTagBytes * 8;
+        return {CKM_AES_GCM, &params, sizeof(params)};
+    }
+};
+
+// A failed tag check: CKR_ENCRYPTED_DATA_INVALID by PKCS#11 v2.40 2.12.3,
+// CKR_GENERAL_ERROR or CKR_FUNCTION_FAILED from SoftHSM2 2.6.
+bool is_tag_failure(CK_RV rv) {
+    return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED;
+}
+
+class Pkcs11Hsm final : public Hsm {
+  public:
+    explicit Pkcs11Hsm(const HsmConfig& config)
+        : m_pool(config), m_call_timeout(config.call_timeout) {}
+
+    std::vector<std::uint8_t> random_bytes(std::size_t count) override {
+        auto bytes = std::make_shared<std::vector<std::uint8_t>>(count);
+        run("C_GenerateRandom", [bytes](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+            return fn.C_GenerateRandom(session, bytes->data(), bytes->size());
+        });
+        return *bytes;
+    }
+
+    std::vector<std::uint8_t> hmac_sha256(std::string_view key_label,
+                                          std::span<const std::uint8_t> data) override {
+        auto job = std::make_shared<MacJob>();
+        job->data = copy_of(data);
+        with_key(key_label, "HMAC-SHA256",
+                 [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+                     CK_MECHANISM mechanism{CKM_SHA256_HMAC, nullptr, 0};
+                     CK_RV rv = fn.C_SignInit(session, &mechanism, key);
+                     if (rv != CKR_OK) {
+                         return rv;
+                     }
+                     CK_ULONG length = job->mac.size();
+                     rv = fn.C_Sign(session, job->data.data(), job->data.size(), job->mac.data(),
+                                    &length);
+                     job->mac.resize(length);
+                     return rv;
+                 });
+        return job->mac;
+    }
+
+    bool hmac_sha256_verify(std::string_view key_label, std::span<const std::uint8_t> data,
+                            std::span<const std::uint8_t> mac) override {
+        const auto expected = hmac_sha256(key_label, data);
+        return expected.size() == mac.size() &&
+               CRYPTO_memcmp(expected.data(), mac.data(), mac.size()) == 0;
+    }
+
+    std::vector<std::uint8_t> aes_gcm_encrypt(
+        std::string_view key_label, std::span<const std::uint8_t> plaintext,
+        std::span<const std::uint8_t> associated_data) override;
+
+    std::optional<SecureBytes> aes_gcm_decrypt(
+        std::string_view key_label, std::span<const std::uint8_t> sealed,
+        std::span<const std::uint8_t> associated_data) override;
+
+    bool has_key(std::string_view label) override { return find_key(label).has_value(); }
+
+    std::vector<KeyInfo> list_keys() override;
+
+    void generate_secret_key(std::string_view label, KeyKind kind) override {
+        if (kind != KeyKind::hmac_sha256 && kind != KeyKind::aes_256) {
+            throw HsmError(Fault::data, "generate_secret_key makes HMAC and AES keys only");
+        }
+        refuse_existing(label);
+        auto key = std::make_shared<SecretTemplate>(label, kind, random_bytes(kKeyIdBytes));
+        run("C_GenerateKey", [key](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+            auto attributes = key->for_generate();
+            CK_MECHANISM mechanism{key->generate_mechanism(), nullptr, 0};
+            CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+            return fn.C_GenerateKey(session, &mechanism, attributes.data(), attributes.size(),
+                                    &handle);
+        });
+    }
+
+    void import_secret_key(std::string_view label, KeyKind kind,
+                           std::span<const std::uint8_t> value) override {
+        refuse_existing(label);
+        auto key = std::make_shared<SecretTemplate>(label, kind, random_bytes(kKeyIdBytes));
+        auto secret = std::make_shared<std::vector<std::uint8_t>>(copy_of(value));
+        run("C_CreateObject", [key, secret](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+            auto attributes = key->for_import(*secret);
+            CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+            return fn.C_CreateObject(session, attributes.data(), attributes.size(), &handle);
+        });
+        OPENSSL_cleanse(secret->data(), secret->size());
+    }
+
+    void generate_key_pair(std::string_view label, KeyKind kind) override;
+    std::vector<std::uint8_t> public_key_der(std::string_view label) override;
+    std::vector<std::uint8_t> sign_with_private_key(std::string_view label,
+                                                    std::span<const std::uint8_t> input) override;
+
+    HsmHealth health() override {
+        if (!m_pool.health().ok) {
+            // Try to come back now; a failure leaves the state it reports.
+            try {
+                (void)random_bytes(1);
+            } catch (const HsmError&) {
+            }
+        }
+        return m_pool.health();
+    }
+
+  private:
+    using Call = std::function<CK_RV(CK_FUNCTION_LIST&, CK_SESSION_HANDLE)>;
+    using KeyCall = std::function<CK_RV(CK_FUNCTION_LIST&, CK_SESSION_HANDLE, CK_OBJECT_HANDLE)>;
+
+    void refuse_existing(std::string_view label) {
+        if (has_key(label)) {
+            throw HsmError(Fault::data, "a key labelled " + std::string(label) + " exists");
+        }
+    }
+
+    // One call on a pooled session, bounded by the call timeout.
+    CK_RV call_once(std::string_view what, Lease& lease, const Call& call) {
+        const auto module = m_pool.module();
+        const auto session = lease.handle();
+        const auto rv =
+            call_with_deadline([module, session, call] { return call(module->api(), session); },
+                               m_call_timeout, lease.closer());
+        if (!rv) {
+            lease.abandon();
+            throw HsmError(Fault::stalled, std::string(what) + " overran its deadline of " +
+                                               std::to_string(m_call_timeout.count()) + " ms");
+        }
+        return *rv;
+    }
+
+    // A dead session is dropped and the call tried once more on another;
+    // a lost login is renewed once; a lost token drops everything and the
+    // HSM reports itself unavailable until it is found again.
+    void run(std::string_view what, const Call& call) {
+        for (int attempt = 0;; ++attempt) {
+            auto lease = m_pool.acquire();
+            const CK_RV rv = call_once(what, lease, call);
+            if (rv == CKR_OK) {
+                return;
+            }
+            const auto fault = classify(rv);
+            if (fault != Fault::data && fault != Fault::other) {
+                lease.mark_broken();
+            }
+            if (fault == Fault::token_gone) {
+                m_pool.disconnect(std::string(what) + ": " + ckr_name(rv));
+                throw HsmError(rv, std::string(what) + " failed: the HSM is unreachable (" +
+                                       ckr_name(rv) + ")");
+            }
+            const bool retry = fault == Fault::not_logged_in || fault == Fault::session_lost;
+            if (attempt == 0 && retry) {
+                if (fault == Fault::not_logged_in) {
+                    m_pool.login_again();
+                }
+                continue;
+            }
+            throw HsmError(rv, std::string(what) + " failed: " + ckr_name(rv));
+        }
+    }
+
+    // The object of that label (and class, when given).
+    std::optional<CK_OBJECT_HANDLE> find_key(std::string_view label,
+                                             std::optional<CK_OBJECT_CLASS> wanted = {}) {
+        auto name = std::make_shared<std::string>(label);
+        const auto cache_name = *name + "/" + std::to_string(wanted.value_or(~0UL));
+        if (auto cached = m_pool.cached_key(cache_name)) {
+            return cached;
+        }
+        auto object_class = std::make_shared<CK_OBJECT_CLASS>(wanted.value_or(0));
+        auto found = std::make_shared<std::optional<CK_OBJECT_HANDLE>>();
+        const auto generation = m_pool.generation();
+        const CK_ULONG terms = wanted ? 2 : 1;
+        run("finding a key",
+            [name, found, object_class, terms](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+                CK_ATTRIBUTE query[] = {{CKA_LABEL, name->data(), name->size()},
+                                        {CKA_CLASS, object_class.get(), sizeof(CK_OBJECT_CLASS)}};
+                CK_RV rv = fn.C_FindObjectsInit(session, query, terms);
+                if (rv != CKR_OK) {
+                    return rv;
+                }
+                CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
+                CK_ULONG count = 0;
+                rv = fn.C_FindObjects(session, &handle, 1, &count);
+                fn.C_FindObjectsFinal(session);
+                if (rv == CKR_OK && count == 1) {
+                    *found = handle;
+                }
+                return rv;
+            });
+        if (*found) {
+            m_pool.cache_key(cache_name, **found, generation);
+        }
+        return *found;
+    }
+
+    void with_key(std::string_view label, std::string_view what, const KeyCall& call,
+                  std::optional<CK_OBJECT_CLASS> wanted = {}) {
+        for (int attempt = 0; attempt < 2; ++attempt) {
+            const auto key = find_key(label, wanted);
+            if (!key) {
+                throw HsmError(Fault::missing_key, "no key labelled " + std::string(label));
+            }
+            try {
+                run(what, [call, handle = *key](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+                    return call(fn, session, handle);
+                });
+                return;
+            } catch (const HsmError& error) {
+                // A handle cached before the token came back: look it up again.
+                const auto rv = static_cast<CK_RV>(error.code().value());
+                if (attempt == 0 &&
+                    (rv == CKR_KEY_HANDLE_INVALID || rv == CKR_OBJECT_HANDLE_INVALID)) {
+                    m_pool.forget_keys();
+                    continue;
+                }
+                throw;
+            }
+        }
+    }
+
+    SessionPool m_pool;
+    std::chrono::milliseconds m_call_timeout;
+};
+
+std::vector<std::uint8_t> Pkcs11Hsm::aes_gcm_encrypt(
+    std::string_view key_label, std::span<const std::uint8_t> plaintext,
+    std::span<const std::uint8_t> associated_data) {
+    if (associated_data.empty()) {
+        throw HsmError(Fault::data, "AES-GCM needs associated data");
+    }
+    // A random 96-bit IV from the token for every message (NIST SP 800-38D
+    // 8.2.2): under one key, below 2^32 messages a repeat stays negligible.
+    auto job = std::make_shared<GcmJob>();
+    job->iv = random_bytes(kGcmIvBytes);
+    job->input = copy_of(plaintext);
+    job->aad = copy_of(associated_data);
+    job->output.resize(plaintext.size() + kGcmTagBytes);
+    with_key(key_label, "AES-GCM encrypt",
+             [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+                 auto mechanism = job->mechanism();
+                 CK_RV rv = fn.C_EncryptInit(session, &mechanism, key);
+                 if (rv != CKR_OK) {
+                     return rv;
+                 }
+                 CK_ULONG length = job->output.size();
+                 rv = fn.C_Encrypt(session, job->input.data(), job->input.size(),
+                                   job->output.data(), &length);
+                 job->output.resize(length);
+                 return rv;
+             });
+    OPENSSL_cleanse(job->input.data(), job->input.size());
+    auto sealed = job->iv;
+    sealed.insert(sealed.end(), job->output.begin(), job->output.end());
+    return sealed;
+}
+
+std::optional<SecureBytes> Pkcs11Hsm::aes_gcm_decrypt(
+    std::string_view key_label, std::span<const std::uint8_t> sealed,
+    std::span<const std::uint8_t> associated_data) {
+    if (sealed.size() < kGcmIvBytes + kGcmTagBytes || associated_data.empty()) {
+        return std::nullopt;
+    }
+    auto job = std::make_shared<GcmJob>();
+    job->iv = copy_of(sealed.first(kGcmIvBytes));
+    job->input = copy_of(sealed.subspan(kGcmIvBytes));
+    job->aad = copy_of(associated_data);
+    job->output.resize(job->input.size());
+    with_key(key_label, "AES-GCM decrypt",
+             [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+                 auto mechanism = job->mechanism();
+                 CK_RV rv = fn.C_DecryptInit(session, &mechanism, key);
+                 if (rv != CKR_OK) {
+                     return rv;
+                 }
+                 CK_ULONG length = job->output.size();
+                 rv = fn.C_Decrypt(session, job->input.data(), job->input.size(),
+                                   job->output.data(), &length);
+                 if (is_tag_failure(rv)) {
+                     job->tag_failed = true;
+                     return CKR_OK;
+                 }
+                 job->output.resize(length);
+                 return rv;
+             });
+    if (job->tag_failed) {
+        return std::nullopt;
+    }
+    return SecureBytes(job->output);
+}
+
+void Pkcs11Hsm::generate_key_pair(std::string_view label, KeyKind kind) {
+    refuse_existing(label);
+    auto pair = std::make_shared<PairTemplate>(label, kind, random_bytes(kKeyIdBytes));
+    run("C_GenerateKeyPair", [pair](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+        auto public_attributes = pair->public_attributes();
+        auto private_attributes = pair->private_attributes();
+        CK_MECHANISM mechanism{pair->mechanism(), nullptr, 0};
+        CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
+        CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
+        return fn.C_GenerateKeyPair(session, &mechanism, public_attributes.data(),
+                                    public_attributes.size(), private_attributes.data(),
+                                    private_attributes.size(), &public_key, &private_key);
+    });
+}
+
+std::vector<std::uint8_t> Pkcs11Hsm::public_key_der(std::string_view label) {
+    struct PublicJob {
+        CK_KEY_TYPE key_type = 0;
+        std::vector<std::uint8_t> first = std::vector<std::uint8_t>(1024);
+        std::vector<std::uint8_t> second = std::vector<std::uint8_t>(16);
+    };
+    auto job = std::make_shared<PublicJob>();
+    with_key(
+        label, "reading a public key",
+        [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+            CK_ATTRIBUTE type{CKA_KEY_TYPE, &job->key_type, sizeof(job->key_type)};
+            CK_RV rv = fn.C_GetAttributeValue(session, key, &type, 1);
+            if (rv != CKR_OK) {
+                return rv;
+            }
+            const bool ec = job->key_type == CKK_EC;
+            CK_ATTRIBUTE values[] = {
+                {ec ? CKA_EC_POINT : CKA_MODULUS, job->first.data(), job->first.size()},
+                {CKA_PUBLIC_EXPONENT, job->second.data(), job->second.size()}};
+            rv = fn.C_GetAttributeValue(session, key, values, ec ? 1 : 2);
+            job->first.resize(values[0].ulValueLen);
+            job->second.resize(ec ? 0 : values[1].ulValueLen);
+            return rv;
+        },
+        CKO_PUBLIC_KEY);
+    if (job->key_type == CKK_EC) {
+        return p256_public_key_der(job->first);
+    }
+    return rsa_public_key_der(job->first, job->second);
+}
+
+std::vector<std::uint8_t> Pkcs11Hsm::sign_with_private_key(std::string_view label,
+                                                           std::span<const std::uint8_t> input) {
+    struct SignJob {
+        std::vector<std::uint8_t> input;
+        std::vector<std::uint8_t> signature = std::vector<std::uint8_t>(512);
+    };
+    auto job = std::make_shared<SignJob>();
+    job->input = copy_of(input);
+    with_key(
+        label, "signing with a private key",
+        [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+            CK_KEY_TYPE key_type = 0;
+            CK_ATTRIBUTE type{CKA_KEY_TYPE, &key_type, sizeof(key_type)};
+            CK_RV rv = fn.C_GetAttributeValue(session, key, &type, 1);
+            if (rv != CKR_OK) {
+                return rv;
+            }
+            CK_MECHANISM mechanism{key_type == CKK_EC ? CKM_ECDSA : CKM_RSA_PKCS, nullptr, 0};
+            rv = fn.C_SignInit(session, &mechanism, key);
+            if (rv != CKR_OK) {
+                return rv;
+            }
+            CK_ULONG length = job->signature.size();
+            rv = fn.C_Sign(session, job->input.data(), job->input.size(), job->signature.data(),
+                           &length);
+            job->signature.resize(length);
+            return rv;
+        },
+        CKO_PRIVATE_KEY);
+    return job->signature;
+}
+
+std::vector<KeyInfo> Pkcs11Hsm::list_keys() {
+    auto keys = std::make_shared<std::vector<KeyInfo>>();
+    run("listing keys", [keys](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+        keys->clear();
+        CK_RV rv = fn.C_FindObjectsInit(session, nullptr, 0);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        std::vector<CK_OBJECT_HANDLE> handles(kMaxListedObjects);
+        CK_ULONG count = 0;
+        rv = fn.C_FindObjects(session, handles.data(), handles.size(), &count);
+        fn.C_FindObjectsFinal(session);
+        for (CK_ULONG i = 0; rv == CKR_OK && i < count; ++i) {
+            if (auto info = read_key_info(fn, session, handles[i])) {
+                keys->push_back(std::move(*info));
+            }
+        }
+        return rv;
+    });
+    return *keys;
+}
+
+}  // namespace
+
+std::shared_ptr<Hsm> Hsm::open(const HsmConfig& config) {
+    if (config.pin_file.empty()) {
+        throw HsmError(Fault::config, "no PIN file is configured");
+    }
+    (void)read_pin_file(config.pin_file);
+    return std::make_shared<Pkcs11Hsm>(config);
+}
+
+}  // namespace otpbox::hsm

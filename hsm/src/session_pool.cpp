@@ -1,0 +1,231 @@
+#include "session_pool.hpp"
+
+#include "otpbox/hsm/error.hpp"
+
+namespace otpbox::hsm {
+
+namespace {
+
+constexpr auto kReconnectBackoff = std::chrono::seconds(1);
+
+}  // namespace
+
+Lease::~Lease() {
+    if (m_pool == nullptr) {
+        return;
+    }
+    using Return = SessionPool::Return;
+    m_pool->release(m_session, m_generation,
+                    m_abandoned ? Return::abandon : (m_broken ? Return::close : Return::idle));
+}
+
+std::function<void()> Lease::closer() const {
+    return m_pool->late_closer(m_session, m_generation);
+}
+
+Lease::Lease(Lease&& other) noexcept
+    : m_pool(other.m_pool),
+      m_session(other.m_session),
+      m_generation(other.m_generation),
+      m_broken(other.m_broken),
+      m_abandoned(other.m_abandoned) {
+    other.m_pool = nullptr;
+}
+
+SessionPool::SessionPool(const HsmConfig& config)
+    : m_config(config), m_module(Module::load(config.module_path, config.environment)) {
+    std::lock_guard lock(m_mutex);
+    connect_locked();
+}
+
+SessionPool::~SessionPool() {
+    std::lock_guard lock(m_mutex);
+    close_all_locked();
+}
+
+void SessionPool::login_locked() {
+    auto pin = read_pin_file(m_config.pin_file);
+    auto& fn = m_module->api();
+    const CK_RV rv =
+        fn.C_Login(m_login_session, CKU_USER,
+                   reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<std::uint8_t*>(pin.bytes().data())),
+                   pin.size());
+    if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
+        throw HsmError(rv,
+                       "login to token \"" + m_config.token_label + "\" failed: " + ckr_name(rv));
+    }
+}
+
+void SessionPool::connect_locked() {
+    auto& fn = m_module->api();
+    const auto slot = m_module->find_token_reinitialising(m_config.token_label);
+    if (!slot) {
+        throw HsmError(Fault::config,
+                       "no initialised token labelled \"" + m_config.token_label + "\"");
+    }
+    m_slot = *slot;
+    Module::check(fn.C_OpenSession(m_slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr,
+                                   &m_login_session),
+                  "C_OpenSession");
+    try {
+        login_locked();
+    } catch (...) {
+        fn.C_CloseSession(m_login_session);
+        m_login_session = CK_INVALID_HANDLE;
+        throw;
+    }
+    m_connected = true;
+    ++m_generation;
+    m_live_generation->store(m_generation);
+    m_state = "ok";
+    m_detail.clear();
+}
+
+void SessionPool::close_all_locked() {
+    auto& fn = m_module->api();
+    for (const auto session : m_idle) {
+        fn.C_CloseSession(session);
+    }
+    m_idle.clear();
+    m_open = 0;
+    if (m_login_session != CK_INVALID_HANDLE) {
+        fn.C_CloseSession(m_login_session);
+        m_login_session = CK_INVALID_HANDLE;
+    }
+    m_keys.clear();
+    m_connected = false;
+    ++m_generation;
+    m_live_generation->store(m_generation);
+    m_returned.notify_all();
+}
+
+void SessionPool::disconnect(const std::string& why) {
+    std::lock_guard lock(m_mutex);
+    lose_token_locked(why);
+}
+
+void SessionPool::lose_token_locked(const std::string& why) {
+    close_all_locked();
+    m_state = "token_gone";
+    m_detail = why;
+    m_next_attempt = std::chrono::steady_clock::now() + kReconnectBackoff;
+}
+
+void SessionPool::login_again() {
+    std::lock_guard lock(m_mutex);
+    if (m_connected) {
+        login_locked();
+    }
+}
+
+Lease SessionPool::acquire() {
+    std::unique_lock lock(m_mutex);
+    if (!m_connected) {
+        if (std::chrono::steady_clock::now() < m_next_attempt) {
+            throw HsmError(Fault::token_gone, "the HSM is unreachable: " + m_detail);
+        }
+        try {
+            connect_locked();
+        } catch (const HsmError& error) {
+            m_state = "token_gone";
+            m_detail = error.what();
+            m_next_attempt = std::chrono::steady_clock::now() + kReconnectBackoff;
+            if (error.fault() == Fault::pin) {
+                throw;
+            }
+            throw HsmError(Fault::token_gone,
+                           std::string("the HSM is unreachable: ") + error.what());
+        }
+    }
+    const auto deadline = std::chrono::steady_clock::now() + m_config.call_timeout;
+    while (m_idle.empty() && m_open >= m_config.max_sessions) {
+        if (m_returned.wait_until(lock, deadline) == std::cv_status::timeout) {
+            throw HsmError(Fault::stalled, "every HSM session is busy");
+        }
+        if (!m_connected) {
+            throw HsmError(Fault::token_gone, "the HSM went away");
+        }
+    }
+    if (!m_idle.empty()) {
+        const auto session = m_idle.back();
+        m_idle.pop_back();
+        return Lease(*this, session, m_generation);
+    }
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    const CK_RV rv = m_module->api().C_OpenSession(m_slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+                                                   nullptr, nullptr, &session);
+    if (rv != CKR_OK) {
+        if (classify(rv) == Fault::token_gone) {
+            lose_token_locked("C_OpenSession: " + ckr_name(rv));
+        }
+        throw HsmError(rv, "C_OpenSession failed: " + ckr_name(rv));
+    }
+    ++m_open;
+    return Lease(*this, session, m_generation);
+}
+
+void SessionPool::release(CK_SESSION_HANDLE session, std::uint64_t generation, Return how) {
+    std::lock_guard lock(m_mutex);
+    if (generation != m_generation) {
+        // From before a reconnect: closing the last session logged it out
+        // and made every handle of that time invalid (PKCS#11 v2.40 5.6).
+        return;
+    }
+    switch (how) {
+        case Return::idle:
+            m_idle.push_back(session);
+            break;
+        case Return::close:
+            m_module->api().C_CloseSession(session);
+            --m_open;
+            break;
+        case Return::abandon:
+            --m_open;
+            break;
+    }
+    m_returned.notify_one();
+}
+
+std::function<void()> SessionPool::late_closer(CK_SESSION_HANDLE session,
+                                               std::uint64_t generation) const {
+    return [module = m_module, live = m_live_generation, session, generation] {
+        // After a reconnect the handle may name someone else's session.
+        if (live->load() == generation) {
+            module->api().C_CloseSession(session);
+        }
+    };
+}
+
+std::optional<CK_OBJECT_HANDLE> SessionPool::cached_key(const std::string& label) {
+    std::lock_guard lock(m_mutex);
+    const auto found = m_keys.find(label);
+    if (found == m_keys.end()) {
+        return std::nullopt;
+    }
+    return found->second;
+}
+
+void SessionPool::cache_key(const std::string& label, CK_OBJECT_HANDLE handle,
+                            std::uint64_t generation) {
+    std::lock_guard lock(m_mutex);
+    if (generation == m_generation) {
+        m_keys[label] = handle;
+    }
+}
+
+void SessionPool::forget_keys() {
+    std::lock_guard lock(m_mutex);
+    m_keys.clear();
+}
+
+HsmHealth SessionPool::health() {
+    std::lock_guard lock(m_mutex);
+    return {m_connected, m_connected ? "ok" : m_state, m_detail};
+}
+
+std::uint64_t SessionPool::generation() {
+    std::lock_guard lock(m_mutex);
+    return m_generation;
+}
+
+}  // namespace otpbox::hsm

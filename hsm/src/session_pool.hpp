@@ -1,0 +1,109 @@
+#pragma once
+
+// The token's sessions: one logged-in session held for the process's life
+// (closing the last session of an application logs it out and invalidates
+// its object handles, PKCS#11 v2.40 5.6), and a pool of sessions, one per
+// operation in flight, with a bounded wait when all are busy.
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "module.hpp"
+#include "otpbox/hsm/hsm.hpp"
+
+namespace otpbox::hsm {
+
+class SessionPool;
+
+// A session taken from the pool; back to the pool when released, closed
+// when marked broken.
+class Lease {
+  public:
+    Lease(SessionPool& pool, CK_SESSION_HANDLE session, std::uint64_t generation)
+        : m_pool(&pool), m_session(session), m_generation(generation) {}
+    ~Lease();
+    Lease(Lease&& other) noexcept;
+    Lease(const Lease&) = delete;
+    Lease& operator=(const Lease&) = delete;
+    Lease& operator=(Lease&&) = delete;
+
+    [[nodiscard]] CK_SESSION_HANDLE handle() const { return m_session; }
+    void mark_broken() { m_broken = true; }
+
+    // The session's call overran its deadline: it leaves the pool now, and
+    // closer() is what closes it once the call returns.
+    void abandon() { m_abandoned = true; }
+    [[nodiscard]] std::function<void()> closer() const;
+
+  private:
+    SessionPool* m_pool;
+    CK_SESSION_HANDLE m_session;
+    std::uint64_t m_generation;
+    bool m_broken = false;
+    bool m_abandoned = false;
+};
+
+class SessionPool {
+  public:
+    explicit SessionPool(const HsmConfig& config);
+    ~SessionPool();
+
+    // Connects when needed (find the token, open the login session, log in).
+    // Throws HsmError: token_gone while the token cannot be reached.
+    [[nodiscard]] Lease acquire();
+
+    // Drops every session and cached handle; the next acquire reconnects.
+    void disconnect(const std::string& why);
+
+    // Logs in again on the held session.
+    void login_again();
+
+    [[nodiscard]] CK_FUNCTION_LIST& api() const { return m_module->api(); }
+    [[nodiscard]] std::shared_ptr<Module> module() const { return m_module; }
+
+    // Key handles by label, valid for the current connection.
+    [[nodiscard]] std::optional<CK_OBJECT_HANDLE> cached_key(const std::string& label);
+    void cache_key(const std::string& label, CK_OBJECT_HANDLE handle, std::uint64_t generation);
+    void forget_keys();
+
+    [[nodiscard]] HsmHealth health();
+    [[nodiscard]] std::uint64_t generation();
+
+  private:
+    friend class Lease;
+    enum class Return { idle, close, abandon };
+    void release(CK_SESSION_HANDLE session, std::uint64_t generation, Return how);
+    [[nodiscard]] std::function<void()> late_closer(CK_SESSION_HANDLE session,
+                                                    std::uint64_t generation) const;
+    void connect_locked();
+    void login_locked();
+    void close_all_locked();
+    void lose_token_locked(const std::string& why);
+
+    HsmConfig m_config;
+    std::shared_ptr<Module> m_module;
+    std::mutex m_mutex;
+    std::condition_variable m_returned;
+    bool m_connected = false;
+    CK_SLOT_ID m_slot = 0;
+    CK_SESSION_HANDLE m_login_session = CK_INVALID_HANDLE;
+    std::vector<CK_SESSION_HANDLE> m_idle;
+    std::size_t m_open = 0;  // pooled sessions open, idle or leased
+    std::uint64_t m_generation = 0;
+    // Read by abandoned calls that may outlive the pool.
+    std::shared_ptr<std::atomic<std::uint64_t>> m_live_generation =
+        std::make_shared<std::atomic<std::uint64_t>>(0);
+    std::map<std::string, CK_OBJECT_HANDLE> m_keys;
+    std::string m_state = "ok";
+    std::string m_detail;
+    std::chrono::steady_clock::time_point m_next_attempt{};
+};
+
+}  // namespace otpbox::hsm

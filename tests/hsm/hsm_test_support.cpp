@@ -1,0 +1,97 @@
+#include "hsm_test_support.hpp"
+
+#include <stdexcept>
+
+// The tests reach the internal module wrapper so that they share the one
+// loaded module instead of initialising a second copy.
+#include "../../hsm/src/module.hpp"
+
+namespace otpbox::hsm::testing {
+
+HsmConfig config_for(const otpbox::test::SoftHsmToken& token) {
+    HsmConfig config;
+    config.module_path = otpbox::test::SoftHsmToken::module_path();
+    config.token_label = token.label();
+    config.pin_file = token.pin_file();
+    config.environment["SOFTHSM2_CONF"] = token.conf_path().string();
+    config.call_timeout = std::chrono::seconds(10);
+    return config;
+}
+
+std::vector<std::uint8_t> from_hex(std::string_view hex) {
+    if (hex.size() % 2 != 0) {
+        throw std::invalid_argument("odd hex length");
+    }
+    std::vector<std::uint8_t> bytes;
+    for (std::size_t i = 0; i < hex.size(); i += 2) {
+        bytes.push_back(
+            static_cast<std::uint8_t>(std::stoi(std::string(hex.substr(i, 2)), nullptr, 16)));
+    }
+    return bytes;
+}
+
+std::vector<std::uint8_t> to_bytes(std::string_view text) {
+    return {text.begin(), text.end()};
+}
+
+namespace {
+
+// Runs read on the object of that label (and class) in a session of the
+// module the Hsm has loaded; returns what read returns.
+template <class Read>
+auto with_object(const HsmConfig& config, std::string_view label, unsigned long object_class,
+                 Read read) {
+    const auto module = Module::load(config.module_path, config.environment);
+    auto& api = module->api();
+    const auto slot = module->find_token(config.token_label);
+    if (!slot) {
+        throw std::runtime_error("test token not found");
+    }
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    Module::check(api.C_OpenSession(*slot, CKF_SERIAL_SESSION, nullptr, nullptr, &session),
+                  "C_OpenSession");
+    std::string name(label);
+    CK_OBJECT_CLASS wanted = object_class;
+    CK_ATTRIBUTE query[] = {{CKA_LABEL, name.data(), name.size()},
+                            {CKA_CLASS, &wanted, sizeof(wanted)}};
+    CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
+    CK_ULONG count = 0;
+    api.C_FindObjectsInit(session, query, object_class == kAnyClass ? 1 : 2);
+    api.C_FindObjects(session, &object, 1, &count);
+    api.C_FindObjectsFinal(session);
+    if (count != 1) {
+        api.C_CloseSession(session);
+        throw std::runtime_error("test object not found");
+    }
+    auto result = read(api, session, object);
+    api.C_CloseSession(session);
+    return result;
+}
+
+}  // namespace
+
+unsigned long read_key_value_rv(const HsmConfig& config, std::string_view label,
+                                unsigned long object_class) {
+    return with_object(config, label, object_class,
+                       [](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+                           std::vector<std::uint8_t> value(4096);
+                           CK_ATTRIBUTE attribute{CKA_VALUE, value.data(), value.size()};
+                           return api.C_GetAttributeValue(session, key, &attribute, 1);
+                       });
+}
+
+std::vector<std::uint8_t> read_key_id(const HsmConfig& config, std::string_view label,
+                                      unsigned long object_class) {
+    return with_object(config, label, object_class,
+                       [](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+                           std::vector<std::uint8_t> id(64);
+                           CK_ATTRIBUTE attribute{CKA_ID, id.data(), id.size()};
+                           if (api.C_GetAttributeValue(session, key, &attribute, 1) != CKR_OK) {
+                               throw std::runtime_error("no CKA_ID");
+                           }
+                           id.resize(attribute.ulValueLen);
+                           return id;
+                       });
+}
+
+}  // namespace otpbox::hsm::testing

@@ -1,0 +1,35 @@
+#pragma once
+
+// Shared by the hsm tests: an HsmConfig for a per-test SoftHSM2 token, and
+// raw PKCS#11 access to that token for checks the public API must not offer.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "otpbox/hsm/hsm.hpp"
+#include "test_support.hpp"
+
+namespace otpbox::hsm::testing {
+
+inline constexpr unsigned long kAnyClass = ~0UL;
+
+[[nodiscard]] HsmConfig config_for(const otpbox::test::SoftHsmToken& token);
+
+// bytes from a hex string ("0b0b..."), for known-answer vectors.
+[[nodiscard]] std::vector<std::uint8_t> from_hex(std::string_view hex);
+
+[[nodiscard]] std::vector<std::uint8_t> to_bytes(std::string_view text);
+
+// The CK_RV of C_GetAttributeValue(CKA_VALUE) on the key of that label,
+// through the module the Hsm has loaded (it must still be open).
+// The object is found by label, and by class unless kAnyClass.
+[[nodiscard]] unsigned long read_key_value_rv(const HsmConfig& config, std::string_view label,
+                                              unsigned long object_class = kAnyClass);
+
+// CKA_ID of the object of that label and class.
+[[nodiscard]] std::vector<std::uint8_t> read_key_id(const HsmConfig& config, std::string_view label,
+                                                    unsigned long object_class);
+
+}  // namespace otpbox::hsm::testing

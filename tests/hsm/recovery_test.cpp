@@ -1,0 +1,122 @@
+#include <gtest/gtest.h>
+
+#include <thread>
+
+#include "hsm_test_support.hpp"
+#include "otpbox/hsm/error.hpp"
+#include "otpbox/hsm/hsm.hpp"
+
+// Recovery through the project's fault-injecting module, which forwards to
+// SoftHSM2 and fails or stalls calls as its control file says.
+
+namespace otpbox::hsm {
+namespace {
+
+using otpbox::test::SoftHsmToken;
+using otpbox::test::TempDir;
+using otpbox::test::write_file;
+using testing::to_bytes;
+
+class HsmRecovery : public ::testing::Test {
+  protected:
+    HsmRecovery() {
+        set_fault("pass");
+        ::setenv("OTPBOX_FAULTMOD_CONTROL", m_control.c_str(), 1);
+        m_config = testing::config_for(m_token);
+        m_config.module_path =
+            std::filesystem::path(OTPBOX_BINARY_DIR) / "hsm" / "otpbox_pkcs11_faultmod.so";
+        m_config.environment["OTPBOX_FAULTMOD_TARGET"] = SoftHsmToken::module_path();
+        m_config.call_timeout = std::chrono::milliseconds(300);
+    }
+    ~HsmRecovery() override { ::unsetenv("OTPBOX_FAULTMOD_CONTROL"); }
+
+    void set_fault(const std::string& command) { write_file(m_control, command + "\n"); }
+
+    // Runs f, which must throw HsmError, and returns its fault.
+    template <class F>
+    Fault fault_of(F&& f) {
+        try {
+            f();
+        } catch (const HsmError& error) {
+            EXPECT_TRUE(error.unavailable()) << error.what();
+            return error.fault();
+        }
+        ADD_FAILURE() << "no HsmError thrown";
+        return Fault::none;
+    }
+
+    SoftHsmToken m_token;
+    TempDir m_dir;
+    std::filesystem::path m_control = m_dir.path() / "fault";
+    HsmConfig m_config;
+};
+
+TEST_F(HsmRecovery, TokenGone_UnavailableThenBackWithKeys) {
+    const auto hsm = Hsm::open(m_config);
+    hsm->generate_secret_key("mac-v1", KeyKind::hmac_sha256);
+    const auto mac = hsm->hmac_sha256("mac-v1", to_bytes("data"));
+
+    set_fault("removed");
+    EXPECT_EQ(fault_of([&] { (void)hsm->hmac_sha256("mac-v1", to_bytes("data")); }),
+              Fault::token_gone);
+    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(4); }), Fault::token_gone);
+    const auto down = hsm->health();
+    EXPECT_FALSE(down.ok);
+    EXPECT_EQ(down.state, "token_gone");
+    EXPECT_NE(down.detail.find("CKR_DEVICE_REMOVED"), std::string::npos);
+
+    set_fault("pass");
+    EXPECT_TRUE(
+        otpbox::test::wait_until([&] { return hsm->health().ok; }, std::chrono::seconds(10)));
+    // Logged in again and the key found again by label.
+    EXPECT_EQ(hsm->hmac_sha256("mac-v1", to_bytes("data")), mac);
+}
+
+TEST_F(HsmRecovery, SessionLost_OnceIsRetriedOnAnotherSession) {
+    const auto hsm = Hsm::open(m_config);
+    set_fault("session_invalid 1");
+    EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+    EXPECT_TRUE(hsm->health().ok);
+}
+
+TEST_F(HsmRecovery, SessionLost_TwiceIsReported) {
+    const auto hsm = Hsm::open(m_config);
+    set_fault("session_invalid 2");
+    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(8); }), Fault::session_lost);
+    // The count is spent: the next call works on a fresh session.
+    EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+}
+
+TEST_F(HsmRecovery, NotLoggedIn_LogsInAgain) {
+    const auto hsm = Hsm::open(m_config);
+    hsm->generate_secret_key("mac-v1", KeyKind::hmac_sha256);
+    set_fault("not_logged_in 1");
+    EXPECT_EQ(hsm->hmac_sha256("mac-v1", to_bytes("data")).size(), 32u);
+}
+
+TEST_F(HsmRecovery, Stalled_CallerGetsStalledAndPoolGoesOn) {
+    const auto hsm = Hsm::open(m_config);
+    set_fault("stall 1500");
+    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(8); }), Fault::stalled);
+
+    set_fault("pass");
+    EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+    EXPECT_TRUE(hsm->health().ok);
+    // Let the abandoned call come back before the token goes away.
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+}
+
+TEST_F(HsmRecovery, Stalled_EverySessionBusyIsABoundedWait) {
+    m_config.max_sessions = 1;
+    m_config.call_timeout = std::chrono::milliseconds(2000);
+    const auto hsm = Hsm::open(m_config);
+    set_fault("stall 800");
+    std::thread slow([&] { (void)hsm->random_bytes(8); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    // The second caller waits for the one session, then gets it.
+    EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+    slow.join();
+}
+
+}  // namespace
+}  // namespace otpbox::hsm
