@@ -55,7 +55,8 @@ struct DecodedSubmit {
     bool ucs2 = false;
 };
 
-// Throws PduError on anything malformed.
+// Throws PduError on anything malformed. 8-bit (binary) user data is refused
+// too: otpbox only ever sends text.
 [[nodiscard]] DecodedSubmit decode_submit(std::string_view hex);
 
 enum class DeliveryClass { delivered, temporary, permanent };

@@ -23,6 +23,7 @@ using Clock = std::function<TimePoint()>;
 // "sending" is internal: the API shows it as "queued".
 enum class SmsStatus { queued, sending, sent, delivered, failed, expired };
 
+// The API's name: "sending" gives "queued".
 [[nodiscard]] std::string_view status_name(SmsStatus status) noexcept;
 
 struct OutgoingSms {
@@ -63,6 +64,8 @@ class SmsQueue {
     [[nodiscard]] std::optional<SmsRecord> find(std::string_view id);
     [[nodiscard]] QueueStats stats();
 
+    // The modem pool's side (claiming, recording +CMGS and reports), defined
+    // in the library's private sms_queue_impl.hpp.
     class Impl;
     [[nodiscard]] Impl& impl() { return *m_impl; }
 

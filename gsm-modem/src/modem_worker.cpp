@@ -1,0 +1,194 @@
+#include "modem_worker.hpp"
+
+#include <algorithm>
+
+namespace otpbox::gsm {
+namespace {
+
+constexpr auto kIdleListen = std::chrono::milliseconds(200);
+constexpr auto kIdleWait = std::chrono::milliseconds(800);
+
+[[nodiscard]] bool is_sim_locked(const AtError& error) noexcept {
+    return error.code() == make_error_code(AtErrc::sim_locked);
+}
+
+}  // namespace
+
+ModemWorker::ModemWorker(ModemConfig config, SmsQueue::Impl& queue)
+    : m_config(std::move(config)), m_queue(queue), m_modem(m_config) {
+    m_health.name = m_config.name;
+    m_health.state = "stopped";
+    m_health.registration = "unknown";
+}
+
+ModemWorker::~ModemWorker() {
+    request_stop();
+    join();
+}
+
+void ModemWorker::start() {
+    m_stopping = false;
+    m_thread = std::thread([this] { run(); });
+}
+
+void ModemWorker::request_stop() {
+    {
+        std::lock_guard lock(m_pause_mutex);
+        m_stopping = true;
+    }
+    m_pause.notify_all();
+}
+
+void ModemWorker::join() {
+    if (m_thread.joinable()) {
+        m_thread.join();
+    }
+}
+
+ModemHealth ModemWorker::health() const {
+    std::lock_guard lock(m_health_mutex);
+    return m_health;
+}
+
+void ModemWorker::run() {
+    while (!m_stopping) {
+        if (!m_modem.is_open() && !bring_up()) {
+            continue;
+        }
+        try {
+            serve_once();
+        } catch (const SmsDatabaseError& error) {
+            // The database, not the modem, failed: keep the modem open.
+            update_health("ready", error.what());
+            pause(kFirstBackoff);
+        } catch (const std::exception& error) {
+            take_out(error.what());
+        }
+    }
+    m_modem.close();
+    update_health("stopped");
+}
+
+// Returns true when the modem is ready. A locked SIM parks the worker: it
+// is not retried, so the PIN is never tried twice.
+bool ModemWorker::bring_up() {
+    update_health("initialising");
+    try {
+        m_modem.open();
+    } catch (const AtError& error) {
+        if (is_sim_locked(error)) {
+            update_health("sim_locked", error.what());
+            pause(std::chrono::hours(24 * 365));
+            return false;
+        }
+        take_out(error.what());
+        return false;
+    } catch (const std::exception& error) {
+        take_out(error.what());
+        return false;
+    }
+    m_backoff = kFirstBackoff;
+    m_consecutive_errors = 0;
+    m_next_poll = std::chrono::steady_clock::now() + m_config.poll_interval;
+    update_health("ready");
+    return true;
+}
+
+void ModemWorker::serve_once() {
+    if (std::chrono::steady_clock::now() >= m_next_poll) {
+        m_modem.poll();
+        m_next_poll = std::chrono::steady_clock::now() + m_config.poll_interval;
+        update_health("ready");
+    }
+    forward_reports();
+    auto sms = m_queue.claim(m_config.name);
+    if (!sms) {
+        m_modem.listen(kIdleListen);
+        forward_reports();
+        m_queue.wait_for_work(kIdleWait);
+        return;
+    }
+    send_one(*sms);
+}
+
+void ModemWorker::send_one(ClaimedSms& sms) {
+    SubmitOptions options;
+    options.validity = m_config.validity;
+    options.status_report = true;
+    options.concat_reference = static_cast<std::uint8_t>(m_random());
+    try {
+        m_modem.send(sms.to, sms.text, options,
+                     [&](std::size_t part, std::size_t parts, std::uint8_t reference) {
+                         m_queue.record_part(sms.id, m_config.name, part, parts, reference);
+                     });
+    } catch (const AtError& error) {
+        handle_send_error(sms, error);
+        return;
+    } catch (const PduError& error) {
+        m_queue.fail(sms.id, std::string("cannot encode: ") + error.what());
+        std::lock_guard lock(m_health_mutex);
+        ++m_health.failed;
+        return;
+    } catch (const std::exception& error) {
+        m_queue.requeue(sms.id, error.what(), m_queue.now());
+        throw;
+    }
+    m_consecutive_errors = 0;
+    std::lock_guard lock(m_health_mutex);
+    ++m_health.sent;
+}
+
+void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error) {
+    switch (classify_send_error(error.code())) {
+        case SendFault::permanent: {
+            m_queue.fail(sms.id, error.what());
+            std::lock_guard lock(m_health_mutex);
+            ++m_health.failed;
+            m_health.last_error = error.what();
+            return;
+        }
+        case SendFault::temporary:
+            m_queue.requeue(sms.id, error.what(),
+                            m_queue.now() + m_config.retry_delay * sms.attempts);
+            if (++m_consecutive_errors < kMaxConsecutiveErrors) {
+                update_health("ready", error.what());
+                return;
+            }
+            break;
+        case SendFault::modem:
+            // Back at once, so that another modem takes it.
+            m_queue.requeue(sms.id, error.what(), m_queue.now());
+            break;
+    }
+    throw error;
+}
+
+void ModemWorker::forward_reports() {
+    for (const auto& report : m_modem.take_status_reports()) {
+        m_queue.record_report(m_config.name, report);
+    }
+}
+
+void ModemWorker::take_out(const std::string& reason) {
+    m_modem.reset();
+    update_health("failed", reason);
+    pause(m_backoff);
+    m_backoff = std::min<std::chrono::milliseconds>(m_backoff * 2, kMaxBackoff);
+}
+
+void ModemWorker::pause(std::chrono::milliseconds duration) {
+    std::unique_lock lock(m_pause_mutex);
+    m_pause.wait_for(lock, duration, [this] { return m_stopping.load(); });
+}
+
+void ModemWorker::update_health(std::string_view state, std::string_view error) {
+    std::lock_guard lock(m_health_mutex);
+    m_health.state = std::string(state);
+    m_health.registration = std::string(registration_name(m_modem.registration()));
+    m_health.signal_rssi = m_modem.signal_rssi();
+    if (!error.empty()) {
+        m_health.last_error = std::string(error);
+    }
+}
+
+}  // namespace otpbox::gsm

@@ -1,0 +1,247 @@
+// The AT engine against a scripted modem on a real pseudo-terminal pair.
+
+#include <fcntl.h>
+#include <poll.h>
+#include <pty.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+#include <atomic>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include "otpbox/gsm/at_engine.hpp"
+#include "otpbox/gsm/at_error.hpp"
+#include "scripted_modem.hpp"
+#include "test_support.hpp"
+
+namespace otpbox::gsm {
+namespace {
+
+using namespace std::chrono_literals;
+using fake::ScriptedModem;
+
+constexpr std::string_view kPdu = "0011000B919471021436F50000A7034F6B19";
+constexpr std::string_view kReportPdu = "0006070B919471021436F5621240001235406212400012354000";
+
+std::string ok(std::string_view lines = {}) {
+    return std::string(lines) + "\r\nOK\r\n";
+}
+
+TEST(AtEngine_Command, ReturnsInformationLinesBeforeOk) {
+    ScriptedModem modem([](const std::string& line) {
+        return line == "AT+CSQ" ? ok("\r\n+CSQ: 21,99\r\n") : ok();
+    });
+    AtEngine engine(modem.settings());
+
+    const auto response = engine.command("AT+CSQ", 2s);
+
+    ASSERT_EQ(response.lines.size(), 1u);
+    EXPECT_EQ(response.lines[0], "+CSQ: 21,99");
+}
+
+TEST(AtEngine_Command, MapsCmeErrorToItsCategory) {
+    ScriptedModem modem([](const std::string&) { return "\r\n+CME ERROR: 10\r\n"; });
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.command("AT+CPIN?", 2s);
+        FAIL() << "no error";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), cme_error(10));
+        EXPECT_EQ(&error.code().category(), &cme_category());
+        EXPECT_NE(error.code().message().find("SIM not inserted"), std::string::npos);
+    }
+}
+
+TEST(AtEngine_Command, MapsPlainErrorToAtCategory) {
+    ScriptedModem modem([](const std::string&) { return "\r\nERROR\r\n"; });
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.command("AT+CEREG?", 2s);
+        FAIL() << "no error";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::error);
+    }
+}
+
+TEST(AtEngine_Command, TimesOutAndKeepsUrcsThatArrivedMeanwhile) {
+    ScriptedModem modem([](const std::string&) { return "\r\nRING\r\n\r\n^RSSI: 12\r\n"; });
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.command("AT", 300ms);
+        FAIL() << "no timeout";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::timeout);
+    }
+    const auto urcs = engine.take_urcs();
+    ASSERT_EQ(urcs.size(), 2u);
+    EXPECT_EQ(urcs[0].line, "RING");
+    EXPECT_EQ(urcs[1].line, "^RSSI: 12");
+}
+
+TEST(AtEngine_Command, ToleratesEcho) {
+    ScriptedModem modem([](const std::string& line) {
+        return line + "\r" + (line == "AT+CREG?" ? ok("\r\n+CREG: 0,1\r\n") : ok());
+    });
+    AtEngine engine(modem.settings());
+
+    const auto response = engine.command("AT+CREG?", 2s);
+
+    ASSERT_EQ(response.lines.size(), 1u);
+    EXPECT_EQ(response.lines[0], "+CREG: 0,1");
+    EXPECT_TRUE(engine.take_urcs().empty());
+}
+
+TEST(AtEngine_Command, SurvivesBinaryGarbageAndOverlongRuns) {
+    ScriptedModem modem([](const std::string&) {
+        std::string noise("\x00\xff\xfe\x07garbage\x01", 13);
+        noise += std::string(5000, 'x');  // no line end: dropped past the bound
+        return noise + "\r\n" + ok();
+    });
+    AtEngine engine(modem.settings());
+
+    EXPECT_NO_THROW((void)engine.command("AT", 2s));
+    for (const auto& urc : engine.take_urcs()) {
+        EXPECT_LE(urc.line.size(), AtEngine::kMaxLine);
+    }
+    EXPECT_NO_THROW((void)engine.command("AT", 2s));
+}
+
+TEST(AtEngine_Command, OpeningAMissingDeviceFails) {
+    try {
+        AtEngine engine(SerialSettings{"/nonexistent/ttyUSB9", 115200, false});
+        FAIL() << "opened";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::port_closed);
+    }
+}
+
+TEST(AtEngine_Command, HangupReportsPortClosed) {
+    ScriptedModem modem([](const std::string&) { return std::string(); });
+    AtEngine engine(modem.settings());
+    modem.close_master();
+
+    try {
+        (void)engine.command("AT", 2s);
+        FAIL() << "no error";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::port_closed);
+    }
+}
+
+// A modem in PDU mode: prompt after AT+CMGS, then what `after_pdu` says.
+ScriptedModem::Script pdu_modem(std::string prompt, std::string after_pdu) {
+    return [prompt, after_pdu](const std::string& line) {
+        if (line.starts_with("AT+CMGS=")) {
+            return prompt;
+        }
+        if (line.ends_with("\x1a")) {
+            return after_pdu;
+        }
+        return ok();
+    };
+}
+
+TEST(AtEngine_SendPdu, ReturnsTheMessageReference) {
+    ScriptedModem modem(pdu_modem("\r\n> ", "\r\n+CMGS: 42\r\n" + ok()));
+    AtEngine engine(modem.settings());
+
+    EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 2s), 42);
+    EXPECT_NE(modem.received().find("AT+CMGS=17\r" + std::string(kPdu) + "\x1a"),
+              std::string::npos);
+}
+
+TEST(AtEngine_SendPdu, TakesOutUrcsBetweenPromptAndResult) {
+    const std::string urcs = "\r\n+CMTI: \"SM\",3\r\n\r\n+CDS: 25\r\n" + std::string(kReportPdu) +
+                             "\r\n\r\n+CREG: 5\r\n";
+    ScriptedModem modem(pdu_modem("\r\n+CREG: 1\r\n\r\n> ", urcs + "\r\n+CMGS: 7\r\n" + ok()));
+    AtEngine engine(modem.settings());
+
+    EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 2s), 7);
+
+    const auto taken = engine.take_urcs();
+    ASSERT_EQ(taken.size(), 4u);
+    EXPECT_EQ(taken[0].line, "+CREG: 1");
+    EXPECT_EQ(taken[1].line, "+CMTI: \"SM\",3");
+    EXPECT_EQ(taken[2].line, "+CDS: 25");
+    ASSERT_TRUE(taken[2].pdu.has_value());
+    EXPECT_EQ(*taken[2].pdu, kReportPdu);
+    EXPECT_EQ(taken[3].line, "+CREG: 5");
+}
+
+TEST(AtEngine_SendPdu, AcceptsBarePromptWithEcho) {
+    ScriptedModem modem([](const std::string& line) -> std::string {
+        if (line.starts_with("AT+CMGS=")) {
+            return line + "\r\r\n>";
+        }
+        if (line.ends_with("\x1a")) {
+            return line + "\r\n+CMGS: 3\r\n" + ok();
+        }
+        return ok();
+    });
+    AtEngine engine(modem.settings());
+
+    EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 2s), 3);
+}
+
+TEST(AtEngine_SendPdu, MissingPromptCancelsWithEscape) {
+    ScriptedModem modem(pdu_modem("", ""));
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.send_pdu(17, kPdu, 300ms, 2s);
+        FAIL() << "no error";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::no_prompt);
+    }
+    EXPECT_TRUE(
+        test::wait_until([&] { return modem.received().find('\x1b') != std::string::npos; }, 2s));
+    EXPECT_EQ(modem.received().find(kPdu), std::string::npos);
+}
+
+TEST(AtEngine_SendPdu, MapsCmsErrorAfterThePdu) {
+    ScriptedModem modem(pdu_modem("\r\n> ", "\r\n+CMS ERROR: 38\r\n"));
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.send_pdu(17, kPdu, 2s, 2s);
+        FAIL() << "no error";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), cms_error(38));
+        EXPECT_NE(error.code().message().find("network out of order"), std::string::npos);
+        EXPECT_EQ(std::string(error.what()).find(kPdu), std::string::npos);
+    }
+}
+
+TEST(AtEngine_SendPdu, OkWithoutReferenceIsABadResponse) {
+    ScriptedModem modem(pdu_modem("\r\n> ", ok()));
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.send_pdu(17, kPdu, 2s, 2s);
+        FAIL() << "no error";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::bad_response);
+    }
+}
+
+TEST(AtEngine_Listen, CollectsUnsolicitedReports) {
+    ScriptedModem modem([](const std::string&) { return ok(); });
+    AtEngine engine(modem.settings());
+    modem.write("\r\n+CDS: 25\r\n" + std::string(kReportPdu) + "\r\n\r\n+CEREG: 1\r\n");
+
+    engine.listen(300ms);
+
+    const auto urcs = engine.take_urcs();
+    ASSERT_EQ(urcs.size(), 2u);
+    EXPECT_EQ(urcs[0].pdu.value_or(""), kReportPdu);
+    EXPECT_EQ(urcs[1].line, "+CEREG: 1");
+}
+
+}  // namespace
+}  // namespace otpbox::gsm
