@@ -68,6 +68,16 @@ struct Response {
 // Runs on one of the io_context's threads; may block (HSM, SQLite).
 using Handler = std::function<Response(const Request&)>;
 
+// One answered request, for an access log. Never holds a body or a query.
+struct AccessEntry {
+    std::string method;  // "" when the request could not be parsed
+    std::string path;    // without the query
+    unsigned status = 0;
+    std::string client_subject;
+    std::chrono::microseconds duration{0};
+};
+using AccessLog = std::function<void(const AccessEntry&)>;
+
 class Server {
   public:
     // Loads the certificates and key; throws std::runtime_error naming the
@@ -78,9 +88,15 @@ class Server {
     Server(const Server&) = delete;
     Server& operator=(const Server&) = delete;
 
+    // Called after every answer, on the connection's thread; set it before
+    // start(). Exceptions it throws are swallowed.
+    void set_access_log(AccessLog log);
+
     // Binds and starts accepting; throws std::system_error when it cannot bind.
     void start();
-    // Stops accepting and closes every connection.
+    // Stops accepting and closes every connection. It does not wait for a
+    // handler that is already running: whatever the handler uses must stay
+    // alive until the io_context's threads have returned.
     void stop();
 
     [[nodiscard]] std::uint16_t port() const;

@@ -1,0 +1,274 @@
+#include "api/connection.hpp"
+
+#include <openssl/ssl.h>
+
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/beast/core/bind_handler.hpp>
+#include <boost/beast/core/error.hpp>
+#include <boost/beast/http/error.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/write.hpp>
+
+#include "api/subject_name.hpp"
+
+namespace otpbox::api {
+
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace net = boost::asio;
+
+namespace {
+
+// A refused request's client may still be sending its body; it gets this long
+// to stop before the connection closes, so the close does not become a reset
+// that destroys the answer before the client has read it.
+constexpr std::chrono::seconds kLingerTime{2};
+constexpr std::size_t kLingerBytes = 1024 * 1024;
+constexpr std::size_t kFirstRead = 4096;
+
+bool is_http_error(const boost::system::error_code& error) {
+    return error.category() == http::make_error_code(http::error::bad_target).category();
+}
+
+bool wants_continue(const http::request<http::string_body>& message) {
+    return beast::iequals(message[http::field::expect], "100-continue");
+}
+
+}  // namespace
+
+Connection::Connection(net::ip::tcp::socket socket, std::shared_ptr<ServerState> state)
+    : m_state(std::move(state)),
+      m_id(m_state->next_id()),
+      m_stream(std::move(socket), m_state->tls()) {}
+
+Connection::~Connection() {
+    m_state->forget(m_id);
+}
+
+void Connection::start() {
+    net::dispatch(m_stream.get_executor(),
+                  beast::bind_front_handler(&Connection::handshake, shared_from_this()));
+}
+
+void Connection::close() {
+    net::post(m_stream.get_executor(),
+              [self = shared_from_this()] { self->m_stream.next_layer().close(); });
+}
+
+void Connection::handshake() {
+    m_stream.next_layer().expires_after(m_state->limits().handshake_timeout);
+    m_stream.async_handshake(
+        net::ssl::stream_base::server,
+        beast::bind_front_handler(&Connection::on_handshake, shared_from_this()));
+}
+
+void Connection::on_handshake(error_code error) {
+    if (error) {
+        return;
+    }
+    // The verify callback already refused unlisted subjects; this looks the
+    // role up for the requests to come.
+    const X509* peer = SSL_get0_peer_certificate(m_stream.native_handle());
+    if (peer == nullptr) {
+        return;
+    }
+    m_subject = rfc2253_subject(*peer);
+    const auto role = role_of(m_state->clients(), m_subject);
+    if (!role) {
+        return;
+    }
+    m_role = *role;
+    wait_for_request();
+}
+
+// Until a request's first byte arrives the idle timeout runs; from then on the
+// whole request must arrive within the request timeout, however slowly the
+// client trickles it.
+void Connection::wait_for_request() {
+    if (m_state->stopped()) {
+        return;
+    }
+    if (m_buffer.size() > 0) {
+        read_header();
+        return;
+    }
+    const auto& limits = m_state->limits();
+    m_stream.next_layer().expires_after(m_first_request ? limits.request_timeout
+                                                        : limits.idle_timeout);
+    m_stream.async_read_some(
+        m_buffer.prepare(kFirstRead),
+        beast::bind_front_handler(&Connection::on_first_bytes, shared_from_this()));
+}
+
+void Connection::on_first_bytes(error_code error, std::size_t bytes) {
+    if (error) {
+        return;
+    }
+    m_buffer.commit(bytes);
+    read_header();
+}
+
+void Connection::read_header() {
+    const auto& limits = m_state->limits();
+    m_request_started = std::chrono::steady_clock::now();
+    m_parser.emplace();
+    m_parser->header_limit(static_cast<std::uint32_t>(limits.max_header));
+    m_parser->body_limit(limits.max_body);
+    m_stream.next_layer().expires_after(limits.request_timeout);
+    http::async_read_header(m_stream, m_buffer, *m_parser,
+                            beast::bind_front_handler(&Connection::on_header, shared_from_this()));
+}
+
+void Connection::on_header(error_code error, std::size_t /*bytes*/) {
+    if (error) {
+        refuse_unreadable(error);
+        return;
+    }
+    const auto length = m_parser->content_length();
+    m_has_body = m_parser->chunked() || (length && *length > 0);
+
+    // RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue" may
+    // wait for this interim answer before it sends the body.
+    if (m_has_body && wants_continue(m_parser->get())) {
+        m_continue.emplace(http::status::continue_, m_parser->get().version());
+        http::async_write(
+            m_stream, *m_continue,
+            beast::bind_front_handler(&Connection::on_continue_sent, shared_from_this()));
+        return;
+    }
+    read_body();
+}
+
+void Connection::on_continue_sent(error_code error, std::size_t /*bytes*/) {
+    m_continue.reset();
+    if (error) {
+        return;
+    }
+    read_body();
+}
+
+void Connection::read_body() {
+    if (m_parser->is_done()) {
+        answer();
+        return;
+    }
+    http::async_read(m_stream, m_buffer, *m_parser,
+                     beast::bind_front_handler(&Connection::on_body, shared_from_this()));
+}
+
+void Connection::on_body(error_code error, std::size_t /*bytes*/) {
+    if (error) {
+        refuse_unreadable(error);
+        return;
+    }
+    answer();
+}
+
+// A request that cannot be read whole gets an answer only when the client is
+// still there to read it: a timeout, a reset or a close just ends it.
+void Connection::refuse_unreadable(error_code error) {
+    std::string method;
+    std::string target;
+    if (m_parser && m_parser->is_header_done()) {
+        method = m_parser->get().method_string();
+        target = m_parser->get().target();
+    }
+    const auto refuse = [&](unsigned status, const char* code, const std::string& message) {
+        log(method, target, status);
+        send(error_answer(status, code, message), false);
+    };
+    if (error == http::error::body_limit) {
+        refuse(413, "too_large",
+               "the body is larger than " + std::to_string(m_state->limits().max_body) + " bytes");
+    } else if (error == http::error::header_limit) {
+        refuse(
+            431, "header_too_large",
+            "the header is larger than " + std::to_string(m_state->limits().max_header) + " bytes");
+    } else if (is_http_error(error) && error != http::error::end_of_stream &&
+               error != http::error::partial_message) {
+        refuse(400, "bad_request", "malformed HTTP request");
+    }
+}
+
+void Connection::answer() {
+    if (m_state->stopped()) {
+        return;
+    }
+    const Request request = make_request();
+    Response response = m_state->handle(request);
+    log(request.method_name, request.target, response.status);
+    send(std::move(response), m_parser->keep_alive());
+}
+
+Request Connection::make_request() const {
+    const auto& message = m_parser->get();
+    Request request;
+    request.method = message.method();
+    request.method_name = message.method_string();
+    request.target = message.target();
+    request.content_type = message[http::field::content_type];
+    request.idempotency_key = message["Idempotency-Key"];
+    request.body = message.body();
+    request.has_body = m_has_body;
+    request.client_subject = m_subject;
+    request.role = m_role;
+    return request;
+}
+
+void Connection::send(Response response, bool keep_alive) {
+    const unsigned version =
+        m_parser && m_parser->is_header_done() ? m_parser->get().version() : 11;
+    m_response.emplace(to_http(std::move(response), version, keep_alive));
+    m_stream.next_layer().expires_after(m_state->limits().request_timeout);
+    http::async_write(
+        m_stream, *m_response,
+        beast::bind_front_handler(&Connection::on_sent, shared_from_this(), keep_alive));
+}
+
+void Connection::on_sent(bool keep_alive, error_code error, std::size_t /*bytes*/) {
+    m_response.reset();
+    if (error) {
+        return;
+    }
+    if (!keep_alive) {
+        linger();
+        return;
+    }
+    m_first_request = false;
+    m_parser.reset();
+    wait_for_request();
+}
+
+void Connection::linger() {
+    m_stream.next_layer().expires_after(kLingerTime);
+    m_discarded = 0;
+    discard_more();
+}
+
+void Connection::discard_more() {
+    m_stream.async_read_some(
+        net::buffer(m_discard),
+        beast::bind_front_handler(&Connection::on_discarded, shared_from_this()));
+}
+
+void Connection::on_discarded(error_code error, std::size_t bytes) {
+    m_discarded += bytes;
+    if (error || m_discarded > kLingerBytes) {
+        return;
+    }
+    discard_more();
+}
+
+void Connection::log(const std::string& method, const std::string& target, unsigned status) const {
+    AccessEntry entry;
+    entry.method = method;
+    entry.path = target.substr(0, target.find('?'));
+    entry.status = status;
+    entry.client_subject = m_subject;
+    entry.duration = std::chrono::duration_cast<std::chrono::microseconds>(
+        std::chrono::steady_clock::now() - m_request_started);
+    m_state->log_access(entry);
+}
+
+}  // namespace otpbox::api

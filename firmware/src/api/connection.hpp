@@ -1,0 +1,77 @@
+#pragma once
+
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/core/tcp_stream.hpp>
+#include <boost/beast/http/empty_body.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/ssl/ssl_stream.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "api/http_answers.hpp"
+#include "api/server_state.hpp"
+
+namespace otpbox::api {
+
+// One client: the TLS handshake, then HTTP/1.1 requests one after the other
+// on the same connection. Every step runs on the connection's strand and has
+// a deadline; any failure closes the connection.
+class Connection : public std::enable_shared_from_this<Connection> {
+  public:
+    // The socket's executor must be a strand of its own.
+    Connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerState> state);
+    ~Connection();
+    Connection(const Connection&) = delete;
+    Connection& operator=(const Connection&) = delete;
+
+    [[nodiscard]] std::uint64_t id() const { return m_id; }
+    void start();
+    // Closes the socket from any thread.
+    void close();
+
+  private:
+    using error_code = boost::system::error_code;
+
+    void handshake();
+    void on_handshake(error_code error);
+    void wait_for_request();
+    void on_first_bytes(error_code error, std::size_t bytes);
+    void read_header();
+    void on_header(error_code error, std::size_t bytes);
+    void on_continue_sent(error_code error, std::size_t bytes);
+    void read_body();
+    void on_body(error_code error, std::size_t bytes);
+    void answer();
+    void refuse_unreadable(error_code error);
+    void send(Response response, bool keep_alive);
+    void on_sent(bool keep_alive, error_code error, std::size_t bytes);
+    void linger();
+    void discard_more();
+    void on_discarded(error_code error, std::size_t bytes);
+    [[nodiscard]] Request make_request() const;
+    void log(const std::string& method, const std::string& target, unsigned status) const;
+
+    std::shared_ptr<ServerState> m_state;
+    std::uint64_t m_id;
+    boost::beast::ssl_stream<boost::beast::tcp_stream> m_stream;
+    boost::beast::flat_buffer m_buffer;
+    std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;
+    std::optional<HttpResponse> m_response;
+    std::optional<boost::beast::http::response<boost::beast::http::empty_body>> m_continue;
+    std::array<char, 4096> m_discard{};
+    std::size_t m_discarded = 0;
+    std::string m_subject;
+    Role m_role = Role::portal;
+    bool m_first_request = true;
+    bool m_has_body = false;
+    std::chrono::steady_clock::time_point m_request_started;
+};
+
+}  // namespace otpbox::api

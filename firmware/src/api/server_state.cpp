@@ -1,0 +1,61 @@
+#include "api/server_state.hpp"
+
+#include "api/http_answers.hpp"
+
+namespace otpbox::api {
+
+ServerState::ServerState(std::unique_ptr<boost::asio::ssl::context> tls,
+                         std::vector<AllowedClient> clients, ServerLimits limits, Handler handler)
+    : m_tls(std::move(tls)),
+      m_clients(std::move(clients)),
+      m_limits(limits),
+      m_handler(std::move(handler)) {}
+
+Response ServerState::handle(const Request& request) const {
+    try {
+        return m_handler(request);
+    } catch (...) {
+        // The handler's own logging saw the cause; the client learns nothing
+        // of the inside, and the connection stays usable.
+        return error_answer(500, "internal", "internal error");
+    }
+}
+
+void ServerState::log_access(const AccessEntry& entry) const {
+    if (!m_access_log) {
+        return;
+    }
+    try {
+        m_access_log(entry);
+    } catch (...) {
+        // A failing log must not take the connection down with it.
+    }
+}
+
+bool ServerState::admit(const std::shared_ptr<Connection>& connection, std::uint64_t id) {
+    const std::lock_guard lock(m_mutex);
+    if (m_stopped || m_connections.size() >= m_limits.max_connections) {
+        return false;
+    }
+    m_connections.emplace(id, connection);
+    return true;
+}
+
+void ServerState::forget(std::uint64_t id) {
+    const std::lock_guard lock(m_mutex);
+    m_connections.erase(id);
+}
+
+std::vector<std::shared_ptr<Connection>> ServerState::stop() {
+    const std::lock_guard lock(m_mutex);
+    m_stopped = true;
+    std::vector<std::shared_ptr<Connection>> live;
+    for (const auto& [id, weak] : m_connections) {
+        if (auto connection = weak.lock()) {
+            live.push_back(std::move(connection));
+        }
+    }
+    return live;
+}
+
+}  // namespace otpbox::api

@@ -1,0 +1,623 @@
+// The mutual-TLS server against real clients: curl and openssl s_client as
+// separate processes, raw sockets for silent and flooding clients, an Asio
+// TLS client for a trickling one. Every server runs on 127.0.0.1 on a free
+// port and is stopped by its test.
+
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <openssl/pem.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <boost/asio/connect.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/ssl.hpp>
+#include <boost/asio/write.hpp>
+#include <boost/json.hpp>
+
+#include <atomic>
+#include <cctype>
+#include <condition_variable>
+#include <cstdio>
+#include <future>
+#include <memory>
+#include <thread>
+
+#include "otpbox/firmware/api/server.hpp"
+#include "test_support.hpp"
+
+namespace {
+
+namespace net = boost::asio;
+namespace json = boost::json;
+using namespace std::chrono_literals;
+using otpbox::api::Request;
+using otpbox::api::Response;
+using otpbox::api::Role;
+using otpbox::api::Server;
+using otpbox::api::ServerLimits;
+using otpbox::api::TlsConfig;
+using otpbox::test::run_command;
+using otpbox::test::TempDir;
+using otpbox::test::wait_until;
+
+const std::string kPortal = "CN=otpbox-portal,O=otpbox development";
+const std::string kMonitor = "CN=otpbox-monitor,O=otpbox development";
+const std::string kRevoked = "CN=otpbox-revoked,O=otpbox development";
+
+// A TCP connection that sends nothing unless told to; closed on destruction.
+class RawSocket {
+  public:
+    explicit RawSocket(std::uint16_t port) : m_fd(::socket(AF_INET, SOCK_STREAM, 0)) {
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        address.sin_port = htons(port);
+        m_connected = ::connect(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0;
+    }
+    ~RawSocket() { ::close(m_fd); }
+    RawSocket(const RawSocket&) = delete;
+    RawSocket& operator=(const RawSocket&) = delete;
+
+    [[nodiscard]] bool connected() const { return m_connected; }
+
+    // True once the peer has closed (end of stream or reset) within the wait.
+    [[nodiscard]] bool closed_within(std::chrono::milliseconds wait) const {
+        pollfd ready{m_fd, POLLIN, 0};
+        if (::poll(&ready, 1, static_cast<int>(wait.count())) != 1) {
+            return false;
+        }
+        char byte = 0;
+        return ::recv(m_fd, &byte, 1, MSG_DONTWAIT) <= 0;
+    }
+
+  private:
+    int m_fd;
+    bool m_connected = false;
+};
+
+class ApiServerTest : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() {
+        s_pki = std::make_unique<TempDir>();
+        const auto made =
+            run_command("sh '" OTPBOX_SOURCE_DIR "/tests/firmware/pki/make_test_pki.sh' '" +
+                        s_pki->path().string() + "' 2>&1");
+        ASSERT_EQ(made.status, 0) << made.output;
+    }
+    static void TearDownTestSuite() { s_pki.reset(); }
+
+    void TearDown() override { stop_server(); }
+
+    static std::string pki(const std::string& name) { return (s_pki->path() / name).string(); }
+
+    static TlsConfig tls_config() {
+        TlsConfig tls;
+        tls.ca_file = pki("ca.pem");
+        tls.certificate_file = pki("server.crt");
+        tls.key_file = pki("server.key");
+        tls.clients = {
+            {kPortal, Role::portal}, {kMonitor, Role::monitor}, {kRevoked, Role::portal}};
+        return tls;
+    }
+
+    static ServerLimits short_limits() {
+        ServerLimits limits;
+        limits.handshake_timeout = 2s;
+        limits.request_timeout = 2s;
+        limits.idle_timeout = 5s;
+        return limits;
+    }
+
+    void start_server(const TlsConfig& tls = tls_config(), ServerLimits limits = short_limits()) {
+        m_server =
+            std::make_unique<Server>(m_io, "127.0.0.1", 0, tls, limits,
+                                     [this](const Request& request) { return echo(request); });
+        m_server->set_access_log([this](const otpbox::api::AccessEntry& entry) {
+            const std::lock_guard lock(m_log_mutex);
+            m_access.push_back(entry);
+        });
+        m_server->start();
+        m_port = m_server->port();
+        for (int i = 0; i < 2; ++i) {
+            m_threads.emplace_back([this] { m_io.run(); });
+        }
+    }
+
+    void stop_server() {
+        if (m_server) {
+            m_server->stop();
+        }
+        m_work.reset();
+        m_io.stop();
+        for (auto& thread : m_threads) {
+            thread.join();
+        }
+        m_threads.clear();
+        m_server.reset();
+    }
+
+    Response echo(const Request& request) {
+        ++m_calls;
+        if (request.target == "/throw") {
+            throw std::runtime_error("handler failure");
+        }
+        if (request.target == "/block") {
+            // Holds this connection's handler until the test releases it.
+            std::unique_lock lock(m_block_mutex);
+            m_blocked = true;
+            m_block_changed.notify_all();
+            m_block_changed.wait_for(lock, 20s, [this] { return m_released; });
+        }
+        Response response;
+        response.body = json::serialize(
+            json::object{{"method", request.method_name},
+                         {"target", request.target},
+                         {"role", request.role == Role::portal ? "portal" : "monitor"},
+                         {"subject", request.client_subject},
+                         {"content_type", request.content_type},
+                         {"idempotency_key", request.idempotency_key},
+                         {"has_body", request.has_body},
+                         {"body_size", request.body.size()},
+                         {"body", request.body.size() <= 64 ? request.body : std::string("...")}});
+        return response;
+    }
+
+    struct Answer {
+        int exit = -1;
+        unsigned status = 0;
+        std::string body;
+    };
+
+    // curl as the client; `client` names a certificate of the test PKI or is
+    // empty for none.
+    [[nodiscard]] Answer curl(const std::string& client, const std::string& options,
+                              const std::string& path = "/echo") const {
+        std::string command = "curl -sS --max-time 15 --cacert '" + pki("ca.pem") + "' ";
+        if (!client.empty()) {
+            command +=
+                "--cert '" + pki(client + ".crt") + "' --key '" + pki(client + ".key") + "' ";
+        }
+        command += options + " -w '\\n%{http_code}' 'https://localhost:" + std::to_string(m_port) +
+                   path + "' 2>/dev/null";
+        const auto result = run_command(command);
+        Answer answer;
+        answer.exit = result.status;
+        const auto split = result.output.rfind('\n');
+        if (split != std::string::npos) {
+            answer.body = result.output.substr(0, split);
+            answer.status = static_cast<unsigned>(std::atoi(result.output.c_str() + split + 1));
+        }
+        return answer;
+    }
+
+    [[nodiscard]] static json::object parse(const std::string& body) {
+        return json::parse(body).as_object();
+    }
+
+    // openssl s_client's exit status: 0 when the handshake succeeded.
+    [[nodiscard]] int s_client(const std::string& options) const {
+        const std::string command =
+            "timeout 15 openssl s_client -connect 127.0.0.1:" + std::to_string(m_port) +
+            " -servername localhost -CAfile '" + pki("ca.pem") + "' -cert '" + pki("portal.crt") +
+            "' -key '" + pki("portal.key") + "' " + options + " </dev/null >/dev/null 2>&1";
+        return run_command(command).status;
+    }
+
+    // Sends `text` (printf escapes) as the portal over TLS and returns all the
+    // server answered before it closed.
+    [[nodiscard]] std::string raw_tls_exchange(const std::string& text) const {
+        return run_command("printf '" + text +
+                           "' | timeout 15 openssl s_client -quiet -connect 127.0.0.1:" +
+                           std::to_string(m_port) + " -CAfile '" + pki("ca.pem") + "' -cert '" +
+                           pki("portal.crt") + "' -key '" + pki("portal.key") + "' 2>/dev/null")
+            .output;
+    }
+
+    static inline std::unique_ptr<TempDir> s_pki;
+    net::io_context m_io;
+    net::executor_work_guard<net::io_context::executor_type> m_work = net::make_work_guard(m_io);
+    std::vector<std::thread> m_threads;
+    std::unique_ptr<Server> m_server;
+    std::uint16_t m_port = 0;
+    std::atomic<int> m_calls{0};
+    std::mutex m_block_mutex;
+    std::condition_variable m_block_changed;
+    bool m_blocked = false;
+    bool m_released = false;
+    std::mutex m_log_mutex;
+    std::vector<otpbox::api::AccessEntry> m_access;
+};
+
+TEST_F(ApiServerTest, PortalGetsInWithRoleAndSubject) {
+    start_server();
+    const auto answer = curl("portal", "-H 'Idempotency-Key: key-1'", "/echo?x=1");
+    ASSERT_EQ(answer.exit, 0);
+    EXPECT_EQ(answer.status, 200u);
+    const auto body = parse(answer.body);
+    EXPECT_EQ(body.at("role"), "portal");
+    EXPECT_EQ(body.at("subject").as_string(), kPortal);
+    EXPECT_EQ(body.at("method"), "GET");
+    EXPECT_EQ(body.at("target"), "/echo?x=1");
+    EXPECT_EQ(body.at("idempotency_key"), "key-1");
+    EXPECT_EQ(body.at("has_body"), false);
+}
+
+TEST_F(ApiServerTest, MonitorGetsMonitorRole) {
+    start_server();
+    const auto answer = curl("monitor", "");
+    ASSERT_EQ(answer.exit, 0);
+    EXPECT_EQ(parse(answer.body).at("role"), "monitor");
+    EXPECT_EQ(parse(answer.body).at("subject").as_string(), kMonitor);
+}
+
+TEST_F(ApiServerTest, IntruderFromAnotherCaFailsHandshake) {
+    start_server();
+    const auto answer = curl("intruder", "");
+    EXPECT_NE(answer.exit, 0);
+    EXPECT_EQ(answer.status, 0u);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, NoClientCertificateFailsHandshake) {
+    start_server();
+    EXPECT_NE(curl("", "").exit, 0);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, UnlistedSubjectOfTrustedCaFailsHandshake) {
+    start_server();
+    EXPECT_NE(curl("stranger", "").exit, 0);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, CertificateWithoutClientUsageFailsHandshake) {
+    auto tls = tls_config();
+    tls.clients.push_back({"CN=otpbox-server-only,O=otpbox development", Role::portal});
+    start_server(tls);
+    EXPECT_NE(curl("server-only", "").exit, 0);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, RevokedClientFailsHandshakeWithCrl) {
+    auto tls = tls_config();
+    tls.crl_file = pki("crl.pem");
+    start_server(tls);
+    EXPECT_NE(curl("revoked", "").exit, 0);
+    EXPECT_EQ(curl("portal", "").status, 200u);
+}
+
+TEST_F(ApiServerTest, RevokedClientGetsInWithoutCrl) {
+    start_server();
+    EXPECT_EQ(curl("revoked", "").status, 200u);
+}
+
+TEST_F(ApiServerTest, BodyOverLimitIs413) {
+    start_server();
+    const auto file = s_pki->path() / "big.json";
+    otpbox::test::write_file(file, std::string(17 * 1024, 'x'));
+    const auto answer =
+        curl("portal", "-H 'Content-Type: application/json' --data-binary @" + file.string());
+    ASSERT_EQ(answer.exit, 0);
+    EXPECT_EQ(answer.status, 413u);
+    EXPECT_EQ(parse(answer.body).at("error"), "too_large");
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, ChunkedBodyOverLimitIs413) {
+    start_server();
+    const auto file = s_pki->path() / "big-chunked.json";
+    otpbox::test::write_file(file, std::string(17 * 1024, 'x'));
+    const auto answer =
+        curl("portal", "-H 'Transfer-Encoding: chunked' --data-binary @" + file.string());
+    ASSERT_EQ(answer.exit, 0);
+    EXPECT_EQ(answer.status, 413u);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, BodyAtLimitReachesHandler) {
+    start_server();
+    const auto file = s_pki->path() / "limit.json";
+    otpbox::test::write_file(file, std::string(16 * 1024, 'y'));
+    // Over 1 KiB curl asks "Expect: 100-continue" first.
+    const auto answer =
+        curl("portal", "-H 'Content-Type: application/json' --data-binary @" + file.string());
+    ASSERT_EQ(answer.exit, 0);
+    EXPECT_EQ(answer.status, 200u);
+    EXPECT_EQ(parse(answer.body).at("body_size"), 16 * 1024);
+    EXPECT_EQ(parse(answer.body).at("has_body"), true);
+}
+
+TEST_F(ApiServerTest, BadContentIsPassedToHandler) {
+    start_server();
+    const auto answer =
+        curl("portal", "-X PUT -H 'Content-Type: text/plain' --data-binary '{nope'");
+    ASSERT_EQ(answer.exit, 0);
+    const auto body = parse(answer.body);
+    EXPECT_EQ(body.at("method"), "PUT");
+    EXPECT_EQ(body.at("content_type"), "text/plain");
+    EXPECT_EQ(body.at("body"), "{nope");
+    EXPECT_EQ(body.at("has_body"), true);
+}
+
+TEST_F(ApiServerTest, AnswerHeadersAreJsonNoStoreAndNoServer) {
+    start_server();
+    auto answer = curl("portal", "-i");
+    ASSERT_EQ(answer.exit, 0);
+    for (auto& c : answer.body) {
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    }
+    EXPECT_NE(answer.body.find("content-type: application/json"), std::string::npos) << answer.body;
+    EXPECT_NE(answer.body.find("cache-control: no-store"), std::string::npos);
+    EXPECT_NE(answer.body.find("content-length: "), std::string::npos);
+    EXPECT_EQ(answer.body.find("server:"), std::string::npos);
+}
+
+TEST_F(ApiServerTest, Tls11IsRefused) {
+    start_server();
+    EXPECT_NE(s_client("-tls1_1 -cipher DEFAULT@SECLEVEL=0"), 0);
+    EXPECT_EQ(s_client("-tls1_2"), 0);
+}
+
+TEST_F(ApiServerTest, CbcSuiteIsRefusedWithTls12) {
+    start_server();
+    EXPECT_NE(s_client("-tls1_2 -cipher ECDHE-ECDSA-AES128-SHA256"), 0);
+    EXPECT_NE(s_client("-tls1_2 -cipher ECDHE-ECDSA-CHACHA20-POLY1305"), 0);
+    EXPECT_EQ(s_client("-tls1_2 -cipher ECDHE-ECDSA-AES128-GCM-SHA256"), 0);
+}
+
+TEST_F(ApiServerTest, Tls13OnlyWithAesGcm) {
+    start_server();
+    EXPECT_NE(s_client("-tls1_3 -ciphersuites TLS_CHACHA20_POLY1305_SHA256"), 0);
+    EXPECT_EQ(s_client("-tls1_3 -ciphersuites TLS_AES_256_GCM_SHA384"), 0);
+}
+
+TEST_F(ApiServerTest, GroupOutsideTheListIsRefused) {
+    start_server();
+    EXPECT_NE(s_client("-tls1_3 -groups X25519"), 0);
+    EXPECT_NE(s_client("-tls1_2 -groups X25519:X448"), 0);
+    EXPECT_EQ(s_client("-tls1_3 -groups P-384"), 0);
+}
+
+TEST_F(ApiServerTest, KeepAliveServesTwoRequestsOnOneConnection) {
+    start_server();
+    const std::string url = "https://localhost:" + std::to_string(m_port) + "/echo";
+    const auto result = run_command(
+        "curl -sS --max-time 15 --cacert '" + pki("ca.pem") + "' --cert '" + pki("portal.crt") +
+        "' --key '" + pki("portal.key") + "' -o /dev/null -o /dev/null " +
+        "-w '%{http_code} %{num_connects}\\n' '" + url + "' '" + url + "' 2>/dev/null");
+    EXPECT_EQ(result.status, 0);
+    EXPECT_EQ(result.output, "200 1\n200 0\n");
+}
+
+TEST_F(ApiServerTest, ParallelClientsAreAllServed) {
+    start_server();
+    const auto result = run_command(
+        "seq 1 24 | xargs -P 8 -I{} curl -sS --max-time 15 --cacert '" + pki("ca.pem") +
+        "' --cert '" + pki("portal.crt") + "' --key '" + pki("portal.key") +
+        "' -o /dev/null -w '%{http_code}\\n' 'https://localhost:" + std::to_string(m_port) +
+        "/echo?n={}' 2>/dev/null | sort | uniq -c");
+    EXPECT_EQ(result.output, "     24 200\n");
+    EXPECT_EQ(m_calls, 24);
+}
+
+// The io_context runs on two threads and each connection has its own strand,
+// so a handler blocked on one connection leaves the other thread to serve.
+TEST_F(ApiServerTest, BlockedHandlerDoesNotStopOtherClients) {
+    start_server();
+    auto blocked = std::async(std::launch::async, [this] { return curl("portal", "", "/block"); });
+    {
+        std::unique_lock lock(m_block_mutex);
+        ASSERT_TRUE(m_block_changed.wait_for(lock, 15s, [this] { return m_blocked; }));
+    }
+    EXPECT_EQ(curl("monitor", "").status, 200u);
+    {
+        const std::lock_guard lock(m_block_mutex);
+        m_released = true;
+    }
+    m_block_changed.notify_all();
+    EXPECT_EQ(blocked.get().status, 200u);
+}
+
+TEST_F(ApiServerTest, HandlerExceptionIs500AndConnectionKeepsWorking) {
+    start_server();
+    const std::string base = "https://localhost:" + std::to_string(m_port);
+    const auto result = run_command(
+        "curl -sS --max-time 15 --cacert '" + pki("ca.pem") + "' --cert '" + pki("portal.crt") +
+        "' --key '" + pki("portal.key") + "' -w ' %{http_code} %{num_connects}\\n' '" + base +
+        "/throw' -o /dev/stdout '" + base + "/echo' -o /dev/null 2>/dev/null");
+    EXPECT_EQ(result.status, 0);
+    EXPECT_EQ(result.output.substr(0, result.output.find('\n')),
+              R"({"error":"internal","message":"internal error"} 500 1)");
+    EXPECT_NE(result.output.find(" 200 0\n"), std::string::npos) << result.output;
+}
+
+TEST_F(ApiServerTest, BadHttpIs400ThenClose) {
+    start_server();
+    const auto output = raw_tls_exchange("NOT HTTP AT ALL\\r\\n\\r\\n");
+    EXPECT_EQ(output.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << output;
+    EXPECT_NE(output.find("\"error\":\"bad_request\""), std::string::npos);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, ContentLengthWithChunkedIs400) {
+    start_server();
+    const auto output = raw_tls_exchange(
+        "POST /echo HTTP/1.1\\r\\nHost: localhost\\r\\nContent-Length: 4\\r\\n"
+        "Transfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n");
+    EXPECT_EQ(output.rfind("HTTP/1.1 400 Bad Request\r\n", 0), 0u) << output;
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, HeaderOverLimitIs431) {
+    start_server();
+    const auto answer = curl("portal", "-H 'X-Padding: " + std::string(9 * 1024, 'p') + "'");
+    ASSERT_EQ(answer.exit, 0);
+    EXPECT_EQ(answer.status, 431u);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, AccessLogHasPathWithoutQuery) {
+    start_server();
+    ASSERT_EQ(curl("portal", "", "/echo?secret=1").status, 200u);
+    const std::lock_guard lock(m_log_mutex);
+    ASSERT_EQ(m_access.size(), 1u);
+    EXPECT_EQ(m_access[0].method, "GET");
+    EXPECT_EQ(m_access[0].path, "/echo");
+    EXPECT_EQ(m_access[0].status, 200u);
+    EXPECT_EQ(m_access[0].client_subject, kPortal);
+}
+
+TEST_F(ApiServerTest, SilentClientIsClosedAfterHandshakeTimeout) {
+    auto limits = short_limits();
+    limits.handshake_timeout = 1s;
+    start_server(tls_config(), limits);
+    const RawSocket silent(m_port);
+    ASSERT_TRUE(silent.connected());
+    EXPECT_TRUE(silent.closed_within(15s));
+}
+
+// A client that has passed the handshake and trickles its request one byte at
+// a time loses the connection once the request timeout is over.
+TEST_F(ApiServerTest, TricklingClientIsClosedAfterRequestTimeout) {
+    auto limits = short_limits();
+    limits.request_timeout = 1s;
+    start_server(tls_config(), limits);
+
+    net::io_context io;
+    net::ssl::context context(net::ssl::context::tls_client);
+    context.load_verify_file(pki("ca.pem"));
+    context.use_certificate_chain_file(pki("portal.crt"));
+    context.use_private_key_file(pki("portal.key"), net::ssl::context::pem);
+    net::ssl::stream<net::ip::tcp::socket> stream(io, context);
+    stream.next_layer().connect({net::ip::make_address("127.0.0.1"), m_port});
+    stream.handshake(net::ssl::stream_base::client);
+
+    const std::string request =
+        "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + std::string(60, 's');
+    std::size_t sent = 0;
+    boost::system::error_code error;
+    for (; sent < request.size() && !error; ++sent) {
+        net::write(stream, net::buffer(&request[sent], 1), error);
+        std::this_thread::sleep_for(200ms);
+    }
+    EXPECT_LT(sent, request.size());
+    EXPECT_TRUE(error);
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, ConnectionsBeyondMaximumAreClosedAtOnce) {
+    auto limits = short_limits();
+    limits.max_connections = 3;
+    limits.handshake_timeout = 30s;
+    start_server(tls_config(), limits);
+    std::vector<std::unique_ptr<RawSocket>> held;
+    for (int i = 0; i < 3; ++i) {
+        held.push_back(std::make_unique<RawSocket>(m_port));
+    }
+    const RawSocket extra(m_port);
+    EXPECT_TRUE(extra.closed_within(10s));
+    for (const auto& socket : held) {
+        EXPECT_FALSE(socket->closed_within(0ms));
+    }
+    EXPECT_NE(curl("portal", "").exit, 0);
+
+    held.clear();
+    EXPECT_TRUE(wait_until([&] { return curl("portal", "").status == 200; }, 15s, 200ms));
+}
+
+TEST_F(ApiServerTest, HalfOpenFloodDoesNotStarveValidClient) {
+    auto limits = short_limits();
+    limits.handshake_timeout = 30s;
+    start_server(tls_config(), limits);
+    std::vector<std::unique_ptr<RawSocket>> flood;
+    for (int i = 0; i < 200; ++i) {
+        flood.push_back(std::make_unique<RawSocket>(m_port));
+        ASSERT_TRUE(flood.back()->connected());
+    }
+    EXPECT_EQ(curl("portal", "").status, 200u);
+}
+
+TEST_F(ApiServerTest, StopClosesConnectionsAndListener) {
+    auto limits = short_limits();
+    limits.handshake_timeout = 30s;
+    start_server(tls_config(), limits);
+    const RawSocket open(m_port);
+    ASSERT_TRUE(open.connected());
+    ASSERT_EQ(curl("portal", "").status, 200u);
+
+    m_server->stop();
+    EXPECT_TRUE(open.closed_within(10s));
+    EXPECT_FALSE(RawSocket(m_port).connected());
+}
+
+TEST_F(ApiServerTest, ExternalKeyIsUsedInsteadOfKeyFile) {
+    FILE* file = std::fopen(pki("server.key").c_str(), "r");
+    ASSERT_NE(file, nullptr);
+    std::shared_ptr<EVP_PKEY> key(PEM_read_PrivateKey(file, nullptr, nullptr, nullptr),
+                                  EVP_PKEY_free);
+    std::fclose(file);
+    ASSERT_TRUE(key);
+    auto tls = tls_config();
+    tls.key_file = "/nonexistent/server.key";
+    tls.key = key;
+    start_server(tls);
+    EXPECT_EQ(curl("portal", "").status, 200u);
+}
+
+TEST_F(ApiServerTest, MissingCertificateFileIsNamed) {
+    auto tls = tls_config();
+    tls.certificate_file = "/nonexistent/server.crt";
+    try {
+        Server server(m_io, "127.0.0.1", 0, tls, short_limits(),
+                      [](const Request&) { return Response{}; });
+        FAIL() << "no exception";
+    } catch (const std::runtime_error& error) {
+        EXPECT_NE(std::string(error.what()).find("/nonexistent/server.crt"), std::string::npos);
+    }
+}
+
+TEST_F(ApiServerTest, KeyNotMatchingCertificateIsRefused) {
+    auto tls = tls_config();
+    tls.key_file = pki("portal.key");
+    EXPECT_THROW(Server(m_io, "127.0.0.1", 0, tls, short_limits(),
+                        [](const Request&) { return Response{}; }),
+                 std::runtime_error);
+}
+
+TEST_F(ApiServerTest, PortInUseThrowsSystemError) {
+    start_server();
+    Server second(m_io, "127.0.0.1", m_port, tls_config(), short_limits(),
+                  [](const Request&) { return Response{}; });
+    try {
+        second.start();
+        FAIL() << "no exception";
+    } catch (const std::system_error& error) {
+        EXPECT_EQ(error.code(), std::errc::address_in_use);
+    }
+    EXPECT_EQ(curl("portal", "").status, 200u);
+}
+
+TEST_F(ApiServerTest, BadListenAddressThrowsSystemError) {
+    Server server(m_io, "not-an-address", 0, tls_config(), short_limits(),
+                  [](const Request&) { return Response{}; });
+    EXPECT_THROW(server.start(), std::system_error);
+}
+
+TEST_F(ApiServerTest, ListensOnIpv6Loopback) {
+    m_server = std::make_unique<Server>(m_io, "::1", 0, tls_config(), short_limits(),
+                                        [this](const Request& request) { return echo(request); });
+    m_server->start();
+    m_port = m_server->port();
+    m_threads.emplace_back([this] { m_io.run(); });
+    const auto result =
+        run_command("curl -sS --max-time 15 -g --cacert '" + pki("ca.pem") + "' --cert '" +
+                    pki("portal.crt") + "' --key '" + pki("portal.key") +
+                    "' -o /dev/null -w '%{http_code}' 'https://[::1]:" + std::to_string(m_port) +
+                    "/echo' 2>/dev/null");
+    EXPECT_EQ(result.output, "200");
+}
+
+}  // namespace
