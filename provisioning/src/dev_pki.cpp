@@ -1,0 +1,123 @@
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include "certificate_builder.hpp"
+#include "file_io.hpp"
+#include "otpbox/provisioning/pki.hpp"
+#include "x509_parts.hpp"
+
+namespace otpbox::provisioning {
+
+namespace {
+
+namespace fs = std::filesystem;
+using detail::CertificateSpec;
+
+// The CA outlives its leaves; the CA/Browser Forum's former 825-day ceiling
+// bounds every certificate made here.
+constexpr int kCaDays = 825;
+constexpr int kLeafDays = 90;
+
+struct Issuer {
+    detail::X509Ptr certificate;
+    detail::PkeyPtr key;
+};
+
+struct PairPaths {
+    fs::path certificate;
+    fs::path key;
+};
+
+CertificateSpec ca_spec(std::string_view subject) {
+    return {std::string(subject),
+            kCaDays,
+            {{NID_basic_constraints, "critical,CA:TRUE"},
+             {NID_key_usage, "critical,keyCertSign,cRLSign"},
+             {NID_subject_key_identifier, "hash"}}};
+}
+
+CertificateSpec leaf_spec(std::string_view subject, std::string_view usage) {
+    return {std::string(subject),
+            kLeafDays,
+            {{NID_basic_constraints, "critical,CA:FALSE"},
+             {NID_key_usage, "critical,digitalSignature"},
+             {NID_ext_key_usage, std::string(usage)},
+             {NID_subject_key_identifier, "hash"},
+             {NID_authority_key_identifier, "keyid:always"}}};
+}
+
+CertificateSpec server_spec() {
+    auto spec = leaf_spec("CN=localhost", "serverAuth");
+    spec.extensions.emplace_back(NID_subject_alt_name, "DNS:localhost,IP:127.0.0.1,IP:::1");
+    return spec;
+}
+
+bool pair_present(const PairPaths& paths) {
+    return fs::exists(paths.certificate) && fs::exists(paths.key);
+}
+
+// The key goes first: a certificate without its key is made again next time.
+void write_pair(const PairPaths& paths, X509* certificate, EVP_PKEY* key) {
+    detail::write_file_atomically(paths.key, detail::private_key_pem(key), S_IRUSR | S_IWUSR);
+    detail::write_file_atomically(paths.certificate, detail::certificate_pem(certificate),
+                                  S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH);
+}
+
+Issuer make_root(const CertificateSpec& spec) {
+    auto key = detail::generate_p256_key();
+    auto certificate = detail::issue_certificate(spec, key.get(), nullptr, nullptr);
+    return {std::move(certificate), std::move(key)};
+}
+
+Issuer dev_ca(const PairPaths& paths, StepReport& report) {
+    if (pair_present(paths)) {
+        report.push_back({paths.certificate.filename().string(), StepResult::present});
+        return {detail::read_certificate(paths.certificate), detail::read_private_key(paths.key)};
+    }
+    auto ca = make_root(ca_spec(kDevCaSubject));
+    write_pair(paths, ca.certificate.get(), ca.key.get());
+    report.push_back({paths.certificate.filename().string(), StepResult::created});
+    return ca;
+}
+
+void leaf(const PairPaths& paths, const CertificateSpec& spec, const Issuer& issuer,
+          StepReport& report) {
+    if (pair_present(paths)) {
+        report.push_back({paths.certificate.filename().string(), StepResult::present});
+        return;
+    }
+    const auto key = detail::generate_p256_key();
+    const auto certificate =
+        detail::issue_certificate(spec, key.get(), issuer.certificate.get(), issuer.key.get());
+    write_pair(paths, certificate.get(), key.get());
+    report.push_back({paths.certificate.filename().string(), StepResult::created});
+}
+
+PairPaths pair_in(const fs::path& dir, std::string_view name, std::string_view extension) {
+    const std::string base(name);
+    return {dir / (base + std::string(extension)), dir / (base + ".key")};
+}
+
+}  // namespace
+
+StepReport make_dev_pki(const fs::path& dir) {
+    detail::make_directory(dir, S_IRWXU | S_IRGRP | S_IXGRP | S_IROTH | S_IXOTH);
+    StepReport report;
+    const auto ca = dev_ca(pair_in(dir, "ca", ".pem"), report);
+    leaf(pair_in(dir, "server", ".crt"), server_spec(), ca, report);
+    leaf(pair_in(dir, "portal", ".crt"), leaf_spec(kPortalSubject, "clientAuth"), ca, report);
+    leaf(pair_in(dir, "monitor", ".crt"), leaf_spec(kMonitorSubject, "clientAuth"), ca, report);
+
+    // The intruder's CA is thrown away: nothing may ever trust it.
+    const auto intruder = pair_in(dir, "intruder", ".crt");
+    if (pair_present(intruder)) {
+        report.push_back({intruder.certificate.filename().string(), StepResult::present});
+    } else {
+        const auto throw_away = make_root(ca_spec(kIntruderCaSubject));
+        leaf(intruder, leaf_spec(kIntruderSubject, "clientAuth"), throw_away, report);
+    }
+    return report;
+}
+
+}  // namespace otpbox::provisioning

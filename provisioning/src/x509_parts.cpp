@@ -1,0 +1,111 @@
+#include "x509_parts.hpp"
+
+#include <openssl/pem.h>
+
+#include <cstdio>
+#include <memory>
+#include <vector>
+
+#include "otpbox/provisioning/pki.hpp"
+
+namespace otpbox::provisioning::detail {
+
+namespace {
+
+std::vector<std::string_view> split(std::string_view text, char separator) {
+    std::vector<std::string_view> parts;
+    std::size_t start = 0;
+    while (true) {
+        const auto end = text.find(separator, start);
+        parts.push_back(text.substr(start, end - start));
+        if (end == std::string_view::npos) {
+            return parts;
+        }
+        start = end + 1;
+    }
+}
+
+std::string bio_text(BIO* bio) {
+    char* data = nullptr;
+    const long size = BIO_get_mem_data(bio, &data);
+    return std::string(data, static_cast<std::size_t>(size));
+}
+
+struct FileCloser {
+    void operator()(std::FILE* file) const noexcept { std::fclose(file); }
+};
+
+std::unique_ptr<std::FILE, FileCloser> open_for_reading(const std::filesystem::path& path) {
+    std::unique_ptr<std::FILE, FileCloser> file(std::fopen(path.c_str(), "rb"));
+    if (!file) {
+        throw PkiError("cannot read " + path.string());
+    }
+    return file;
+}
+
+}  // namespace
+
+PkeyPtr generate_p256_key() {
+    PkeyPtr key(EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"));
+    check(key != nullptr, "generating a P-256 key");
+    return key;
+}
+
+X509NamePtr parse_subject(std::string_view subject) {
+    X509NamePtr name(X509_NAME_new());
+    check(name != nullptr, "X509_NAME_new");
+    const auto attributes = split(subject, ',');
+    for (auto it = attributes.rbegin(); it != attributes.rend(); ++it) {
+        const auto equals = it->find('=');
+        if (equals == std::string_view::npos || equals == 0) {
+            throw PkiError("subject attribute without a value: " + std::string(*it));
+        }
+        const std::string type(it->substr(0, equals));
+        const std::string value(it->substr(equals + 1));
+        check(X509_NAME_add_entry_by_txt(name.get(), type.c_str(), MBSTRING_UTF8,
+                                         reinterpret_cast<const unsigned char*>(value.c_str()), -1,
+                                         -1, 0) == 1,
+              "subject attribute " + type);
+    }
+    return name;
+}
+
+X509ExtPtr make_extension(int nid, const std::string& value, X509* issuer, X509* subject) {
+    X509V3_CTX context;
+    X509V3_set_ctx_nodb(&context);
+    X509V3_set_ctx(&context, issuer, subject, nullptr, nullptr, 0);
+    X509ExtPtr extension(X509V3_EXT_nconf_nid(nullptr, &context, nid, value.c_str()));
+    check(extension != nullptr, std::string("extension ") + OBJ_nid2sn(nid));
+    return extension;
+}
+
+std::string private_key_pem(EVP_PKEY* key) {
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    check(bio != nullptr, "BIO_new");
+    check(PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr) == 1,
+          "writing a private key");
+    return bio_text(bio.get());
+}
+
+std::string certificate_pem(X509* certificate) {
+    BioPtr bio(BIO_new(BIO_s_mem()));
+    check(bio != nullptr, "BIO_new");
+    check(PEM_write_bio_X509(bio.get(), certificate) == 1, "writing a certificate");
+    return bio_text(bio.get());
+}
+
+PkeyPtr read_private_key(const std::filesystem::path& path) {
+    const auto file = open_for_reading(path);
+    PkeyPtr key(PEM_read_PrivateKey(file.get(), nullptr, nullptr, nullptr));
+    check(key != nullptr, "reading " + path.string());
+    return key;
+}
+
+X509Ptr read_certificate(const std::filesystem::path& path) {
+    const auto file = open_for_reading(path);
+    X509Ptr certificate(PEM_read_X509(file.get(), nullptr, nullptr, nullptr));
+    check(certificate != nullptr, "reading " + path.string());
+    return certificate;
+}
+
+}  // namespace otpbox::provisioning::detail
