@@ -221,7 +221,8 @@ Challenge ChallengeService::request_otp(const std::string& user, const std::stri
         const auto row = load_user(m_context.database, user, now);
         refuse_if_locked(row, now);
         if (row.phone_sealed.empty()) {
-            Refused refused(Reason::no_phone, "no mobile number is registered for this user");
+            Refused refused(Reason::no_phone_to_send,
+                            "no mobile number is registered for this user");
             refused.fallbacks = second_factor_fallbacks();
             throw refused;
         }

@@ -30,6 +30,7 @@ constexpr ReasonAnswer kAnswers[] = {
     {Reason::rejected, 403, "rejected"},
     {Reason::not_found, 404, "not_found"},
     {Reason::no_phone, 404, "no_phone"},
+    {Reason::no_phone_to_send, 409, "no_phone"},
     {Reason::unknown_card, 404, "unknown_card"},
     {Reason::unknown_sms, 404, "unknown_sms"},
     {Reason::method_not_allowed, 405, "method_not_allowed"},
@@ -262,18 +263,18 @@ api::Response Router::dispatch(const api::Request& request) {
 
     const auto& path = route->pattern;
     const auto& actor = request.client_subject;
+    if (path[0] == "metrics") {
+        api::Response response;
+        response.body = m_parts.metrics();
+        response.headers.emplace_back("Content-Type", "text/plain; version=0.0.4");
+        return response;
+    }
     if (path[1] == "health") {
         auto report = m_parts.health();
         auto response = json_response(report.status, report.body);
         if (report.status == 503) {
             response.headers.emplace_back("Retry-After", "5");
         }
-        return response;
-    }
-    if (path[0] == "metrics") {
-        api::Response response;
-        response.body = m_parts.metrics();
-        response.headers.emplace_back("Content-Type", "text/plain; version=0.0.4");
         return response;
     }
 

@@ -19,7 +19,8 @@ enum class Reason {
     forbidden,         // 403: the client's role does not allow the call
     rejected,          // 403: wrong code, attempts left
     not_found,         // 404: unknown route
-    no_phone,          // 404 on GET phone, 409 with fallbacks on POST otp
+    no_phone,          // 404: GET phone without a registered number
+    no_phone_to_send,  // 409 with fallbacks: POST otp without a registered number
     unknown_card,      // 404
     unknown_sms,       // 404
     method_not_allowed,

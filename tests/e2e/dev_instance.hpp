@@ -1,0 +1,155 @@
+#pragma once
+
+// A whole appliance for end-to-end tests: provisioned by otpbox-provision
+// into a temporary folder, the modem simulator on a pseudo-terminal, and
+// otpboxd on a free port of 127.0.0.1. The tests talk to it with curl.
+
+#include <boost/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "test_support.hpp"
+
+namespace otpbox::e2e {
+
+struct HttpAnswer {
+    int status = 0;  // 0: no HTTP answer (handshake refused)
+    std::string body;
+    std::string headers;
+
+    [[nodiscard]] boost::json::object json() const { return boost::json::parse(body).as_object(); }
+    [[nodiscard]] std::string field(const std::string& name) const {
+        return std::string(json().at(name).as_string());
+    }
+};
+
+class DevInstance {
+  public:
+    DevInstance() {
+        provision();
+        start_simulator();
+        start_daemon();
+    }
+
+    ~DevInstance() {
+        daemon.reset();
+        simulator.reset();
+    }
+
+    void provision() {
+        const auto result = test::run_command(test::program_path("otpbox-provision").string() +
+                                              " dev --dir " + root().string() + " 2>&1");
+        if (result.status != 0) {
+            throw std::runtime_error("otpbox-provision failed: " + result.output);
+        }
+        // Tests never use 8443: each takes a free port.
+        auto config = test::read_file(root() / "otpbox.toml");
+        config =
+            std::regex_replace(config, std::regex("port = 8443"), "port = " + std::to_string(port));
+        test::write_file(root() / "otpbox.toml", config, 0600);
+    }
+
+    void start_simulator() {
+        std::filesystem::create_directories(root() / "modem");
+        simulator = std::make_unique<test::ChildProcess>(
+            std::vector<std::string>{test::program_path("otpbox-modemsim").string(), "--link",
+                                     (root() / "modem/modem0").string(), "--outbox",
+                                     outbox().string()},
+            std::vector<std::string>{}, root() / "modemsim.log");
+        if (!test::wait_until([&] { return std::filesystem::exists(root() / "modem/modem0"); },
+                              std::chrono::seconds(10))) {
+            throw std::runtime_error("the modem simulator did not come up");
+        }
+    }
+
+    void start_daemon() {
+        daemon = std::make_unique<test::ChildProcess>(
+            std::vector<std::string>{test::program_path("otpboxd").string(), "--config",
+                                     (root() / "otpbox.toml").string()},
+            std::vector<std::string>{}, root() / "otpboxd.log");
+        if (!test::wait_until([&] { return call("GET", "/v1/health").status != 0; },
+                              std::chrono::seconds(30), std::chrono::milliseconds(200))) {
+            throw std::runtime_error("otpboxd did not answer: " +
+                                     test::read_file(root() / "otpboxd.log"));
+        }
+    }
+
+    [[nodiscard]] const std::filesystem::path& root() const { return m_dir.path(); }
+    [[nodiscard]] std::filesystem::path outbox() const { return root() / "modem/outbox.jsonl"; }
+    [[nodiscard]] std::string url(const std::string& path) const {
+        return "https://localhost:" + std::to_string(port) + path;
+    }
+
+    // One request with curl as the given client ("portal", "monitor",
+    // "intruder", or "" for none).
+    HttpAnswer call(const std::string& method, const std::string& path,
+                    const std::optional<std::string>& json = std::nullopt,
+                    const std::string& client = "portal", const std::string& extra = "") const {
+        const auto body_file = root() / "curl.body";
+        const auto header_file = root() / "curl.headers";
+        std::string command = "curl -s -o '" + body_file.string() + "' -D '" +
+                              header_file.string() + "' -w '%{http_code}' -X " + method +
+                              " --cacert '" + (root() / "pki/ca.pem").string() + "'";
+        if (!client.empty()) {
+            command += " --cert '" + (root() / "pki" / (client + ".crt")).string() + "' --key '" +
+                       (root() / "pki" / (client + ".key")).string() + "'";
+        }
+        if (json) {
+            test::write_file(root() / "curl.request", *json);
+            command += " -H 'Content-Type: application/json' --data-binary '@" +
+                       (root() / "curl.request").string() + "'";
+        }
+        command += " " + extra + " '" + url(path) + "' 2>/dev/null";
+        std::filesystem::remove(body_file);
+        std::filesystem::remove(header_file);
+        const auto result = test::run_command(command);
+        HttpAnswer answer;
+        answer.status = std::atoi(result.output.c_str());
+        answer.body = test::read_file(body_file);
+        answer.headers = test::read_file(header_file);
+        return answer;
+    }
+
+    // The code of the nth SMS to a number whose digits end with suffix.
+    [[nodiscard]] std::optional<std::string> sms_code(const std::string& suffix,
+                                                      std::size_t nth = 1) const {
+        std::optional<std::string> code;
+        test::wait_until(
+            [&] {
+                std::istringstream lines(test::read_file(outbox()));
+                std::string line;
+                std::size_t seen = 0;
+                while (std::getline(lines, line)) {
+                    const auto sms = boost::json::parse(line).as_object();
+                    const std::string to(sms.at("to").as_string());
+                    if (to.size() < suffix.size() ||
+                        to.compare(to.size() - suffix.size(), suffix.size(), suffix) != 0 ||
+                        ++seen != nth) {
+                        continue;
+                    }
+                    const std::string text(sms.at("text").as_string());
+                    std::smatch match;
+                    if (std::regex_search(text, match, std::regex(R"(\b\d{6,8}\b)"))) {
+                        code = match.str();
+                    }
+                    return true;
+                }
+                return false;
+            },
+            std::chrono::seconds(30), std::chrono::milliseconds(200));
+        return code;
+    }
+
+    std::uint16_t port = test::free_port();
+    std::unique_ptr<test::ChildProcess> simulator;
+    std::unique_ptr<test::ChildProcess> daemon;
+
+  private:
+    test::TempDir m_dir;
+};
+
+}  // namespace otpbox::e2e

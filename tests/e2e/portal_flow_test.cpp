@@ -1,0 +1,148 @@
+// The portal's basic flow against a whole appliance, with curl as the
+// client: a PINCard login, an SMS OTP login, and an intruder refused.
+
+#include <gtest/gtest.h>
+
+#include "dev_instance.hpp"
+
+namespace otpbox::e2e {
+namespace {
+
+class PortalFlow : public ::testing::Test {
+  protected:
+    static void SetUpTestSuite() { instance = new DevInstance(); }
+    static void TearDownTestSuite() {
+        delete instance;
+        instance = nullptr;
+    }
+    static DevInstance* instance;
+};
+
+DevInstance* PortalFlow::instance = nullptr;
+
+std::string answer_from_grid(const boost::json::object& card, const boost::json::object& login) {
+    std::string response;
+    for (const auto& cell : login.at("cells").as_array()) {
+        const std::string name(cell.as_string());
+        const auto column = static_cast<std::size_t>(name[0] - 'A');
+        const auto row = static_cast<std::size_t>(std::stoi(name.substr(1)) - 1);
+        response += card.at("grid").as_array().at(row).as_array().at(column).as_string();
+    }
+    return response;
+}
+
+TEST_F(PortalFlow, PincardLoginAcceptsTheGridOnce) {
+    auto& dev = *instance;
+    const auto card = dev.call("POST", "/v1/users/e2e.card/pincards");
+    ASSERT_EQ(card.status, 201) << card.body;
+    EXPECT_EQ(card.field("state"), "pending");
+
+    const auto login = dev.call("POST", "/v1/users/e2e.card/login");
+    ASSERT_EQ(login.status, 201) << login.body;
+    EXPECT_EQ(login.field("method"), "pincard");
+    ASSERT_EQ(login.json().at("cells").as_array().size(), 3u);
+
+    const auto response = answer_from_grid(card.json(), login.json());
+    const auto verify_path = "/v1/challenges/" + login.field("challenge") + "/verify";
+    const auto body = "{\"response\":\"" + response + "\"}";
+    EXPECT_EQ(dev.call("POST", verify_path, body).status, 200);
+    EXPECT_EQ(dev.call("POST", verify_path, body).status, 410);
+
+    const auto cards = dev.call("GET", "/v1/users/e2e.card/pincards");
+    ASSERT_EQ(cards.status, 200);
+    EXPECT_EQ(cards.json().at("pincards").as_array().at(0).as_object().at("state").as_string(),
+              "active");
+}
+
+TEST_F(PortalFlow, SmsOtpArrivesAndIsAcceptedOnce) {
+    auto& dev = *instance;
+    const auto phone = dev.call("PUT", "/v1/users/e2e.sms/phone", R"({"number":"0170 7654321"})");
+    ASSERT_EQ(phone.status, 200) << phone.body;
+    EXPECT_EQ(phone.field("masked"), "+49 170 ****321");
+
+    const auto otp = dev.call("POST", "/v1/users/e2e.sms/otp");
+    ASSERT_EQ(otp.status, 201) << otp.body;
+    EXPECT_EQ(otp.field("method"), "sms");
+    EXPECT_EQ(otp.field("masked"), "+49 170 ****321");
+    EXPECT_EQ(otp.body.find("7654321"), std::string::npos);
+
+    const auto code = dev.sms_code("1707654321");
+    ASSERT_TRUE(code) << "no SMS in the outbox";
+    const auto verify_path = "/v1/challenges/" + otp.field("challenge") + "/verify";
+
+    const auto wrong = dev.call(
+        "POST", verify_path,
+        std::string("{\"response\":\"") + (*code == "000000" ? "111111" : "000000") + "\"}");
+    EXPECT_EQ(wrong.status, 403);
+    EXPECT_EQ(wrong.json().at("attempts_left").as_int64(), 4);
+    EXPECT_EQ(dev.call("POST", verify_path, "{\"response\":\"" + *code + "\"}").status, 200);
+    EXPECT_EQ(dev.call("POST", verify_path, "{\"response\":\"" + *code + "\"}").status, 410);
+
+    const auto sms = dev.call("GET", "/v1/sms/" + otp.field("sms"));
+    ASSERT_EQ(sms.status, 200);
+    const auto status = sms.field("status");
+    EXPECT_TRUE(status == "sent" || status == "delivered") << status;
+}
+
+TEST_F(PortalFlow, ClientsOutsideTheTrustAreRefusedAtTheHandshake) {
+    auto& dev = *instance;
+    EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "intruder").status, 0);
+    EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "").status, 0);
+    EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "portal").status, 200);
+}
+
+TEST_F(PortalFlow, MonitorSeesHealthAndMetricsOnly) {
+    auto& dev = *instance;
+    const auto health = dev.call("GET", "/v1/health", std::nullopt, "monitor");
+    ASSERT_EQ(health.status, 200) << health.body;
+    EXPECT_EQ(health.json().at("hsm").as_object().at("ok").as_bool(), true);
+    EXPECT_EQ(dev.call("GET", "/metrics", std::nullopt, "monitor").status, 200);
+    const auto refused = dev.call("POST", "/v1/users/e2e.mon/login", std::nullopt, "monitor");
+    EXPECT_EQ(refused.status, 403);
+    EXPECT_EQ(refused.field("error"), "forbidden");
+}
+
+TEST_F(PortalFlow, BadInputGetsItsErrorAndChangesNothing) {
+    auto& dev = *instance;
+    ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.bad/phone", R"({"number":"0170 1111111"})").status,
+              200);
+    struct Case {
+        const char* number_json;
+        int status;
+        const char* error;
+    };
+    const Case cases[] = {
+        {R"({"number":"abc"})", 422, "invalid_number"},
+        {R"({"number":"+49"})", 422, "invalid_number"},
+        {R"({"number":"1234567890123456789012345678901234567890"})", 422, "invalid_number"},
+        {R"({"number":"+33 6 12 34 56 78"})", 422, "country_not_allowed"},
+        {R"({"number":491701111111})", 400, "invalid_request"},
+        {R"({"number":)", 400, "invalid_request"},
+    };
+    for (const auto& c : cases) {
+        const auto answer = dev.call("PUT", "/v1/users/e2e.bad/phone", c.number_json);
+        EXPECT_EQ(answer.status, c.status) << c.number_json;
+        EXPECT_EQ(answer.field("error"), c.error) << c.number_json;
+    }
+    EXPECT_EQ(dev.call("GET", "/v1/users/e2e.bad/phone").field("masked"), "+49 170 ****111");
+
+    EXPECT_EQ(dev.call("PUT", "/v1/users/e2e.bad/phone",
+                       "{\"number\":\"" + std::string(17 * 1024, '1') + "\"}")
+                  .status,
+              413);
+    EXPECT_EQ(dev.call("GET", "/v1/no/such/route").status, 404);
+    EXPECT_EQ(dev.call("DELETE", "/v1/users/e2e.bad/login").status, 405);
+    EXPECT_EQ(dev.call("PUT", "/v1/users/e2e.bad/phone", std::nullopt, "portal",
+                       "-H 'Content-Type: text/plain' --data 'number'")
+                  .status,
+              415);
+    const auto login = dev.call("POST", "/v1/users/e2e.bad/otp");
+    ASSERT_EQ(login.status, 201);
+    const auto verify = dev.call("POST", "/v1/challenges/" + login.field("challenge") + "/verify",
+                                 R"({"response":"12ab56"})");
+    EXPECT_EQ(verify.status, 400);
+    EXPECT_EQ(verify.field("error"), "invalid_response");
+}
+
+}  // namespace
+}  // namespace otpbox::e2e

@@ -1,0 +1,107 @@
+#include "otpbox/firmware/config.hpp"
+
+#include <gtest/gtest.h>
+
+#include "test_support.hpp"
+
+namespace otpbox::firmware {
+namespace {
+
+using otpbox::test::TempDir;
+using otpbox::test::write_file;
+
+constexpr const char* kMinimal = R"toml(
+[api]
+port = 9443
+ca = "pki/ca.pem"
+certificate = "pki/server.crt"
+key = "pki/server.key"
+
+[[api.clients]]
+subject = "CN=otpbox-portal,O=otpbox development"
+role = "portal"
+
+[[api.clients]]
+subject = "CN=otpbox-monitor,O=otpbox development"
+role = "monitor"
+
+[hsm]
+token = "otpbox"
+pin_file = "hsm/user.pin"
+
+[hsm.environment]
+SOFTHSM2_CONF = "hsm/softhsm2.conf"
+
+[[modems]]
+device = "modem/modem0"
+)toml";
+
+TEST(Config_Load, ResolvesPathsAgainstTheFilesFolder) {
+    TempDir dir;
+    write_file(dir.path() / "otpbox.toml", kMinimal);
+    const auto config = load_config(dir.path() / "otpbox.toml");
+
+    EXPECT_EQ(config.api.port, 9443);
+    EXPECT_EQ(config.api.ca_file, dir.path() / "pki/ca.pem");
+    EXPECT_EQ(config.hsm.pin_file, dir.path() / "hsm/user.pin");
+    EXPECT_EQ(config.hsm.environment.at("SOFTHSM2_CONF"),
+              (dir.path() / "hsm/softhsm2.conf").string());
+    ASSERT_EQ(config.api.clients.size(), 2u);
+    EXPECT_EQ(config.api.clients[1].role, api::Role::monitor);
+    ASSERT_EQ(config.modems.size(), 1u);
+    EXPECT_EQ(config.modems[0].name, "modem0");
+    EXPECT_EQ(config.modems[0].device, dir.path() / "modem/modem0");
+    EXPECT_EQ(config.database, dir.path() / "otpbox.db");
+}
+
+TEST(Config_Load, DefaultsFollowTheRules) {
+    TempDir dir;
+    write_file(dir.path() / "otpbox.toml", kMinimal);
+    const auto config = load_config(dir.path() / "otpbox.toml");
+
+    EXPECT_EQ(config.sms.otp_digits, 6u);
+    EXPECT_EQ(config.sms.otp_validity, std::chrono::seconds(600));
+    EXPECT_EQ(config.sms.allowed_countries, std::vector<std::string>{"+49"});
+    EXPECT_EQ(config.pincard.columns, 8u);
+    EXPECT_EQ(config.pincard.rows, 8u);
+    EXPECT_EQ(config.pincard.cell_length, 2u);
+    EXPECT_EQ(config.pincard.challenge_cells, 3u);
+    EXPECT_EQ(config.pincard.challenge_validity, std::chrono::seconds(300));
+}
+
+struct BadConfig {
+    const char* text;
+    const char* names;
+};
+
+class Config_Refuses : public ::testing::TestWithParam<BadConfig> {};
+
+TEST_P(Config_Refuses, NamingTheKey) {
+    TempDir dir;
+    write_file(dir.path() / "otpbox.toml", std::string(kMinimal) + GetParam().text);
+    try {
+        (void)load_config(dir.path() / "otpbox.toml");
+        FAIL() << "accepted: " << GetParam().text;
+    } catch (const ConfigError& error) {
+        EXPECT_NE(std::string(error.what()).find(GetParam().names), std::string::npos)
+            << error.what();
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Cases, Config_Refuses,
+    ::testing::Values(BadConfig{"[sms]\notp_digits = 5\n", "sms.otp_digits"},
+                      BadConfig{"[sms]\notp_digits = \"six\"\n", "sms.otp_digits"},
+                      BadConfig{"[sms]\ntemplate = \"no code here\"\n", "sms.template"},
+                      BadConfig{"[sms]\nallowed_countries = [\"49\"]\n", "sms.allowed_countries"},
+                      BadConfig{"[pincard]\ncolumns = 27\n", "pincard.columns"},
+                      BadConfig{"[[api.clients]]\nsubject = \"CN=x\"\nrole = \"admin\"\n", "role"},
+                      BadConfig{"[log\n", "otpbox.toml"}));
+
+TEST(Config_Load, MissingFileIsAConfigError) {
+    TempDir dir;
+    EXPECT_THROW((void)load_config(dir.path() / "absent.toml"), ConfigError);
+}
+
+}  // namespace
+}  // namespace otpbox::firmware

@@ -1,0 +1,234 @@
+// The PINCard rules: layout, derivation, lifecycle, stable challenges.
+
+#include <gtest/gtest.h>
+
+#include <set>
+
+#include "service_fixture.hpp"
+
+namespace otpbox::firmware {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::kActor;
+using testing::refusal_of;
+using testing::ServiceFixture;
+
+TEST(Pincard_Issue, GridHasTheConfiguredLayoutAndIsDerivedAgain) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+
+    EXPECT_EQ(card.state, "pending");
+    ASSERT_EQ(card.grid.size(), 8u);
+    std::set<std::string> distinct;
+    for (const auto& row : card.grid) {
+        ASSERT_EQ(row.size(), 8u);
+        for (const auto& cell : row) {
+            ASSERT_EQ(cell.size(), 2u);
+            EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(cell[0])) &&
+                        std::isdigit(static_cast<unsigned char>(cell[1])));
+            distinct.insert(cell);
+        }
+    }
+    // 64 cells of 100 values: a constant or broken derivation shows here.
+    EXPECT_GT(distinct.size(), 30u);
+
+    const StoredCard stored{card.serial, "alice", "pending", 1, card.layout};
+    EXPECT_EQ(f.cards->cell_value(stored, "C5"), card.grid[4][2]);
+    EXPECT_EQ(f.cards->cell_value(stored, "H8"), card.grid[7][7]);
+}
+
+TEST(Pincard_Issue, TwoCardsHaveDifferentSerialsAndGrids) {
+    ServiceFixture f;
+    const auto first = f.cards->issue("alice", kActor);
+    const auto second = f.cards->issue("alice", kActor);
+    EXPECT_NE(first.serial, second.serial);
+    EXPECT_NE(first.grid, second.grid);
+    EXPECT_EQ(f.cards->list("alice").size(), 2u);
+    EXPECT_TRUE(f.cards->list("bob").empty());
+}
+
+TEST(Pincard_Login, NamesThreeDistinctCellsOnTheCard) {
+    ServiceFixture f;
+    (void)f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    EXPECT_EQ(challenge.method, "pincard");
+    ASSERT_EQ(challenge.cells.size(), 3u);
+    const std::set<std::string> cells(challenge.cells.begin(), challenge.cells.end());
+    EXPECT_EQ(cells.size(), 3u);
+    for (const auto& cell : challenge.cells) {
+        EXPECT_GE(cell[0], 'A');
+        EXPECT_LE(cell[0], 'H');
+        const int row = std::stoi(cell.substr(1));
+        EXPECT_GE(row, 1);
+        EXPECT_LE(row, 8);
+    }
+    EXPECT_EQ(challenge.expires_at, f.clock.now() + 300s);
+}
+
+TEST(Pincard_Verify, RightAnswerActivatesThePendingCardOnce) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+
+    f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge), kActor);
+    EXPECT_EQ(f.cards->list("alice").at(0).state, "active");
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
+                                       kActor);
+              }),
+              Reason::gone);
+}
+
+TEST(Pincard_Verify, FirstUseOfANewCardReplacesTheActiveOne) {
+    ServiceFixture f;
+    const auto old_card = f.cards->issue("alice", kActor);
+    auto challenge = f.challenges->login("alice", kActor);
+    f.challenges->verify(challenge.id, ServiceFixture::answer(old_card, challenge), kActor);
+
+    const auto new_card = f.cards->issue("alice", kActor);
+    challenge = f.challenges->login("alice", kActor);
+    // The old active card still works until the new one is used.
+    f.challenges->verify(challenge.id, ServiceFixture::answer(old_card, challenge), kActor);
+    challenge = f.challenges->login("alice", kActor);
+    f.challenges->verify(challenge.id, ServiceFixture::answer(new_card, challenge), kActor);
+
+    const auto cards = f.cards->list("alice");
+    ASSERT_EQ(cards.size(), 2u);
+    for (const auto& card : cards) {
+        EXPECT_EQ(card.state, card.serial == new_card.serial ? "active" : "replaced");
+    }
+    challenge = f.challenges->login("alice", kActor);
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(old_card, challenge),
+                                       kActor);
+              }),
+              Reason::rejected);
+}
+
+TEST(Pincard_Challenge, CellsStayUntilAnsweredWhateverHappensBetween) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto first = f.challenges->login("alice", kActor);
+
+    // Asking again, wrong answers, and a burned challenge keep the cells.
+    f.clock.advance(10s);
+    auto again = f.challenges->login("alice", kActor);
+    EXPECT_EQ(again.cells, first.cells);
+    for (int i = 0; i < 5; ++i) {
+        (void)refusal_of([&] { f.challenges->verify(again.id, "000000", kActor); });
+    }
+    EXPECT_EQ(refusal_of([&] { f.challenges->verify(again.id, "000000", kActor); }), Reason::gone);
+    f.clock.advance(280s);
+    again = f.challenges->login("alice", kActor);
+    EXPECT_EQ(again.cells, first.cells);
+    EXPECT_EQ(again.expires_at, first.expires_at);
+
+    // Answered correctly: the next login may ask other cells.
+    f.challenges->verify(again.id, ServiceFixture::answer(card, again), kActor);
+    std::set<std::vector<std::string>> seen;
+    for (int i = 0; i < 4; ++i) {
+        const auto next = f.challenges->login("alice", kActor);
+        seen.insert(next.cells);
+        f.challenges->verify(next.id, ServiceFixture::answer(card, next), kActor);
+    }
+    EXPECT_GT(seen.size(), 1u);
+}
+
+TEST(Pincard_Challenge, ExpiresAfterThreeHundredSeconds) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    f.clock.advance(301s);
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
+                                       kActor);
+              }),
+              Reason::gone);
+}
+
+TEST(Pincard_Verify, FifthWrongAnswerBurnsTheChallenge) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    for (int left = 4; left >= 0; --left) {
+        try {
+            f.challenges->verify(challenge.id, "999999", kActor);
+            FAIL() << "a wrong answer was accepted";
+        } catch (const Refused& refused) {
+            // 999999 may be right by chance on a random card; then this test
+            // would be wrong, which happens once in a million.
+            EXPECT_EQ(refused.reason(), Reason::rejected);
+            EXPECT_EQ(refused.attempts_left, left);
+        }
+    }
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
+                                       kActor);
+              }),
+              Reason::gone);
+}
+
+TEST(Pincard_Verify, MalformedResponseCountsAsWrong) {
+    ServiceFixture f;
+    (void)f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    try {
+        f.challenges->verify(challenge.id, "12ab56", kActor);
+        FAIL();
+    } catch (const Refused& refused) {
+        EXPECT_EQ(refused.reason(), Reason::invalid_response);
+        EXPECT_EQ(refused.attempts_left, 4);
+    }
+    EXPECT_EQ(refusal_of([&] { f.challenges->verify(challenge.id, "12345", kActor); }),
+              Reason::invalid_response);
+}
+
+TEST(Pincard_Lifecycle, BlockUnblockRevokeFollowTheStates) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    EXPECT_EQ(f.cards->block(card.serial, "lost", kActor), "blocked");
+    EXPECT_EQ(refusal_of([&] { (void)f.cards->block(card.serial, "", kActor); }),
+              Reason::invalid_state);
+    EXPECT_EQ(f.cards->unblock(card.serial, kActor), "pending");
+    EXPECT_EQ(refusal_of([&] { (void)f.cards->unblock(card.serial, kActor); }),
+              Reason::invalid_state);
+    EXPECT_EQ(f.cards->revoke(card.serial, kActor), "revoked");
+    EXPECT_EQ(refusal_of([&] { (void)f.cards->revoke(card.serial, kActor); }),
+              Reason::invalid_state);
+    EXPECT_EQ(refusal_of([&] { (void)f.cards->block(card.serial, "", kActor); }),
+              Reason::invalid_state);
+    EXPECT_EQ(refusal_of([&] { (void)f.cards->block("NO-SUCH-CARD", "", kActor); }),
+              Reason::unknown_card);
+}
+
+TEST(Pincard_Lifecycle, UnblockReturnsAnActiveCardToActive) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge), kActor);
+    EXPECT_EQ(f.cards->block(card.serial, "", kActor), "blocked");
+    EXPECT_EQ(f.cards->unblock(card.serial, kActor), "active");
+}
+
+TEST(Pincard_Login, BlockedCardIsNotAskedAndNotAccepted) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    (void)f.cards->block(card.serial, "", kActor);
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
+                                       kActor);
+              }),
+              Reason::rejected);
+    try {
+        (void)f.challenges->login("alice", kActor);
+        FAIL() << "a login without a usable card or phone got a challenge";
+    } catch (const Refused& refused) {
+        EXPECT_EQ(refused.reason(), Reason::no_second_factor);
+        EXPECT_EQ(refused.fallbacks, (std::vector<std::string>{"ti_connector", "order_pincard"}));
+    }
+}
+
+}  // namespace
+}  // namespace otpbox::firmware

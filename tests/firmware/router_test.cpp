@@ -1,0 +1,198 @@
+// The API contract at the router: statuses, error codes and fields of every
+// answer, without the TLS transport (tests/e2e drives the same through curl).
+
+#include "otpbox/firmware/router.hpp"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+#include "service_fixture.hpp"
+
+namespace otpbox::firmware {
+namespace {
+
+using boost::beast::http::verb;
+using testing::kActor;
+using testing::ServiceFixture;
+
+class RouterTest : public ::testing::Test {
+  protected:
+    RouterTest()
+        : idempotency(*f.context),
+          router(RouterParts{*f.context, *f.phones, *f.cards, *f.challenges, idempotency,
+                             [] {
+                                 return HealthReport{200, boost::json::object{{"status", "ok"}}};
+                             },
+                             [] { return std::string("otpbox_up 1\n"); },
+                             [this](const std::string& user, const std::string& actor) {
+                                 f.database->transaction([&] {
+                                     f.phones->erase(user, actor);
+                                     f.cards->revoke_all(user, actor);
+                                 });
+                             }}) {}
+
+    api::Response call(verb method, const std::string& target, const std::string& body = "",
+                       api::Role role = api::Role::portal, const std::string& key = "") {
+        api::Request request;
+        request.method = method;
+        request.method_name = std::string(boost::beast::http::to_string(method));
+        request.target = target;
+        request.body = body;
+        request.has_body = !body.empty();
+        request.content_type = body.empty() ? "" : "application/json";
+        request.client_subject = kActor;
+        request.role = role;
+        request.idempotency_key = key;
+        return router.handle(request);
+    }
+
+    static std::string error_of(const api::Response& response) {
+        return std::string(boost::json::parse(response.body).at("error").as_string());
+    }
+
+    static std::string header(const api::Response& response, const std::string& name) {
+        for (const auto& [key, value] : response.headers) {
+            if (key == name) {
+                return value;
+            }
+        }
+        return "";
+    }
+
+    ServiceFixture f;
+    Idempotency idempotency;
+    Router router;
+};
+
+TEST_F(RouterTest, PhoneAnswers) {
+    auto answer = call(verb::get, "/v1/users/alice/phone");
+    EXPECT_EQ(answer.status, 404u);
+    EXPECT_EQ(error_of(answer), "no_phone");
+
+    answer = call(verb::put, "/v1/users/alice/phone", R"({"number":"(0170) 123-4567"})");
+    EXPECT_EQ(answer.status, 200u);
+    EXPECT_EQ(boost::json::parse(answer.body).at("masked").as_string(), "+49 170 ****567");
+    EXPECT_EQ(call(verb::get, "/v1/users/alice/phone").status, 200u);
+    EXPECT_EQ(call(verb::delete_, "/v1/users/alice/phone").status, 204u);
+    EXPECT_EQ(call(verb::get, "/v1/users/alice/phone").status, 404u);
+}
+
+TEST_F(RouterTest, MalformedBodiesAre400AndWrongTypesToo) {
+    EXPECT_EQ(call(verb::put, "/v1/users/alice/phone", "{").status, 400u);
+    EXPECT_EQ(call(verb::put, "/v1/users/alice/phone", "[1,2]").status, 400u);
+    EXPECT_EQ(call(verb::put, "/v1/users/alice/phone", R"({"number":5})").status, 400u);
+    EXPECT_EQ(call(verb::put, "/v1/users/alice/phone", R"({"digits":"0170"})").status, 400u);
+    EXPECT_EQ(call(verb::put, "/v1/users/alice/phone").status, 400u);
+}
+
+TEST_F(RouterTest, UnknownRouteWrongMethodAndBadUserId) {
+    EXPECT_EQ(call(verb::get, "/v1/nothing").status, 404u);
+    EXPECT_EQ(call(verb::get, "/").status, 404u);
+    EXPECT_EQ(call(verb::get, "/v1/users/alice/login").status, 405u);
+    EXPECT_EQ(call(verb::post, "/v1/health").status, 405u);
+    EXPECT_EQ(call(verb::get, "/v1/users/" + std::string(65, 'a') + "/phone").status, 400u);
+    EXPECT_EQ(call(verb::get, "/v1/users/al%20ice/phone").status, 400u);
+}
+
+TEST_F(RouterTest, WrongContentTypeIs415) {
+    api::Request request;
+    request.method = verb::put;
+    request.method_name = "PUT";
+    request.target = "/v1/users/alice/phone";
+    request.body = R"({"number":"0170 1234567"})";
+    request.has_body = true;
+    request.content_type = "text/plain";
+    request.client_subject = kActor;
+    EXPECT_EQ(router.handle(request).status, 415u);
+    request.content_type = "application/json; charset=utf-8";
+    EXPECT_EQ(router.handle(request).status, 200u);
+}
+
+TEST_F(RouterTest, MonitorReachesOnlyHealthAndMetrics) {
+    EXPECT_EQ(call(verb::get, "/v1/health", "", api::Role::monitor).status, 200u);
+    EXPECT_EQ(call(verb::get, "/metrics", "", api::Role::monitor).status, 200u);
+    const auto refused = call(verb::post, "/v1/users/alice/login", "", api::Role::monitor);
+    EXPECT_EQ(refused.status, 403u);
+    EXPECT_EQ(error_of(refused), "forbidden");
+}
+
+TEST_F(RouterTest, LoginWithoutSecondFactorNamesFallbacks) {
+    const auto answer = call(verb::post, "/v1/users/alice/login");
+    EXPECT_EQ(answer.status, 409u);
+    const auto body = boost::json::parse(answer.body);
+    EXPECT_EQ(body.at("error").as_string(), "no_second_factor");
+    EXPECT_EQ(body.at("fallbacks").as_array().size(), 2u);
+    EXPECT_EQ(call(verb::post, "/v1/users/alice/otp").status, 409u);
+}
+
+TEST_F(RouterTest, CardCallsAnswerAsTheContractSays) {
+    const auto issued = call(verb::post, "/v1/users/alice/pincards");
+    ASSERT_EQ(issued.status, 201u);
+    const auto card = boost::json::parse(issued.body);
+    const std::string serial(card.at("serial").as_string());
+    EXPECT_EQ(card.at("grid").as_array().size(), 8u);
+    EXPECT_EQ(card.at("columns").as_int64(), 8);
+
+    auto answer = call(verb::post, "/v1/pincards/" + serial + "/block", R"({"reason":"lost"})");
+    EXPECT_EQ(answer.status, 200u);
+    EXPECT_EQ(boost::json::parse(answer.body).at("state").as_string(), "blocked");
+    answer = call(verb::post, "/v1/pincards/" + serial + "/block");
+    EXPECT_EQ(answer.status, 409u);
+    EXPECT_EQ(error_of(answer), "invalid_state");
+    answer = call(verb::post, "/v1/pincards/" + serial + "/unblock");
+    EXPECT_EQ(boost::json::parse(answer.body).at("state").as_string(), "pending");
+    answer = call(verb::post, "/v1/pincards/unknown-serial/revoke");
+    EXPECT_EQ(answer.status, 404u);
+    EXPECT_EQ(error_of(answer), "unknown_card");
+
+    const auto login = boost::json::parse(call(verb::post, "/v1/users/alice/login").body);
+    EXPECT_EQ(login.at("method").as_string(), "pincard");
+    EXPECT_EQ(login.at("cells").as_array().size(), 3u);
+    const std::string challenge(login.at("challenge").as_string());
+    answer = call(verb::post, "/v1/challenges/" + challenge + "/verify", R"({"response":"ab"})");
+    EXPECT_EQ(answer.status, 400u);
+    EXPECT_EQ(error_of(answer), "invalid_response");
+    answer = call(verb::post, "/v1/challenges/nope/verify", R"({"response":"123456"})");
+    EXPECT_EQ(answer.status, 410u);
+}
+
+TEST_F(RouterTest, IdempotencyKeyReturnsTheFirstCardAndIssuesNoSecond) {
+    const auto first = call(verb::post, "/v1/users/alice/pincards", "", api::Role::portal, "k-1");
+    const auto again = call(verb::post, "/v1/users/alice/pincards", "", api::Role::portal, "k-1");
+    EXPECT_EQ(first.status, 201u);
+    EXPECT_EQ(again.status, 201u);
+    EXPECT_EQ(first.body, again.body);
+    EXPECT_EQ(header(again, "Idempotent-Replayed"), "true");
+    EXPECT_EQ(f.cards->list("alice").size(), 1u);
+    (void)call(verb::post, "/v1/users/alice/pincards", "", api::Role::portal, "k-2");
+    EXPECT_EQ(f.cards->list("alice").size(), 2u);
+}
+
+TEST_F(RouterTest, LockedLoginCarriesRetryAfter) {
+    (void)call(verb::post, "/v1/users/alice/pincards");
+    for (int i = 0; i < 2; ++i) {
+        const auto login = boost::json::parse(call(verb::post, "/v1/users/alice/login").body);
+        const std::string challenge(login.at("challenge").as_string());
+        for (int j = 0; j < 5; ++j) {
+            (void)call(verb::post, "/v1/challenges/" + challenge + "/verify",
+                       R"({"response":"999999"})");
+        }
+    }
+    const auto answer = call(verb::post, "/v1/users/alice/login");
+    EXPECT_EQ(answer.status, 423u);
+    EXPECT_EQ(error_of(answer), "locked");
+    EXPECT_EQ(header(answer, "Retry-After"), "900");
+}
+
+TEST_F(RouterTest, DeletingAUserRevokesCardsAndErasesThePhone) {
+    (void)call(verb::put, "/v1/users/alice/phone", R"({"number":"0170 1234567"})");
+    (void)call(verb::post, "/v1/users/alice/pincards");
+    EXPECT_EQ(call(verb::delete_, "/v1/users/alice").status, 204u);
+    EXPECT_EQ(call(verb::get, "/v1/users/alice/phone").status, 404u);
+    const auto cards = boost::json::parse(call(verb::get, "/v1/users/alice/pincards").body);
+    EXPECT_EQ(cards.at("pincards").as_array().at(0).at("state").as_string(), "revoked");
+}
+
+}  // namespace
+}  // namespace otpbox::firmware

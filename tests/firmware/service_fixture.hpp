@@ -1,0 +1,160 @@
+#pragma once
+
+// The firmware's services on real parts: a SoftHSM2 token with the
+// appliance's keys, a SQLite file, the SMS queue, and (when a test wants SMS
+// to leave) the modem simulator on a pseudo-terminal with the modem pool.
+// The clock is a ManualClock, so that tests stand at the rules' edges.
+
+#include <date/date.h>
+
+#include <boost/json.hpp>
+
+#include <memory>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "otpbox/firmware/audit_log.hpp"
+#include "otpbox/firmware/challenge_service.hpp"
+#include "otpbox/firmware/phone_service.hpp"
+#include "otpbox/firmware/pincard_service.hpp"
+#include "otpbox/firmware/refusal.hpp"
+#include "otpbox/gsm/modem_pool.hpp"
+#include "otpbox/hsm/hsm.hpp"
+#include "otpbox/hsm/key_labels.hpp"
+#include "test_support.hpp"
+
+namespace otpbox::firmware::testing {
+
+inline const char* kActor = "CN=otpbox-portal,O=otpbox development";
+
+inline TimePoint utc(int year, unsigned month, unsigned day, int hours, int minutes, int seconds) {
+    return date::sys_days(date::year(year) / month / day) + std::chrono::hours(hours) +
+           std::chrono::minutes(minutes) + std::chrono::seconds(seconds);
+}
+
+class ServiceFixture {
+  public:
+    explicit ServiceFixture(TimePoint start = utc(2026, 12, 4, 9, 0, 0), bool with_modem = false)
+        : clock(start) {
+        config.database = dir.path() / "otpbox.db";
+        config.hsm.module_path = otpbox::test::SoftHsmToken::module_path();
+        config.hsm.token_label = token.label();
+        config.hsm.pin_file = token.pin_file();
+        hsm = hsm::Hsm::open(config.hsm);
+        for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataIndex,
+                                hsm::keys::kAuditMac}) {
+            hsm->generate_secret_key(hsm::keys::versioned(base, 1), hsm::KeyKind::hmac_sha256);
+        }
+        hsm->generate_secret_key(hsm::keys::versioned(hsm::keys::kDataEnc, 1),
+                                 hsm::KeyKind::aes_256);
+
+        database = std::make_unique<Database>(config.database);
+        secrets = std::make_unique<Secrets>(hsm);
+        audit = std::make_unique<AuditLog>(*database, *secrets);
+        queue = std::make_unique<gsm::SmsQueue>(config.database, secrets->sms_sealer(),
+                                                [this] { return clock.now(); });
+        context =
+            std::make_unique<Context>(Context{*database, *secrets, clock, config, *queue, *audit});
+        phones = std::make_unique<PhoneService>(*context);
+        cards = std::make_unique<PincardService>(*context);
+        challenges = std::make_unique<ChallengeService>(*context, *cards);
+        if (with_modem) {
+            start_modem();
+        }
+    }
+
+    ~ServiceFixture() {
+        if (pool) {
+            pool->stop();
+        }
+    }
+
+    void start_modem() {
+        const auto link = dir.path() / "modem0";
+        outbox = dir.path() / "outbox.jsonl";
+        simulator = std::make_unique<otpbox::test::ChildProcess>(
+            std::vector<std::string>{otpbox::test::program_path("otpbox-modemsim").string(),
+                                     "--link", link.string(), "--outbox", outbox.string()});
+        if (!otpbox::test::wait_until([&] { return std::filesystem::exists(link); },
+                                      std::chrono::seconds(10))) {
+            throw std::runtime_error("the modem simulator did not come up");
+        }
+        gsm::ModemConfig modem;
+        modem.name = "modem0";
+        modem.device = link;
+        modem.command_timeout = std::chrono::seconds(3);
+        pool = std::make_unique<gsm::ModemPool>(std::vector<gsm::ModemConfig>{modem}, *queue);
+        pool->start();
+    }
+
+    // The code of the newest SMS in the outbox to that number, waiting for it.
+    std::optional<std::string> sms_code(const std::string& to, std::size_t nth) {
+        std::optional<std::string> code;
+        otpbox::test::wait_until(
+            [&] {
+                std::size_t seen = 0;
+                std::istringstream lines(otpbox::test::read_file(outbox));
+                std::string line;
+                while (std::getline(lines, line)) {
+                    const auto sms = boost::json::parse(line).as_object();
+                    if (sms.at("to").as_string() != to) {
+                        continue;
+                    }
+                    if (++seen == nth) {
+                        const std::string text(sms.at("text").as_string());
+                        std::smatch match;
+                        if (std::regex_search(text, match, std::regex(R"(\b\d{6,8}\b)"))) {
+                            code = match.str();
+                        }
+                        return true;
+                    }
+                }
+                return false;
+            },
+            std::chrono::seconds(20));
+        return code;
+    }
+
+    // The right answer to a PINCard challenge, from the issued grid.
+    static std::string answer(const IssuedCard& card, const Challenge& challenge) {
+        std::string response;
+        for (const auto& cell : challenge.cells) {
+            const auto column = static_cast<unsigned>(cell[0] - 'A');
+            const auto row = static_cast<unsigned>(std::stoi(cell.substr(1)) - 1);
+            response += card.grid.at(row).at(column);
+        }
+        return response;
+    }
+
+    otpbox::test::TempDir dir;
+    otpbox::test::SoftHsmToken token;
+    ManualClock clock;
+    Config config;
+    std::shared_ptr<hsm::Hsm> hsm;
+    std::unique_ptr<Database> database;
+    std::unique_ptr<Secrets> secrets;
+    std::unique_ptr<AuditLog> audit;
+    std::unique_ptr<gsm::SmsQueue> queue;
+    std::unique_ptr<Context> context;
+    std::unique_ptr<PhoneService> phones;
+    std::unique_ptr<PincardService> cards;
+    std::unique_ptr<ChallengeService> challenges;
+    std::filesystem::path outbox;
+    std::unique_ptr<otpbox::test::ChildProcess> simulator;
+    std::unique_ptr<gsm::ModemPool> pool;
+};
+
+// Runs call and returns the reason it was refused with, or nullopt.
+template <class Call>
+std::optional<Reason> refusal_of(Call&& call) {
+    try {
+        call();
+    } catch (const Refused& refused) {
+        return refused.reason();
+    }
+    return std::nullopt;
+}
+
+}  // namespace otpbox::firmware::testing
