@@ -2,6 +2,9 @@
 
 #include <toml++/toml.h>
 
+#include <sys/stat.h>
+
+#include <fstream>
 #include <sstream>
 
 namespace otpbox::firmware {
@@ -200,6 +203,26 @@ SmsConfig read_sms(const Reader& reader) {
     return sms;
 }
 
+// The SIM PIN lives in a file only the daemon's user can read, like the
+// HSM PIN; never in the configuration itself.
+std::string read_sim_pin(const Reader& reader, const std::string& key, const fs::path& file) {
+    struct stat info {};
+    if (::stat(file.c_str(), &info) != 0) {
+        reader.fail(key, "cannot read " + file.string());
+    }
+    if ((info.st_mode & 077) != 0) {
+        reader.fail(key, file.string() + " may be read or written by others (chmod 600 it)");
+    }
+    std::ifstream in(file);
+    std::string pin;
+    std::getline(in, pin);
+    if (pin.size() < 4 || pin.size() > 8 ||
+        pin.find_first_not_of("0123456789") != std::string::npos) {
+        reader.fail(key, "a SIM PIN is 4 to 8 digits");
+    }
+    return pin;
+}
+
 std::vector<gsm::ModemConfig> read_modems(const Reader& reader) {
     std::vector<gsm::ModemConfig> modems;
     const auto* list = reader.array("modems");
@@ -220,6 +243,10 @@ std::vector<gsm::ModemConfig> read_modems(const Reader& reader) {
             reader.fail(key + ".device", "is missing");
         }
         config.baud = static_cast<unsigned>(modem.integer("baud", 115200, 300, 4000000));
+        const auto pin_file = modem.path("sim_pin_file");
+        if (!pin_file.empty()) {
+            config.sim_pin = read_sim_pin(reader, key + ".sim_pin_file", pin_file);
+        }
         config.hardware_flow_control = modem.boolean("hardware_flow_control", false);
         config.command_timeout =
             std::chrono::milliseconds(modem.integer("command_timeout_ms", 5000, 100, 120000));

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include "test_support.hpp"
 
 namespace otpbox::firmware {
@@ -97,6 +99,18 @@ INSTANTIATE_TEST_SUITE_P(
                       BadConfig{"[pincard]\ncolumns = 27\n", "pincard.columns"},
                       BadConfig{"[[api.clients]]\nsubject = \"CN=x\"\nrole = \"admin\"\n", "role"},
                       BadConfig{"[log\n", "otpbox.toml"}));
+
+TEST(Config_Load, SimPinComesFromAPrivateFile) {
+    TempDir dir;
+    write_file(dir.path() / "sim.pin", "1234\n", 0600);
+    write_file(dir.path() / "otpbox.toml", std::string(kMinimal) + "sim_pin_file = \"sim.pin\"\n");
+    EXPECT_EQ(load_config(dir.path() / "otpbox.toml").modems.at(0).sim_pin, "1234");
+
+    ::chmod((dir.path() / "sim.pin").c_str(), 0644);
+    EXPECT_THROW((void)load_config(dir.path() / "otpbox.toml"), ConfigError);
+    write_file(dir.path() / "sim.pin", "12a4\n", 0600);
+    EXPECT_THROW((void)load_config(dir.path() / "otpbox.toml"), ConfigError);
+}
 
 TEST(Config_Load, MissingFileIsAConfigError) {
     TempDir dir;
