@@ -117,31 +117,7 @@ class DevInstance {
     // The code of the nth SMS to a number whose digits end with suffix.
     [[nodiscard]] std::optional<std::string> sms_code(const std::string& suffix,
                                                       std::size_t nth = 1) const {
-        std::optional<std::string> code;
-        test::wait_until(
-            [&] {
-                std::istringstream lines(test::read_file(outbox()));
-                std::string line;
-                std::size_t seen = 0;
-                while (std::getline(lines, line)) {
-                    const auto sms = boost::json::parse(line).as_object();
-                    const std::string to(sms.at("to").as_string());
-                    if (to.size() < suffix.size() ||
-                        to.compare(to.size() - suffix.size(), suffix.size(), suffix) != 0 ||
-                        ++seen != nth) {
-                        continue;
-                    }
-                    const std::string text(sms.at("text").as_string());
-                    std::smatch match;
-                    if (std::regex_search(text, match, std::regex(R"(\b\d{6,8}\b)"))) {
-                        code = match.str();
-                    }
-                    return true;
-                }
-                return false;
-            },
-            std::chrono::seconds(30), std::chrono::milliseconds(200));
-        return code;
+        return test::outbox_code(outbox(), suffix, nth, std::chrono::seconds(30));
     }
 
     std::uint16_t port = test::free_port();

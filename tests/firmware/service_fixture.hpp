@@ -89,32 +89,9 @@ class ServiceFixture {
         pool->start();
     }
 
-    // The code of the newest SMS in the outbox to that number, waiting for it.
+    // The code of the nth SMS in the outbox to that number, waiting for it.
     std::optional<std::string> sms_code(const std::string& to, std::size_t nth) {
-        std::optional<std::string> code;
-        otpbox::test::wait_until(
-            [&] {
-                std::size_t seen = 0;
-                std::istringstream lines(otpbox::test::read_file(outbox));
-                std::string line;
-                while (std::getline(lines, line)) {
-                    const auto sms = boost::json::parse(line).as_object();
-                    if (sms.at("to").as_string() != to) {
-                        continue;
-                    }
-                    if (++seen == nth) {
-                        const std::string text(sms.at("text").as_string());
-                        std::smatch match;
-                        if (std::regex_search(text, match, std::regex(R"(\b\d{6,8}\b)"))) {
-                            code = match.str();
-                        }
-                        return true;
-                    }
-                }
-                return false;
-            },
-            std::chrono::seconds(20));
-        return code;
+        return otpbox::test::outbox_code(outbox, to, nth, std::chrono::seconds(20));
     }
 
     // The right answer to a PINCard challenge, from the issued grid.

@@ -9,10 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <boost/json.hpp>
+
 #include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <system_error>
@@ -207,6 +210,33 @@ fs::path program_path(const std::string& name) {
         }
     }
     return fs::path(OTPBOX_BINARY_DIR) / name;
+}
+
+std::optional<std::string> outbox_code(const fs::path& outbox, const std::string& number_suffix,
+                                       std::size_t nth, std::chrono::milliseconds timeout) {
+    std::optional<std::string> code;
+    wait_until(
+        [&] {
+            std::istringstream lines(read_file(outbox));
+            std::string line;
+            std::size_t seen = 0;
+            while (std::getline(lines, line)) {
+                const auto sms = boost::json::parse(line).as_object();
+                const std::string to(sms.at("to").as_string());
+                if (!to.ends_with(number_suffix) || ++seen != nth) {
+                    continue;
+                }
+                const std::string text(sms.at("text").as_string());
+                std::smatch match;
+                if (std::regex_search(text, match, std::regex(R"(\b\d{6,8}\b)"))) {
+                    code = match.str();
+                }
+                return true;
+            }
+            return false;
+        },
+        timeout, std::chrono::milliseconds(100));
+    return code;
 }
 
 }  // namespace otpbox::test

@@ -92,6 +92,12 @@ bool wait_until(Pred pred, std::chrono::milliseconds timeout,
 // The built program of that name (from the build directory).
 std::filesystem::path program_path(const std::string& name);
 
+// The OTP code (the only run of 6-8 digits) of the nth SMS in a simulator
+// outbox whose recipient ends with number_suffix, waiting up to timeout.
+std::optional<std::string> outbox_code(const std::filesystem::path& outbox,
+                                       const std::string& number_suffix, std::size_t nth,
+                                       std::chrono::milliseconds timeout);
+
 std::string read_file(const std::filesystem::path& path);
 void write_file(const std::filesystem::path& path, const std::string& text, unsigned mode = 0644);
 
