@@ -35,6 +35,10 @@ class DevInstance {
         start_daemon();
     }
 
+    // For tests that provision and start the parts themselves.
+    enum NotStarted { kNotStarted };
+    explicit DevInstance(NotStarted) {}
+
     ~DevInstance() {
         daemon.reset();
         simulator.reset();

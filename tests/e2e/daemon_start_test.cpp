@@ -1,0 +1,98 @@
+// otpboxd at start: one clear line for a problem no waiting fixes, and
+// unprovisioned (no API) until every part is in place, then serving
+// without a restart.
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include "dev_instance.hpp"
+
+namespace otpbox::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A provisioned instance whose daemon the test starts itself.
+class DaemonStart : public ::testing::Test {
+  protected:
+    DaemonStart() { dev.provision(); }
+
+    // Starts otpboxd and waits for it to exit; returns its status.
+    int run_to_exit() {
+        test::ChildProcess daemon({test::program_path("otpboxd").string(), "--config",
+                                   (dev.root() / "otpbox.toml").string()},
+                                  {}, log());
+        EXPECT_TRUE(test::wait_until([&] { return !daemon.running(); }, 20s));
+        return daemon.stop();
+    }
+
+    [[nodiscard]] std::filesystem::path log() const { return dev.root() / "start.log"; }
+
+    void replace_in_config(const std::string& from, const std::string& to) {
+        auto text = test::read_file(dev.root() / "otpbox.toml");
+        const auto at = text.find(from);
+        ASSERT_NE(at, std::string::npos) << from;
+        text.replace(at, from.size(), to);
+        test::write_file(dev.root() / "otpbox.toml", text, 0600);
+    }
+
+    static int count_lines(const std::string& text) {
+        return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
+    }
+
+    DevInstance dev{DevInstance::kNotStarted};
+};
+
+TEST_F(DaemonStart, PinFileOthersCanReadStopsItWithOneLine) {
+    ::chmod((dev.root() / "hsm/user.pin").c_str(), 0644);
+    EXPECT_EQ(run_to_exit(), 1);
+    const auto text = test::read_file(log());
+    EXPECT_NE(text.find("read or written by others"), std::string::npos) << text;
+    EXPECT_EQ(count_lines(text), 1) << text;
+}
+
+TEST_F(DaemonStart, WrongPinStopsItWithOneLine) {
+    test::write_file(dev.root() / "hsm/user.pin", "99999999\n", 0600);
+    EXPECT_EQ(run_to_exit(), 1);
+    const auto text = test::read_file(log());
+    EXPECT_NE(text.find("HSM login refused"), std::string::npos) << text;
+    EXPECT_EQ(count_lines(text), 1) << text;
+}
+
+TEST_F(DaemonStart, MissingModuleStopsItWithOneLine) {
+    replace_in_config("/usr/lib/softhsm/libsofthsm2.so", "/nonexistent/libpkcs11.so");
+    EXPECT_EQ(run_to_exit(), 1);
+    const auto text = test::read_file(log());
+    EXPECT_NE(text.find("/nonexistent/libpkcs11.so"), std::string::npos) << text;
+    EXPECT_EQ(count_lines(text), 1) << text;
+}
+
+TEST_F(DaemonStart, BrokenConfigStopsItNamingTheKey) {
+    replace_in_config("columns = 8", "columns = 40");
+    EXPECT_EQ(run_to_exit(), 2);
+    EXPECT_NE(test::read_file(log()).find("pincard.columns"), std::string::npos);
+}
+
+TEST_F(DaemonStart, UnprovisionedServesNothingThenServesWithoutRestart) {
+    const auto certificate = dev.root() / "pki/server.crt";
+    const auto aside = dev.root() / "server.crt.aside";
+    std::filesystem::rename(certificate, aside);
+
+    test::ChildProcess daemon(
+        {test::program_path("otpboxd").string(), "--config", (dev.root() / "otpbox.toml").string()},
+        {}, log());
+    ASSERT_TRUE(test::wait_until(
+        [&] { return test::read_file(log()).find("unprovisioned") != std::string::npos; }, 20s));
+    EXPECT_NE(test::read_file(log()).find("server.crt"), std::string::npos);
+    EXPECT_EQ(dev.call("GET", "/v1/health").status, 0);
+    EXPECT_TRUE(daemon.running());
+
+    std::filesystem::rename(aside, certificate);
+    EXPECT_TRUE(
+        test::wait_until([&] { return dev.call("GET", "/v1/health").status == 200; }, 20s, 200ms));
+    EXPECT_TRUE(daemon.running());
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
+}  // namespace
+}  // namespace otpbox::e2e
