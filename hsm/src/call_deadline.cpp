@@ -1,6 +1,7 @@
 #include "call_deadline.hpp"
 
 #include <condition_variable>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -35,6 +36,58 @@ void run_call(const std::shared_ptr<CallState>& state, const std::function<CK_RV
     }
 }
 
+// Threads that run the calls, kept between calls: starting a thread per call
+// cost more than the HMAC it waited for. A thread whose call overran is not
+// lost: it joins the idle ones when the call returns. Idle threads end after
+// a while, so a burst leaves nothing behind. The runner lives as long as the
+// process (its threads may outlive any owner).
+class CallRunner {
+  public:
+    static CallRunner& instance() {
+        static auto* runner = new CallRunner();
+        return *runner;
+    }
+
+    void submit(std::shared_ptr<CallState> state, std::function<CK_RV()> call) {
+        std::lock_guard lock(m_mutex);
+        m_jobs.push_back({std::move(state), std::move(call)});
+        if (m_idle == 0) {
+            std::thread([this] { work(); }).detach();
+        } else {
+            m_ready.notify_one();
+        }
+    }
+
+  private:
+    struct Job {
+        std::shared_ptr<CallState> state;
+        std::function<CK_RV()> call;
+    };
+
+    void work() {
+        std::unique_lock lock(m_mutex);
+        for (;;) {
+            ++m_idle;
+            const bool woken =
+                m_ready.wait_for(lock, std::chrono::seconds(30), [&] { return !m_jobs.empty(); });
+            --m_idle;
+            if (!woken) {
+                return;
+            }
+            auto job = std::move(m_jobs.front());
+            m_jobs.pop_front();
+            lock.unlock();
+            run_call(job.state, job.call);
+            lock.lock();
+        }
+    }
+
+    std::mutex m_mutex;
+    std::condition_variable m_ready;
+    std::deque<Job> m_jobs;
+    std::size_t m_idle = 0;
+};
+
 }  // namespace
 
 std::optional<CK_RV> call_with_deadline(std::function<CK_RV()> call,
@@ -44,7 +97,7 @@ std::optional<CK_RV> call_with_deadline(std::function<CK_RV()> call,
         return call();
     }
     auto state = std::make_shared<CallState>();
-    std::thread(run_call, state, std::move(call)).detach();
+    CallRunner::instance().submit(state, std::move(call));
 
     std::unique_lock lock(state->mutex);
     if (state->finished.wait_for(lock, timeout, [&] { return state->done; })) {

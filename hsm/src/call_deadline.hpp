@@ -1,7 +1,7 @@
 #pragma once
 
 // A PKCS#11 call with a deadline. A module call cannot be cancelled, so the
-// call runs on a thread of its own; when it overruns, the caller goes on
+// call runs on one of a few kept runner threads; when it overruns, the caller goes on
 // and the thread is left to finish, running on_late_return if it ever does.
 
 #include <chrono>
