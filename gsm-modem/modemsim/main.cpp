@@ -8,8 +8,8 @@
 #include <iostream>
 
 #include "modem_session.hpp"
+#include "otpbox/gsm/pseudo_terminal.hpp"
 #include "outbox.hpp"
-#include "pseudo_terminal.hpp"
 #include "sim_options.hpp"
 #include "simulator.hpp"
 

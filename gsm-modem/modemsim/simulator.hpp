@@ -12,10 +12,12 @@
 #include <vector>
 
 #include "modem_session.hpp"
-#include "pseudo_terminal.hpp"
+#include "otpbox/gsm/pseudo_terminal.hpp"
 #include "sim_options.hpp"
 
 namespace otpbox::modemsim {
+
+using gsm::PseudoTerminal;
 
 class Simulator {
   public:

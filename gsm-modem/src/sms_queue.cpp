@@ -34,8 +34,13 @@ std::string_view status_name(SmsStatus status) noexcept {
     return "queued";
 }
 
-SmsQueue::SmsQueue(std::filesystem::path database, std::shared_ptr<Sealer> sealer, Clock clock)
-    : m_impl(std::make_unique<Impl>(database, std::move(sealer), std::move(clock))) {}
+SmsQueue::SmsQueue(std::filesystem::path database, std::shared_ptr<Sealer> sealer, Clock clock,
+                   Recovery recovery)
+    : m_impl(std::make_unique<Impl>(database, std::move(sealer), std::move(clock))) {
+    if (recovery == Recovery::take_over_interrupted) {
+        m_impl->recover_interrupted();
+    }
+}
 
 SmsQueue::~SmsQueue() = default;
 

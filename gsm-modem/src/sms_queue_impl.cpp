@@ -84,7 +84,6 @@ SmsQueue::Impl::Impl(const std::filesystem::path& database, std::shared_ptr<Seal
     // Freed pages (a wiped payload) are overwritten, not left in the file.
     m_db.execute("PRAGMA secure_delete=ON");
     create_schema();
-    recover_interrupted();
 }
 
 TimePoint SmsQueue::Impl::now() const {

@@ -59,9 +59,12 @@ class SmsQueue::Impl {
     void wake();
     [[nodiscard]] TimePoint now() const;
 
+    // Rows a stopped sender left "sending" go back to "queued" (or fail when
+    // a part was sent already).
+    void recover_interrupted();
+
   private:
     void create_schema();
-    void recover_interrupted();
     void expire_due(std::int64_t now_ms);
     void finish(std::string_view id, std::string_view status, std::string_view failure);
     [[nodiscard]] std::optional<ClaimedSms> open_row(SqliteStatement& row);

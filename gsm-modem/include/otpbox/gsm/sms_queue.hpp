@@ -49,11 +49,18 @@ struct QueueStats {
     std::optional<std::chrono::seconds> oldest_age;
 };
 
+// Whether opening the queue takes over rows a stopped sender left "sending".
+// Only the process that runs the modem pool may: another process (the
+// technician console) would take a send in progress away from it.
+enum class Recovery { take_over_interrupted, leave_to_sender };
+
 class SmsQueue {
   public:
     // Opens (and creates) the queue's tables in the SQLite database at path.
-    // Rows that were "sending" when the process stopped become "queued".
-    SmsQueue(std::filesystem::path database, std::shared_ptr<Sealer> sealer, Clock clock = {});
+    // With take_over_interrupted, rows that were "sending" when the process
+    // stopped become "queued".
+    SmsQueue(std::filesystem::path database, std::shared_ptr<Sealer> sealer, Clock clock = {},
+             Recovery recovery = Recovery::take_over_interrupted);
     ~SmsQueue();
     SmsQueue(const SmsQueue&) = delete;
     SmsQueue& operator=(const SmsQueue&) = delete;

@@ -1,4 +1,4 @@
-#include "pseudo_terminal.hpp"
+#include "otpbox/gsm/pseudo_terminal.hpp"
 
 #include <fcntl.h>
 #include <sys/ioctl.h>
@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <system_error>
 
-namespace otpbox::modemsim {
+namespace otpbox::gsm {
 namespace {
 
 [[noreturn]] void throw_errno(const char* what) {
@@ -89,4 +89,4 @@ PseudoTerminal::~PseudoTerminal() {
     ::close(m_master);
 }
 
-}  // namespace otpbox::modemsim
+}  // namespace otpbox::gsm

@@ -1,12 +1,13 @@
 #pragma once
 
-// The modem's end of a pseudo-terminal pair, with a symlink to the other end
-// that stands in for /dev/ttyUSB0. Removes the link when destroyed.
+// One end of a pseudo-terminal pair, with a symlink to the other end that
+// stands in for a serial device (/dev/ttyUSB0 for the modem simulator, the
+// technician's end for the console). Removes the link when destroyed.
 
 #include <filesystem>
 #include <string>
 
-namespace otpbox::modemsim {
+namespace otpbox::gsm {
 
 class PseudoTerminal {
   public:
@@ -30,4 +31,4 @@ class PseudoTerminal {
     std::filesystem::path m_link;
 };
 
-}  // namespace otpbox::modemsim
+}  // namespace otpbox::gsm
