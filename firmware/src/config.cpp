@@ -7,6 +7,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "client_list.hpp"
+#include "otpbox/firmware/clients_file.hpp"
+
 namespace otpbox::firmware {
 
 namespace {
@@ -110,16 +113,6 @@ class Reader {
     const toml::table& m_root;
 };
 
-api::Role parse_role(const Reader& reader, std::string_view key, const std::string& role) {
-    if (role == "portal") {
-        return api::Role::portal;
-    }
-    if (role == "monitor") {
-        return api::Role::monitor;
-    }
-    reader.fail(key, "role must be \"portal\" or \"monitor\", not \"" + role + "\"");
-}
-
 ApiConfig read_api(const Reader& reader) {
     ApiConfig api;
     api.listen = reader.string("api.listen", api.listen);
@@ -133,22 +126,11 @@ ApiConfig read_api(const Reader& reader) {
     api.limits.max_connections =
         static_cast<std::size_t>(reader.integer("api.max_connections", 2000, 1, 100000));
 
-    if (const auto* clients = reader.array("api.clients")) {
-        for (std::size_t i = 0; i < clients->size(); ++i) {
-            const std::string key = "api.clients[" + std::to_string(i) + "]";
-            const auto* table = (*clients)[i].as_table();
-            if (table == nullptr) {
-                reader.fail(key, "must be a table with subject and role");
-            }
-            const Reader client(reader.file(), *table);
-            api::AllowedClient allowed;
-            allowed.subject = client.string("subject", "");
-            if (allowed.subject.empty()) {
-                reader.fail(key + ".subject", "is missing");
-            }
-            allowed.role = parse_role(reader, key + ".role", client.string("role", ""));
-            api.clients.push_back(allowed);
-        }
+    api.clients = detail::read_client_list(reader.file(), reader.root(), "api.clients");
+    api.clients_file = reader.path("api.clients_file");
+    if (!api.clients_file.empty()) {
+        const auto listed = read_clients_file(api.clients_file);
+        api.clients.insert(api.clients.end(), listed.begin(), listed.end());
     }
     return api;
 }

@@ -6,13 +6,17 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
 #include <boost/json.hpp>
 
+#include <exception>
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <thread>
 
+#include "file_stamp.hpp"
+#include "modem_slot.hpp"
 #include "otpbox/firmware/audit_log.hpp"
 #include "otpbox/firmware/challenge_service.hpp"
 #include "otpbox/firmware/idempotency.hpp"
@@ -21,10 +25,13 @@
 #include "otpbox/firmware/pincard_service.hpp"
 #include "otpbox/firmware/refusal.hpp"
 #include "otpbox/firmware/router.hpp"
+#include "otpbox/firmware/sim_pins.hpp"
+#include "otpbox/firmware/status_file.hpp"
 #include "otpbox/firmware/version.hpp"
 #include "otpbox/gsm/modem_pool.hpp"
 #include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/key_labels.hpp"
+#include "tls_identity.hpp"
 
 namespace otpbox::firmware {
 
@@ -70,15 +77,48 @@ std::string route_of(const std::string& target) {
     return out;
 }
 
+// The files whose change a poll looks for. The key file counts only when the
+// key is not in the HSM.
+std::vector<fs::path> watched_files(const Config& config) {
+    const auto& api = config.api;
+    const auto key = api.key_label.empty() ? api.key_file : fs::path();
+    return {config.file, api.clients_file, api.ca_file, api.certificate_file, api.crl_file, key};
+}
+
+// The stamps to compare the next poll with, for config as just read. seen
+// was taken before the files were read, so a change made while they were
+// read shows up at the next poll; when config names other files than the
+// stamps (a path changed), those are stamped now instead.
+detail::Fingerprint stamps_for(detail::Fingerprint seen, const Config& config) {
+    auto now = detail::fingerprint(watched_files(config));
+    const bool same_files =
+        std::equal(seen.begin(), seen.end(), now.begin(), now.end(),
+                   [](const auto& a, const auto& b) { return a.path == b.path; });
+    return same_files ? std::move(seen) : std::move(now);
+}
+
+bool same_sim_pins(const std::vector<gsm::ModemConfig>& left,
+                   const std::vector<gsm::ModemConfig>& right) {
+    return std::equal(
+        left.begin(), left.end(), right.begin(), right.end(),
+        [](const auto& a, const auto& b) { return a.name == b.name && a.sim_pin == b.sim_pin; });
+}
+
 }  // namespace
 
 // The parts that exist only once the appliance is provisioned.
 struct Serving {
+    // The configuration as read when serving began. The services keep its
+    // settings ([sms], [pincard], [[modems]]) until a restart; only the TLS
+    // settings and the allow-list are reloaded while serving.
+    std::shared_ptr<const Config> config;
     std::shared_ptr<hsm::Hsm> hsm;
+    std::unique_ptr<detail::TlsIdentity> identity;
     std::unique_ptr<Secrets> secrets;
     std::unique_ptr<AuditLog> audit;
     std::unique_ptr<gsm::SmsQueue> queue;
-    std::unique_ptr<gsm::ModemPool> modems;
+    std::unique_ptr<detail::ModemSlot> modems;
+    std::vector<gsm::ModemConfig> running_modems;  // with the SIM PINs they were started with
     std::unique_ptr<Context> context;
     std::unique_ptr<PhoneService> phones;
     std::unique_ptr<PincardService> cards;
@@ -88,22 +128,39 @@ struct Serving {
     std::unique_ptr<api::Server> server;
 };
 
+// The timers and the signal set share one strand: polls, starts, reloads,
+// modem restarts and the stop never run at the same time, whichever of the
+// io_context's threads runs them.
 class Daemon::Impl {
   public:
     Impl(Config config, std::shared_ptr<const Clock> clock)
-        : m_config(std::move(config)),
+        : m_config(std::make_shared<const Config>(std::move(config))),
           m_clock(clock ? std::move(clock) : std::make_shared<SystemClock>()),
-          m_signals(m_io, SIGINT, SIGTERM),
-          m_poll(m_io),
-          m_anchor_timer(m_io) {}
+          m_control(boost::asio::make_strand(m_io)),
+          m_signals(m_control, SIGINT, SIGTERM),
+          m_poll(m_control),
+          m_anchor_timer(m_control) {}
 
     void run();
 
   private:
     std::vector<std::string> missing_parts();
     void check_hsm(std::vector<std::string>& missing);
+    void check_tls_key(std::vector<std::string>& missing);
+    void reread_config();
     void try_start();
+    void report_missing(const std::vector<std::string>& missing);
     void start_serving();
+    std::unique_ptr<Serving> make_serving();
+    std::vector<gsm::ModemConfig> modems_with_stored_pins(Serving& serving);
+    void schedule_poll();
+    void on_poll();
+    void write_status();
+    void poll_serving();
+    void reload_if_changed();
+    void restart_modems_if_pins_changed();
+    void warn_once(const std::string& event, const std::exception& error);
+    void stop(int signal);
     void stop_serving();
     void write_anchor_now();
     void schedule_anchor();
@@ -112,9 +169,12 @@ class Daemon::Impl {
     api::Response handle(const api::Request& request);
     void erase_user(const std::string& user, const std::string& actor);
 
-    Config m_config;
+    // The configuration file as last read well; used on m_control only.
+    // Request handlers read Serving::config, which never changes.
+    std::shared_ptr<const Config> m_config;
     std::shared_ptr<const Clock> m_clock;
     boost::asio::io_context m_io;
+    boost::asio::strand<boost::asio::io_context::executor_type> m_control;
     boost::asio::signal_set m_signals;
     boost::asio::steady_timer m_poll;
     boost::asio::steady_timer m_anchor_timer;
@@ -123,10 +183,15 @@ class Daemon::Impl {
     std::unique_ptr<Serving> m_serving;
     Metrics m_metrics;
     std::set<std::string> m_reported_missing;
+    std::string m_reported_error;  // the last poll problem logged, so it is logged once
+    detail::Fingerprint m_fingerprint;
+    std::int64_t m_sim_pins_version = 0;
+    bool m_stopping = false;
+    std::exception_ptr m_fatal;
 };
 
 void Daemon::Impl::check_hsm(std::vector<std::string>& missing) {
-    const auto& hsm_config = m_config.hsm;
+    const auto& hsm_config = m_config->hsm;
     if (!fs::exists(hsm_config.module_path)) {
         throw FatalError("hsm.module: no PKCS#11 module at " + hsm_config.module_path.string());
     }
@@ -157,9 +222,24 @@ void Daemon::Impl::check_hsm(std::vector<std::string>& missing) {
     }
 }
 
+// A pair under api.key_label stands in for the api.key file.
+void Daemon::Impl::check_tls_key(std::vector<std::string>& missing) {
+    const auto& label = m_config->api.key_label;
+    if (label.empty() || !m_hsm) {
+        return;
+    }
+    try {
+        if (auto problem = detail::hsm_tls_key_problem(*m_hsm, label)) {
+            missing.push_back(std::move(*problem));
+        }
+    } catch (const hsm::HsmError& error) {
+        missing.push_back(std::string("the HSM token: ") + error.what());
+    }
+}
+
 std::vector<std::string> Daemon::Impl::missing_parts() {
     std::vector<std::string> missing;
-    const auto& api = m_config.api;
+    const auto& api = m_config->api;
     const auto need_file = [&](const fs::path& file, const std::string& what) {
         if (file.empty() || !fs::exists(file)) {
             missing.push_back(what + (file.empty() ? "" : " " + file.string()));
@@ -171,18 +251,49 @@ std::vector<std::string> Daemon::Impl::missing_parts() {
         need_file(api.key_file, "the TLS key (api.key)");
     }
     if (api.clients.empty()) {
-        missing.push_back("an allowed client subject ([[api.clients]])");
+        missing.push_back("an allowed client subject ([[api.clients]] or api.clients_file)");
     }
     check_hsm(missing);
+    check_tls_key(missing);
     return missing;
 }
 
-void Daemon::Impl::try_start() {
-    auto missing = missing_parts();
-    if (missing.empty()) {
-        start_serving();
+// Unprovisioned, the file is read again before each look: a console step may
+// have added a key or a clients file. A file that does not load leaves the
+// previous reading in force.
+void Daemon::Impl::reread_config() {
+    if (m_config->file.empty()) {
         return;
     }
+    try {
+        m_config = std::make_shared<const Config>(load_config(m_config->file));
+        m_reported_error.clear();
+    } catch (const ConfigError& error) {
+        warn_once("config_unreadable", error);
+    }
+}
+
+void Daemon::Impl::try_start() {
+    // Taken before anything is read, so that a change made meanwhile shows
+    // up at the first poll while serving.
+    auto seen = detail::fingerprint(watched_files(*m_config));
+    reread_config();
+    auto missing = missing_parts();
+    if (missing.empty()) {
+        try {
+            start_serving();
+            m_fingerprint = stamps_for(std::move(seen), *m_config);
+            return;
+        } catch (const std::exception& error) {
+            // A certificate that does not fit the key, a port in use: waiting
+            // and a console step may fix these, so the daemon stays up.
+            missing.push_back(std::string("a working API: ") + error.what());
+        }
+    }
+    report_missing(missing);
+}
+
+void Daemon::Impl::report_missing(const std::vector<std::string>& missing) {
     const std::set<std::string> now_missing(missing.begin(), missing.end());
     if (now_missing != m_reported_missing) {
         std::string list;
@@ -192,25 +303,50 @@ void Daemon::Impl::try_start() {
         spdlog::warn("event=unprovisioned missing=\"{}\"", list);
         m_reported_missing = now_missing;
     }
-    m_poll.expires_after(kProvisioningPoll);
-    m_poll.async_wait([this](const boost::system::error_code& error) {
-        if (!error) {
-            try_start();
-        }
-    });
 }
 
 void Daemon::Impl::start_serving() {
+    m_sim_pins_version = sim_pins_version(*m_database);
+    auto serving = make_serving();
+    serving->running_modems = modems_with_stored_pins(*serving);
+
+    // m_serving is set before the first request can arrive, and reset only
+    // when the server never started.
+    m_serving = std::move(serving);
+    try {
+        m_serving->modems->restart(m_serving->running_modems);
+        m_serving->server->start();
+    } catch (...) {
+        m_serving.reset();
+        throw;
+    }
+    spdlog::info("event=serving listen={} port={} modems={} clients={}", m_config->api.listen,
+                 m_serving->server->port(), m_serving->running_modems.size(),
+                 m_config->api.clients.size());
+    schedule_anchor();
+}
+
+// The server comes first: its TLS settings are what most often still fails
+// (a certificate for another key), and nothing else is opened in vain then.
+std::unique_ptr<Serving> Daemon::Impl::make_serving() {
     auto serving = std::make_unique<Serving>();
+    serving->config = m_config;
     serving->hsm = m_hsm;
+    serving->identity = std::make_unique<detail::TlsIdentity>(m_hsm);
+    const auto& api = serving->config->api;
+    serving->server = std::make_unique<api::Server>(
+        m_io, api.listen, api.port, serving->identity->tls_config(api), api.limits,
+        [this](const api::Request& request) { return handle(request); });
+
     serving->secrets = std::make_unique<Secrets>(m_hsm);
     serving->audit = std::make_unique<AuditLog>(*m_database, *serving->secrets);
     serving->queue =
         std::make_unique<gsm::SmsQueue>(m_database->path(), serving->secrets->sms_sealer(),
                                         [clock = m_clock] { return clock->now(); });
-    serving->modems = std::make_unique<gsm::ModemPool>(m_config.modems, *serving->queue);
-    serving->context = std::make_unique<Context>(Context{
-        *m_database, *serving->secrets, *m_clock, m_config, *serving->queue, *serving->audit});
+    serving->modems = std::make_unique<detail::ModemSlot>(*serving->queue);
+    serving->context =
+        std::make_unique<Context>(Context{*m_database, *serving->secrets, *m_clock,
+                                          *serving->config, *serving->queue, *serving->audit});
     serving->phones = std::make_unique<PhoneService>(*serving->context);
     serving->cards = std::make_unique<PincardService>(*serving->context);
     serving->challenges = std::make_unique<ChallengeService>(*serving->context, *serving->cards);
@@ -219,25 +355,141 @@ void Daemon::Impl::start_serving() {
         *serving->context, *serving->phones, *serving->cards, *serving->challenges,
         *serving->idempotency, [this] { return health(); }, [this] { return metrics(); },
         [this](const std::string& user, const std::string& actor) { erase_user(user, actor); }});
+    return serving;
+}
 
-    api::TlsConfig tls;
-    tls.ca_file = m_config.api.ca_file;
-    tls.certificate_file = m_config.api.certificate_file;
-    tls.key_file = m_config.api.key_file;
-    tls.clients = m_config.api.clients;
-    if (!m_config.api.crl_file.empty()) {
-        tls.crl_file = m_config.api.crl_file;
+// A PIN file in the configuration wins over a PIN stored at the console.
+std::vector<gsm::ModemConfig> Daemon::Impl::modems_with_stored_pins(Serving& serving) {
+    auto modems = serving.config->modems;
+    for (auto& modem : modems) {
+        if (modem.sim_pin) {
+            continue;
+        }
+        try {
+            if (const auto pin = load_sim_pin(*m_database, *serving.secrets, modem.name)) {
+                modem.sim_pin = std::string(pin->view());
+            }
+        } catch (const SimPinError& error) {
+            spdlog::warn("event=sim_pin_unusable modem={} error=\"{}\"", modem.name, error.what());
+        }
     }
-    serving->server = std::make_unique<api::Server>(
-        m_io, m_config.api.listen, m_config.api.port, tls, m_config.api.limits,
-        [this](const api::Request& request) { return handle(request); });
+    return modems;
+}
 
-    serving->modems->start();
-    serving->server->start();
-    m_serving = std::move(serving);
-    spdlog::info("event=serving listen={} port={} modems={}", m_config.api.listen,
-                 m_serving->server->port(), m_config.modems.size());
-    schedule_anchor();
+void Daemon::Impl::schedule_poll() {
+    m_poll.expires_after(kProvisioningPoll);
+    m_poll.async_wait([this](const boost::system::error_code& error) {
+        if (!error && !m_stopping) {
+            on_poll();
+        }
+    });
+}
+
+// For the technician console (docs/console.md): it has no client
+// certificate for the API, so the daemon tells it in a file.
+void Daemon::Impl::write_status() {
+    if (m_config->file.empty()) {
+        return;
+    }
+    try {
+        auto report = health();
+        boost::json::array missing;
+        for (const auto& part : m_reported_missing) {
+            missing.emplace_back(part);
+        }
+        boost::json::object status{{"provisioned", m_serving != nullptr},
+                                   {"missing", m_serving ? boost::json::array{} : missing},
+                                   {"health", std::move(report.body)}};
+        write_status_file(status_file_for(m_config->file), status);
+    } catch (const std::exception& error) {
+        warn_once("status_file", error);
+    }
+}
+
+// A FatalError (a wrong HSM PIN, a PIN file others can read) ends run(); it
+// is carried out of the io_context, whichever thread met it. Anything else
+// is logged and looked at again at the next poll.
+void Daemon::Impl::on_poll() {
+    try {
+        if (m_serving) {
+            poll_serving();
+        } else {
+            try_start();
+        }
+    } catch (const FatalError&) {
+        m_fatal = std::current_exception();
+        m_io.stop();
+        return;
+    } catch (const std::exception& error) {
+        warn_once("poll_failed", error);
+    }
+    write_status();
+    schedule_poll();
+}
+
+void Daemon::Impl::poll_serving() {
+    reload_if_changed();
+    restart_modems_if_pins_changed();
+}
+
+// A changed file means the whole configuration is read again, and the TLS
+// settings and allow-list are handed to the server for new connections.
+void Daemon::Impl::reload_if_changed() {
+    auto seen = detail::fingerprint(watched_files(*m_config));
+    if (seen == m_fingerprint) {
+        return;
+    }
+    try {
+        m_config = std::make_shared<const Config>(load_config(m_config->file));
+        m_fingerprint = stamps_for(std::move(seen), *m_config);
+    } catch (const ConfigError& error) {
+        m_fingerprint = std::move(seen);
+        spdlog::warn("event=reload_refused error=\"{}\" kept=running_settings", error.what());
+        return;
+    }
+    try {
+        m_serving->server->reload(m_serving->identity->tls_config(m_config->api));
+    } catch (const std::exception& error) {
+        spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings", error.what());
+        return;
+    }
+    spdlog::info("event=tls_reloaded clients={}", m_config->api.clients.size());
+}
+
+// The version is read before the PINs, so a PIN stored meanwhile shows up
+// at the next poll. A store that leaves every modem's PIN as it runs (the
+// same PIN again, or one the configuration overrides) restarts nothing: a
+// refused PIN is not tried a second time.
+void Daemon::Impl::restart_modems_if_pins_changed() {
+    const auto version = sim_pins_version(*m_database);
+    if (version == m_sim_pins_version) {
+        return;
+    }
+    auto modems = modems_with_stored_pins(*m_serving);
+    m_sim_pins_version = version;
+    if (same_sim_pins(modems, m_serving->running_modems)) {
+        return;
+    }
+    m_serving->modems->restart(modems);
+    m_serving->running_modems = std::move(modems);
+    spdlog::info("event=modems_restarted reason=sim_pin modems={}",
+                 m_serving->running_modems.size());
+}
+
+void Daemon::Impl::warn_once(const std::string& event, const std::exception& error) {
+    const auto line = "event=" + event + " error=\"" + error.what() + "\"";
+    if (line != m_reported_error) {
+        spdlog::warn("{}", line);
+        m_reported_error = line;
+    }
+}
+
+void Daemon::Impl::stop(int signal) {
+    spdlog::info("event=stopping signal={}", signal);
+    m_stopping = true;
+    m_poll.cancel();
+    m_anchor_timer.cancel();
+    stop_serving();
 }
 
 void Daemon::Impl::stop_serving() {
@@ -255,10 +507,11 @@ void Daemon::Impl::write_anchor_now() {
     }
     try {
         const auto anchor = m_serving->audit->latest();
-        if (m_config.audit_anchor_file.empty()) {
+        const auto& file = m_serving->config->audit_anchor_file;
+        if (file.empty()) {
             spdlog::info("event=audit_anchor seq={} mac={}", anchor.sequence, anchor.mac_hex);
         } else {
-            write_anchor(m_config.audit_anchor_file, anchor);
+            write_anchor(file, anchor);
         }
     } catch (const std::exception& error) {
         spdlog::error("event=audit_anchor_failed error=\"{}\"", error.what());
@@ -302,7 +555,7 @@ HealthReport Daemon::Impl::health() {
             stats.oldest_age ? json::value(stats.oldest_age->count()) : json::value(nullptr);
         body["queue"] = std::move(queue);
     }
-    degraded = degraded || m_config.modems.empty();
+    degraded = degraded || !m_serving || m_serving->config->modems.empty();
     body["modems"] = std::move(modems);
     const bool synced = clock_synchronized();
     body["clock"] = json::object{{"synchronized", synced}};
@@ -380,20 +633,16 @@ void Daemon::Impl::erase_user(const std::string& user, const std::string& actor)
 
 void Daemon::Impl::run() {
     try {
-        m_database = std::make_unique<Database>(m_config.database);
+        m_database = std::make_unique<Database>(m_config->database);
     } catch (const DatabaseError& error) {
         throw FatalError(error.what());
     }
-    m_signals.async_wait([this](const boost::system::error_code&, int signal) {
-        spdlog::info("event=stopping signal={}", signal);
-        m_poll.cancel();
-        m_anchor_timer.cancel();
-        stop_serving();
-    });
-    try_start();
+    m_signals.async_wait([this](const boost::system::error_code&, int signal) { stop(signal); });
+    // Before the io_context's threads run, so nothing else touches the state yet.
+    on_poll();
 
     std::vector<std::thread> threads;
-    for (unsigned i = 1; i < m_config.api.threads; ++i) {
+    for (unsigned i = 1; i < m_config->api.threads; ++i) {
         threads.emplace_back([this] { m_io.run(); });
     }
     m_io.run();
@@ -401,6 +650,9 @@ void Daemon::Impl::run() {
         thread.join();
     }
     m_serving.reset();
+    if (m_fatal) {
+        std::rethrow_exception(m_fatal);
+    }
     spdlog::info("event=stopped");
 }
 

@@ -77,6 +77,18 @@ CREATE TABLE IF NOT EXISTS idempotency (
     created_at    INTEGER NOT NULL,
     PRIMARY KEY (client, key)
 );
+
+CREATE TABLE IF NOT EXISTS sim_pins (
+    modem         TEXT PRIMARY KEY,
+    sealed        BLOB NOT NULL,
+    updated_at    INTEGER NOT NULL
+);
+
+-- One row, counted up by every SIM PIN stored: the daemon polls it.
+CREATE TABLE IF NOT EXISTS sim_pins_version (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    version       INTEGER NOT NULL
+);
 )sql";
 
 }  // namespace

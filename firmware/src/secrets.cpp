@@ -45,6 +45,14 @@ class UniformDraw {
     std::size_t m_next = 0;
 };
 
+// The associated data of the phone and SMS records begins with these; a
+// secret's purpose may not, or one record could be opened as the other.
+void require_own_purpose(std::string_view purpose) {
+    if (purpose.empty() || purpose.starts_with("phone:") || purpose.starts_with("sms:")) {
+        throw std::invalid_argument("a sealed secret needs a purpose of its own");
+    }
+}
+
 class HsmSealer final : public gsm::Sealer {
   public:
     explicit HsmSealer(std::shared_ptr<hsm::Hsm> hsm) : m_hsm(std::move(hsm)) {}
@@ -175,6 +183,19 @@ std::optional<std::string> Secrets::open_phone(std::string_view user,
         return std::nullopt;
     }
     return std::string(plain->view());
+}
+
+std::vector<std::uint8_t> Secrets::seal_secret(std::string_view purpose,
+                                               std::string_view plaintext) {
+    require_own_purpose(purpose);
+    return m_hsm->aes_gcm_encrypt(label(hsm::keys::kDataEnc), as_bytes(plaintext),
+                                  as_bytes(purpose));
+}
+
+std::optional<hsm::SecureBytes> Secrets::open_secret(std::string_view purpose,
+                                                     std::span<const std::uint8_t> sealed) {
+    require_own_purpose(purpose);
+    return m_hsm->aes_gcm_decrypt(label(hsm::keys::kDataEnc), sealed, as_bytes(purpose));
 }
 
 std::string Secrets::phone_index(std::string_view e164) {

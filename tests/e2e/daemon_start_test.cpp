@@ -28,14 +28,6 @@ class DaemonStart : public ::testing::Test {
 
     [[nodiscard]] std::filesystem::path log() const { return dev.root() / "start.log"; }
 
-    void replace_in_config(const std::string& from, const std::string& to) {
-        auto text = test::read_file(dev.root() / "otpbox.toml");
-        const auto at = text.find(from);
-        ASSERT_NE(at, std::string::npos) << from;
-        text.replace(at, from.size(), to);
-        test::write_file(dev.root() / "otpbox.toml", text, 0600);
-    }
-
     static int count_lines(const std::string& text) {
         return static_cast<int>(std::count(text.begin(), text.end(), '\n'));
     }
@@ -60,7 +52,7 @@ TEST_F(DaemonStart, WrongPinStopsItWithOneLine) {
 }
 
 TEST_F(DaemonStart, MissingModuleStopsItWithOneLine) {
-    replace_in_config("/usr/lib/softhsm/libsofthsm2.so", "/nonexistent/libpkcs11.so");
+    dev.replace_in_config("/usr/lib/softhsm/libsofthsm2.so", "/nonexistent/libpkcs11.so");
     EXPECT_EQ(run_to_exit(), 1);
     const auto text = test::read_file(log());
     EXPECT_NE(text.find("/nonexistent/libpkcs11.so"), std::string::npos) << text;
@@ -68,7 +60,7 @@ TEST_F(DaemonStart, MissingModuleStopsItWithOneLine) {
 }
 
 TEST_F(DaemonStart, BrokenConfigStopsItNamingTheKey) {
-    replace_in_config("columns = 8", "columns = 40");
+    dev.replace_in_config("columns = 8", "columns = 40");
     EXPECT_EQ(run_to_exit(), 2);
     EXPECT_NE(test::read_file(log()).find("pincard.columns"), std::string::npos);
 }

@@ -57,24 +57,32 @@ class DevInstance {
         test::write_file(root() / "otpbox.toml", config, 0600);
     }
 
-    void start_simulator() {
+    // Fault options of otpbox-modemsim ("--sim-pin", "2468") come after the
+    // link and outbox.
+    void start_simulator(const std::vector<std::string>& options = {}) {
         std::filesystem::create_directories(root() / "modem");
-        simulator = std::make_unique<test::ChildProcess>(
-            std::vector<std::string>{test::program_path("otpbox-modemsim").string(), "--link",
-                                     (root() / "modem/modem0").string(), "--outbox",
-                                     outbox().string()},
-            std::vector<std::string>{}, root() / "modemsim.log");
+        std::vector<std::string> argv{test::program_path("otpbox-modemsim").string(), "--link",
+                                      (root() / "modem/modem0").string(), "--outbox",
+                                      outbox().string()};
+        argv.insert(argv.end(), options.begin(), options.end());
+        simulator = std::make_unique<test::ChildProcess>(argv, std::vector<std::string>{},
+                                                         root() / "modemsim.log");
         if (!test::wait_until([&] { return std::filesystem::exists(root() / "modem/modem0"); },
                               std::chrono::seconds(10))) {
             throw std::runtime_error("the modem simulator did not come up");
         }
     }
 
-    void start_daemon() {
+    // Unless told not to, returns once the API answers (a daemon meant to
+    // stay unprovisioned never does).
+    void start_daemon(bool wait_for_api = true) {
         daemon = std::make_unique<test::ChildProcess>(
             std::vector<std::string>{test::program_path("otpboxd").string(), "--config",
                                      (root() / "otpbox.toml").string()},
-            std::vector<std::string>{}, root() / "otpboxd.log");
+            std::vector<std::string>{}, daemon_log());
+        if (!wait_for_api) {
+            return;
+        }
         if (!test::wait_until([&] { return call("GET", "/v1/health").status != 0; },
                               std::chrono::seconds(30), std::chrono::milliseconds(200))) {
             throw std::runtime_error("otpboxd did not answer: " +
@@ -82,7 +90,19 @@ class DevInstance {
         }
     }
 
+    // Replaces the first occurrence of from in otpbox.toml.
+    void replace_in_config(const std::string& from, const std::string& to) const {
+        auto text = test::read_file(root() / "otpbox.toml");
+        const auto at = text.find(from);
+        if (at == std::string::npos) {
+            throw std::runtime_error("not in otpbox.toml: " + from);
+        }
+        text.replace(at, from.size(), to);
+        test::write_file(root() / "otpbox.toml", text, 0600);
+    }
+
     [[nodiscard]] const std::filesystem::path& root() const { return m_dir.path(); }
+    [[nodiscard]] std::filesystem::path daemon_log() const { return root() / "otpboxd.log"; }
     [[nodiscard]] std::filesystem::path outbox() const { return root() / "modem/outbox.jsonl"; }
     [[nodiscard]] std::string url(const std::string& path) const {
         return "https://localhost:" + std::to_string(port) + path;

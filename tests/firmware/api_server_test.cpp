@@ -15,6 +15,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
 #include <boost/json.hpp>
 
 #include <atomic>
@@ -618,6 +621,77 @@ TEST_F(ApiServerTest, ListensOnIpv6Loopback) {
                     "' -o /dev/null -w '%{http_code}' 'https://[::1]:" + std::to_string(m_port) +
                     "/echo' 2>/dev/null");
     EXPECT_EQ(result.output, "200");
+}
+
+// reload() changes what new connections get; one already open keeps the
+// settings it was accepted with.
+TEST_F(ApiServerTest, ReloadAppliesTheAllowListToNewConnections) {
+    auto tls = tls_config();
+    tls.clients = {{kPortal, Role::portal}};
+    start_server(tls);
+    EXPECT_NE(curl("monitor", "").exit, 0);
+
+    tls.clients.push_back({kMonitor, Role::monitor});
+    m_server->reload(tls);
+    const auto answer = curl("monitor", "");
+    ASSERT_EQ(answer.status, 200u);
+    EXPECT_EQ(parse(answer.body).at("role"), "monitor");
+
+    tls.clients.pop_back();
+    m_server->reload(tls);
+    EXPECT_NE(curl("monitor", "").exit, 0);
+    EXPECT_EQ(curl("portal", "").status, 200u);
+}
+
+TEST_F(ApiServerTest, ReloadThatFailsThrowsAndKeepsTheRunningSettings) {
+    start_server();
+    auto missing = tls_config();
+    missing.certificate_file = "/nonexistent/server.crt";
+    missing.clients = {};
+    EXPECT_THROW(m_server->reload(missing), std::runtime_error);
+
+    auto mismatch = tls_config();
+    mismatch.key_file = pki("portal.key");
+    mismatch.clients = {};
+    try {
+        m_server->reload(mismatch);
+        FAIL() << "a key for another certificate was taken";
+    } catch (const std::runtime_error& error) {
+        EXPECT_NE(std::string(error.what()).find("does not match the certificate"),
+                  std::string::npos)
+            << error.what();
+    }
+    EXPECT_EQ(curl("portal", "").status, 200u);
+    EXPECT_EQ(curl("monitor", "").status, 200u);
+}
+
+TEST_F(ApiServerTest, ReloadLeavesAnOpenConnectionItsSettings) {
+    start_server();
+    net::io_context io;
+    net::ssl::context context(net::ssl::context::tls_client);
+    context.load_verify_file(pki("ca.pem"));
+    context.use_certificate_chain_file(pki("portal.crt"));
+    context.use_private_key_file(pki("portal.key"), net::ssl::context::pem);
+    net::ssl::stream<net::ip::tcp::socket> stream(io, context);
+    stream.next_layer().connect({net::ip::make_address("127.0.0.1"), m_port});
+    stream.handshake(net::ssl::stream_base::client);
+
+    boost::beast::flat_buffer buffer;
+    const auto ask = [&] {
+        const std::string request = "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        net::write(stream, net::buffer(request));
+        boost::beast::http::response<boost::beast::http::string_body> response;
+        boost::beast::http::read(stream, buffer, response);
+        return response.result_int();
+    };
+    ASSERT_EQ(ask(), 200u);
+
+    auto tls = tls_config();
+    tls.clients = {{kMonitor, Role::monitor}};
+    m_server->reload(tls);
+    EXPECT_NE(curl("portal", "").exit, 0);
+    EXPECT_EQ(ask(), 200u);
+    EXPECT_EQ(curl("monitor", "").status, 200u);
 }
 
 }  // namespace

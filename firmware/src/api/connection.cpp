@@ -40,7 +40,8 @@ bool wants_continue(const http::request<http::string_body>& message) {
 Connection::Connection(net::ip::tcp::socket socket, std::shared_ptr<ServerState> state)
     : m_state(std::move(state)),
       m_id(m_state->next_id()),
-      m_stream(std::move(socket), m_state->tls()) {}
+      m_tls(m_state->tls()),
+      m_stream(std::move(socket), *m_tls->context) {}
 
 Connection::~Connection() {
     m_state->forget(m_id);
@@ -68,13 +69,13 @@ void Connection::on_handshake(error_code error) {
         return;
     }
     // The verify callback already refused unlisted subjects; this looks the
-    // role up for the requests to come.
+    // role up for the requests to come, in the list the handshake checked.
     const X509* peer = SSL_get0_peer_certificate(m_stream.native_handle());
     if (peer == nullptr) {
         return;
     }
     m_subject = rfc2253_subject(*peer);
-    const auto role = role_of(m_state->clients(), m_subject);
+    const auto role = role_of(m_tls->clients, m_subject);
     if (!role) {
         return;
     }

@@ -60,6 +60,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
 
     std::shared_ptr<ServerState> m_state;
     std::uint64_t m_id;
+    std::shared_ptr<const TlsSettings> m_tls;  // before m_stream, which uses its context
     boost::beast::ssl_stream<boost::beast::tcp_stream> m_stream;
     boost::beast::flat_buffer m_buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;

@@ -13,7 +13,6 @@
 
 #include "api/connection.hpp"
 #include "api/server_state.hpp"
-#include "api/tls_context.hpp"
 
 namespace otpbox::api {
 
@@ -142,10 +141,9 @@ void Server::Impl::stop() {
 
 Server::Server(net::io_context& io, std::string address, std::uint16_t port, const TlsConfig& tls,
                ServerLimits limits, Handler handler)
-    : m_impl(
-          std::make_shared<Impl>(io, std::move(address), port,
-                                 std::make_shared<ServerState>(make_tls_context(tls), tls.clients,
-                                                               limits, std::move(handler)))) {}
+    : m_impl(std::make_shared<Impl>(
+          io, std::move(address), port,
+          std::make_shared<ServerState>(make_tls_settings(tls), limits, std::move(handler)))) {}
 
 Server::~Server() {
     m_impl->stop();
@@ -161,6 +159,12 @@ void Server::start() {
 
 void Server::stop() {
     m_impl->stop();
+}
+
+// The new settings are complete before they are swapped in: a failure
+// throws here and leaves the running ones untouched.
+void Server::reload(const TlsConfig& tls) {
+    m_impl->state().replace_tls(make_tls_settings(tls));
 }
 
 std::uint16_t Server::port() const {

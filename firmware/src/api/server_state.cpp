@@ -1,15 +1,27 @@
 #include "api/server_state.hpp"
 
 #include "api/http_answers.hpp"
+#include "api/tls_context.hpp"
 
 namespace otpbox::api {
 
-ServerState::ServerState(std::unique_ptr<boost::asio::ssl::context> tls,
-                         std::vector<AllowedClient> clients, ServerLimits limits, Handler handler)
-    : m_tls(std::move(tls)),
-      m_clients(std::move(clients)),
-      m_limits(limits),
-      m_handler(std::move(handler)) {}
+std::shared_ptr<const TlsSettings> make_tls_settings(const TlsConfig& tls) {
+    return std::make_shared<const TlsSettings>(TlsSettings{make_tls_context(tls), tls.clients});
+}
+
+ServerState::ServerState(std::shared_ptr<const TlsSettings> tls, ServerLimits limits,
+                         Handler handler)
+    : m_tls(std::move(tls)), m_limits(limits), m_handler(std::move(handler)) {}
+
+std::shared_ptr<const TlsSettings> ServerState::tls() const {
+    const std::lock_guard lock(m_tls_mutex);
+    return m_tls;
+}
+
+void ServerState::replace_tls(std::shared_ptr<const TlsSettings> tls) {
+    const std::lock_guard lock(m_tls_mutex);
+    m_tls = std::move(tls);
+}
 
 Response ServerState::handle(const Request& request) const {
     try {

@@ -15,15 +15,26 @@ namespace otpbox::api {
 
 class Connection;
 
-// What every connection of one server shares. Connections hold it by
-// shared_ptr, so the TLS context outlives the last stream that uses it.
+// The TLS context a connection is accepted with, and the allow-list its
+// verify callback checks. A connection holds the pair by shared_ptr for its
+// whole life, so a reload never pulls the context out from under a stream.
+struct TlsSettings {
+    std::shared_ptr<boost::asio::ssl::context> context;
+    std::vector<AllowedClient> clients;
+};
+
+// Builds the settings from the configuration; throws like make_tls_context.
+[[nodiscard]] std::shared_ptr<const TlsSettings> make_tls_settings(const TlsConfig& tls);
+
+// What every connection of one server shares.
 class ServerState {
   public:
-    ServerState(std::unique_ptr<boost::asio::ssl::context> tls, std::vector<AllowedClient> clients,
-                ServerLimits limits, Handler handler);
+    ServerState(std::shared_ptr<const TlsSettings> tls, ServerLimits limits, Handler handler);
 
-    [[nodiscard]] boost::asio::ssl::context& tls() { return *m_tls; }
-    [[nodiscard]] const std::vector<AllowedClient>& clients() const { return m_clients; }
+    // The settings for a connection accepted now.
+    [[nodiscard]] std::shared_ptr<const TlsSettings> tls() const;
+    // From now on new connections get these.
+    void replace_tls(std::shared_ptr<const TlsSettings> tls);
     [[nodiscard]] const ServerLimits& limits() const { return m_limits; }
     [[nodiscard]] bool stopped() const { return m_stopped; }
 
@@ -41,8 +52,8 @@ class ServerState {
     [[nodiscard]] std::vector<std::shared_ptr<Connection>> stop();
 
   private:
-    std::unique_ptr<boost::asio::ssl::context> m_tls;
-    std::vector<AllowedClient> m_clients;
+    mutable std::mutex m_tls_mutex;  // guards the pointer; the settings never change
+    std::shared_ptr<const TlsSettings> m_tls;
     ServerLimits m_limits;
     Handler m_handler;
     AccessLog m_access_log;

@@ -2,6 +2,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509.h>
 #include <openssl/x509_vfy.h>
 
 #include <boost/asio/ssl/verify_context.hpp>
@@ -78,18 +79,32 @@ void disable_resumption(SSL_CTX* ctx) {
             "session id context");
 }
 
+// OpenSSL compares the key with the certificate already in SSL_CTX_use_PrivateKey
+// (X509_check_private_key), so a key for another certificate fails there.
+void require_key(int ok, const std::string& key, const std::string& certificate) {
+    if (ok == 1) {
+        return;
+    }
+    if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) {
+        ERR_clear_error();
+        throw std::runtime_error("TLS: " + key + " does not match the certificate " + certificate);
+    }
+    require(ok, key);
+}
+
 void load_identity(SSL_CTX* ctx, const TlsConfig& tls) {
     const auto certificate = tls.certificate_file.string();
     require(SSL_CTX_use_certificate_chain_file(ctx, certificate.c_str()),
             "server certificate " + certificate);
     if (tls.key) {
-        require(SSL_CTX_use_PrivateKey(ctx, tls.key.get()), "server key (external)");
+        require_key(SSL_CTX_use_PrivateKey(ctx, tls.key.get()), "the server key object",
+                    certificate);
     } else {
         const auto key = tls.key_file.string();
-        require(SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM),
-                "server key " + key);
+        require_key(SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM),
+                    "the server key " + key, certificate);
     }
-    require(SSL_CTX_check_private_key(ctx), "server key does not match " + certificate);
+    require_key(SSL_CTX_check_private_key(ctx), "the server key", certificate);
 }
 
 // Only the configured CA: the system's trust store is never loaded, so no

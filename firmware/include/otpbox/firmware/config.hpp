@@ -30,7 +30,9 @@ struct ApiConfig {
     std::filesystem::path key_file;
     std::string key_label;  // the TLS key in the HSM; when set, key_file is unused
     std::filesystem::path crl_file;
+    // [[api.clients]] followed by the entries of clients_file (when it exists).
     std::vector<api::AllowedClient> clients;
+    std::filesystem::path clients_file;  // empty: none
     unsigned threads = 4;
     api::ServerLimits limits;
 };

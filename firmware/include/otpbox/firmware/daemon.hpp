@@ -3,7 +3,10 @@
 // otpboxd: opens what the configuration names, and serves the API once the
 // appliance is provisioned. Until then it serves nothing and says, in its
 // log, what is missing; it looks again every few seconds, so a provisioning
-// step that completes the set starts the API without a restart.
+// step that completes the set starts the API without a restart. Serving, it
+// looks the same way for what the technician console changes: TLS files and
+// allowed clients (for new connections) and stored SIM PINs (its modems
+// start again with them).
 
 #include <memory>
 #include <stdexcept>

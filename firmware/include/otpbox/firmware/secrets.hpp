@@ -14,6 +14,7 @@
 
 #include "otpbox/gsm/sealer.hpp"
 #include "otpbox/hsm/hsm.hpp"
+#include "otpbox/hsm/secure_bytes.hpp"
 
 namespace otpbox::firmware {
 
@@ -55,6 +56,17 @@ class Secrets {
     [[nodiscard]] std::optional<std::string> open_phone(std::string_view user,
                                                         std::span<const std::uint8_t> sealed);
     [[nodiscard]] std::string phone_index(std::string_view e164);
+
+    // Any other small secret at rest (a SIM PIN): AES-GCM under the data
+    // key with purpose ("sim-pin:modem0") as associated data, so a sealed
+    // value opens only for the purpose it was sealed for. purpose must not
+    // be empty, nor begin like the phone ("phone:") or SMS ("sms:") records.
+    [[nodiscard]] std::vector<std::uint8_t> seal_secret(std::string_view purpose,
+                                                        std::string_view plaintext);
+    // nullopt when sealed was changed, made for another purpose or under
+    // another key.
+    [[nodiscard]] std::optional<hsm::SecureBytes> open_secret(std::string_view purpose,
+                                                              std::span<const std::uint8_t> sealed);
 
     // The name under which audit rows and logs refer to a user.
     [[nodiscard]] std::string pseudonym(std::string_view user);

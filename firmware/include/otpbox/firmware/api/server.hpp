@@ -99,6 +99,12 @@ class Server {
     // alive until the io_context's threads have returned.
     void stop();
 
+    // Loads new certificates, key, CA, CRL and allow-list for the
+    // connections accepted from now on; a connection already open keeps the
+    // ones it began with. Throws std::runtime_error like the constructor,
+    // and then the settings in use stay. Safe to call from any thread.
+    void reload(const TlsConfig& tls);
+
     [[nodiscard]] std::uint16_t port() const;
 
   private:

@@ -1,0 +1,72 @@
+#include "otpbox/firmware/clients_file.hpp"
+
+#include <toml++/toml.h>
+
+#include <sstream>
+#include <stdexcept>
+#include <system_error>
+
+#include "atomic_file.hpp"
+#include "client_list.hpp"
+#include "otpbox/firmware/config.hpp"
+
+namespace otpbox::firmware {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view kListKey = "clients";
+constexpr mode_t kFileMode = 0644;  // subjects and roles are not secret
+
+constexpr std::string_view kHeader =
+    "# API clients allowed besides [[api.clients]] of the configuration.\n"
+    "# Written by otpbox's write_clients_file; otpboxd rereads it while it runs.\n"
+    "# subject: RFC 2253 form (openssl x509 -noout -subject -nameopt RFC2253)\n"
+    "# role: \"portal\" (every call) or \"monitor\" (health and metrics)\n\n";
+
+toml::table parse(const fs::path& file) {
+    try {
+        return toml::parse_file(file.string());
+    } catch (const toml::parse_error& error) {
+        std::ostringstream message;
+        message << file.string() << ":" << error.source().begin.line << ": " << error.description();
+        throw ConfigError(message.str());
+    }
+}
+
+std::string render(const std::vector<api::AllowedClient>& clients) {
+    toml::array list;
+    for (const auto& client : clients) {
+        if (client.subject.empty()) {
+            throw std::invalid_argument("an allowed client needs a subject");
+        }
+        list.push_back(toml::table{{"subject", client.subject},
+                                   {"role", std::string(detail::role_name(client.role))}});
+    }
+    std::ostringstream text;
+    text << kHeader;
+    if (!list.empty()) {
+        text << toml::table{{kListKey, std::move(list)}} << "\n";
+    }
+    return text.str();
+}
+
+}  // namespace
+
+std::vector<api::AllowedClient> read_clients_file(const fs::path& file) {
+    std::error_code error;
+    if (!fs::exists(file, error)) {
+        if (error) {
+            throw ConfigError(file.string() + ": " + error.message());
+        }
+        return {};
+    }
+    return detail::read_client_list(file, parse(file), kListKey);
+}
+
+void write_clients_file(const fs::path& file, const std::vector<api::AllowedClient>& clients) {
+    detail::write_file_atomically(file, render(clients), kFileMode);
+}
+
+}  // namespace otpbox::firmware

@@ -1,0 +1,264 @@
+// otpboxd takes what the technician console changes without a restart: a
+// clients file, the TLS certificate, the TLS key in the HSM, and a SIM PIN
+// stored in the database. Each test provisions its own instance and runs
+// the daemon on a free port.
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "dev_instance.hpp"
+#include "otpbox/firmware/clients_file.hpp"
+#include "otpbox/firmware/config.hpp"
+#include "otpbox/firmware/database.hpp"
+#include "otpbox/firmware/secrets.hpp"
+#include "otpbox/firmware/sim_pins.hpp"
+#include "otpbox/hsm/hsm.hpp"
+#include "otpbox/hsm/key_labels.hpp"
+#include "otpbox/hsm/tls_key.hpp"
+
+namespace otpbox::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+const std::string kPortalSubject = "CN=otpbox-portal,O=otpbox development";
+const std::string kMonitorSubject = "CN=otpbox-monitor,O=otpbox development";
+const std::string kPortalEntry =
+    "[[api.clients]]\nsubject = \"" + kPortalSubject + "\"\nrole = \"portal\"\n";
+const std::string kMonitorEntry =
+    "[[api.clients]]\nsubject = \"" + kMonitorSubject + "\"\nrole = \"monitor\"\n";
+const std::string kTlsLabel = hsm::keys::versioned(hsm::keys::kTls, 1);
+
+// What a server certificate of the development CA needs for curl to accept it.
+constexpr const char* kServerExtensions =
+    "basicConstraints=critical,CA:false\n"
+    "keyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=serverAuth\n"
+    "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+
+class LiveChanges : public ::testing::Test {
+  protected:
+    LiveChanges() { dev.provision(); }
+
+    [[nodiscard]] fs::path pki(const std::string& name) const { return dev.root() / "pki" / name; }
+    [[nodiscard]] std::string log() const { return test::read_file(dev.daemon_log()); }
+
+    [[nodiscard]] int count_in_log(const std::string& text) const {
+        const auto all = log();
+        int count = 0;
+        for (auto at = all.find(text); at != std::string::npos; at = all.find(text, at + 1)) {
+            ++count;
+        }
+        return count;
+    }
+
+    [[nodiscard]] bool log_shows(const std::string& text, std::chrono::milliseconds wait) const {
+        return test::wait_until([&] { return log().find(text) != std::string::npos; }, wait);
+    }
+
+    // True once a new connection as client gets an HTTP answer (true) or is
+    // refused at the handshake (false), as wanted.
+    [[nodiscard]] bool gets_in_within(const std::string& client, bool wanted,
+                                      std::chrono::milliseconds wait) const {
+        return test::wait_until(
+            [&] {
+                return (dev.call("GET", "/v1/health", std::nullopt, client).status != 0) == wanted;
+            },
+            wait, 200ms);
+    }
+
+    // Makes a new file beside path and renames it over path, as the console does.
+    static void replace_file(const fs::path& path, const std::string& text) {
+        const auto next = path.string() + ".next";
+        test::write_file(next, text);
+        fs::rename(next, path);
+    }
+
+    // The development CA signs a server certificate for the key of csr.
+    [[nodiscard]] std::string sign_server_csr(const fs::path& csr,
+                                              const std::string& serial) const {
+        const auto extensions = dev.root() / "server.ext";
+        const auto out = dev.root() / "signed.crt";
+        test::write_file(extensions, kServerExtensions);
+        const auto result =
+            test::run_command("openssl x509 -req -in '" + csr.string() + "' -CA '" +
+                              pki("ca.pem").string() + "' -CAkey '" + pki("ca.key").string() +
+                              "' -set_serial " + serial + " -days 2 -sha256 -extfile '" +
+                              extensions.string() + "' -out '" + out.string() + "' 2>&1");
+        EXPECT_EQ(result.status, 0) << result.output;
+        return test::read_file(out);
+    }
+
+    // A new certificate for the existing file key pki/server.key.
+    [[nodiscard]] std::string certificate_for_file_key(const std::string& serial) const {
+        const auto csr = dev.root() / "file-key.csr";
+        const auto made =
+            test::run_command("openssl req -new -key '" + pki("server.key").string() +
+                              "' -subj /CN=localhost -out '" + csr.string() + "' 2>&1");
+        EXPECT_EQ(made.status, 0) << made.output;
+        return sign_server_csr(csr, serial);
+    }
+
+    // Makes the TLS key pair in the instance's token, as the console's key
+    // step would, and returns a certificate for it from the development CA.
+    [[nodiscard]] std::string certificate_for_new_hsm_key(const std::string& serial) const {
+        const auto config = firmware::load_config(dev.root() / "otpbox.toml");
+        auto token = hsm::Hsm::open(config.hsm);
+        token->generate_key_pair(kTlsLabel, hsm::KeyKind::ec_p256);
+        const auto key = hsm::hsm_private_key(token, kTlsLabel);
+        const auto csr = dev.root() / "hsm-key.csr";
+        test::write_file(csr, hsm::make_csr_pem(*key, "CN=localhost"));
+        return sign_server_csr(csr, serial);
+    }
+
+    // The serial number of the certificate a new connection is served, as
+    // openssl prints it ("serial=4242"), or "" when the handshake failed.
+    [[nodiscard]] std::string served_serial() const {
+        const auto result = test::run_command(
+            "timeout 15 openssl s_client -connect 127.0.0.1:" + std::to_string(dev.port) +
+            " -CAfile '" + pki("ca.pem").string() + "' -cert '" + pki("portal.crt").string() +
+            "' -key '" + pki("portal.key").string() +
+            "' </dev/null 2>/dev/null | openssl x509 -noout -serial 2>/dev/null");
+        return result.output.substr(0, result.output.find('\n'));
+    }
+
+    // The state health reports for the first modem, "" when there is none.
+    [[nodiscard]] std::string modem_state() const {
+        const auto health = dev.call("GET", "/v1/health", std::nullopt, "monitor");
+        if (health.status == 0 || health.body.empty()) {
+            return "";
+        }
+        const auto body = health.json();
+        const auto& modems = body.at("modems").as_array();
+        return modems.empty() ? "" : std::string(modems[0].as_object().at("state").as_string());
+    }
+
+    // Names clients.toml in [api] unless the provisioned configuration does.
+    void use_clients_file() const {
+        if (test::read_file(dev.root() / "otpbox.toml").find("clients_file") == std::string::npos) {
+            dev.replace_in_config("threads = 4\n",
+                                  "threads = 4\nclients_file = \"clients.toml\"\n");
+        }
+    }
+
+    DevInstance dev{DevInstance::kNotStarted};
+};
+
+TEST_F(LiveChanges, ClientsFileAllowsAMonitorAndTakesItAwayWhileServing) {
+    dev.replace_in_config(kMonitorEntry, "");
+    use_clients_file();
+    dev.start_simulator();
+    dev.start_daemon();
+    ASSERT_EQ(dev.call("GET", "/v1/health", std::nullopt, "monitor").status, 0);
+
+    const auto clients_file = dev.root() / "clients.toml";
+    firmware::write_clients_file(clients_file, {{kMonitorSubject, api::Role::monitor}});
+    ASSERT_TRUE(gets_in_within("monitor", true, 10s)) << log();
+    EXPECT_NE(log().find("event=tls_reloaded clients=2"), std::string::npos) << log();
+    EXPECT_EQ(dev.call("POST", "/v1/users/e2e.monitor/pincards", "{}", "monitor").status, 403);
+
+    fs::remove(clients_file);
+    EXPECT_TRUE(gets_in_within("monitor", false, 10s)) << log();
+    EXPECT_NE(log().find("event=tls_reloaded clients=1"), std::string::npos) << log();
+    EXPECT_NE(dev.call("GET", "/v1/health").status, 0);
+}
+
+TEST_F(LiveChanges, UnprovisionedWithoutClientsServesOnceTheClientsFileIsWritten) {
+    dev.replace_in_config(kMonitorEntry, "");
+    dev.replace_in_config(kPortalEntry, "");
+    use_clients_file();
+    dev.start_simulator();
+    dev.start_daemon(false);
+    ASSERT_TRUE(log_shows("allowed client subject", 20s)) << log();
+    EXPECT_EQ(dev.call("GET", "/v1/health").status, 0);
+
+    firmware::write_clients_file(dev.root() / "clients.toml",
+                                 {{kPortalSubject, api::Role::portal}});
+    EXPECT_TRUE(gets_in_within("portal", true, 15s)) << log();
+    EXPECT_TRUE(dev.daemon->running());
+}
+
+TEST_F(LiveChanges, TlsKeyInTheHsmServesWithoutAKeyFile) {
+    test::write_file(pki("server.crt"), certificate_for_new_hsm_key("0x5151"));
+    fs::remove(pki("server.key"));
+    dev.replace_in_config("key = \"pki/server.key\"", "key_label = \"" + kTlsLabel + "\"");
+    dev.start_simulator();
+    dev.start_daemon();
+
+    const auto health = dev.call("GET", "/v1/health");
+    EXPECT_NE(health.status, 0) << log();
+    EXPECT_EQ(health.json().at("provisioned").as_bool(), true);
+    EXPECT_EQ(served_serial(), "serial=5151");
+}
+
+TEST_F(LiveChanges, CertificateForAnotherKeyKeepsItUnprovisionedWithOneLine) {
+    // pki/server.crt belongs to the file key, not to the new pair in the token.
+    const auto certificate = certificate_for_new_hsm_key("0x5252");
+    dev.replace_in_config("key = \"pki/server.key\"", "key_label = \"" + kTlsLabel + "\"");
+    dev.start_simulator();
+    dev.start_daemon(false);
+    ASSERT_TRUE(log_shows("does not match the certificate", 20s)) << log();
+    EXPECT_EQ(dev.call("GET", "/v1/health").status, 0);
+    EXPECT_TRUE(dev.daemon->running());
+
+    // The console installs the right certificate: serving starts, and the
+    // refusal was logged once, not at every poll meanwhile.
+    replace_file(pki("server.crt"), certificate);
+    ASSERT_TRUE(gets_in_within("portal", true, 15s)) << log();
+    EXPECT_EQ(count_in_log("does not match the certificate"), 1) << log();
+    EXPECT_EQ(served_serial(), "serial=5252");
+}
+
+TEST_F(LiveChanges, ReplacedCertificateIsServedToNewConnectionsButABrokenOneIsNot) {
+    dev.start_simulator();
+    dev.start_daemon();
+    const auto before = served_serial();
+    ASSERT_FALSE(before.empty());
+    ASSERT_NE(before, "serial=4242");
+
+    replace_file(pki("server.crt"), certificate_for_file_key("0x4242"));
+    ASSERT_TRUE(test::wait_until([&] { return served_serial() == "serial=4242"; }, 10s, 200ms))
+        << log();
+    EXPECT_NE(dev.call("GET", "/v1/health").status, 0);
+
+    replace_file(pki("server.crt"), "-----BEGIN CERTIFICATE-----\nbroken\n");
+    ASSERT_TRUE(log_shows("event=tls_reload_failed", 10s)) << log();
+    EXPECT_NE(log().find("kept=running_settings"), std::string::npos);
+    EXPECT_EQ(served_serial(), "serial=4242");
+    EXPECT_NE(dev.call("GET", "/v1/health").status, 0);
+}
+
+TEST_F(LiveChanges, SimPinStoredThroughTheDatabaseReadiesTheModemAndSmsLeave) {
+    dev.start_simulator({"--sim-pin", "2468"});
+    dev.start_daemon();
+    ASSERT_TRUE(test::wait_until([&] { return modem_state() == "sim_locked"; }, 20s, 200ms))
+        << modem_state();
+
+    // As the console does it: its own connection to the database and the HSM.
+    {
+        const auto config = firmware::load_config(dev.root() / "otpbox.toml");
+        firmware::Database database(config.database);
+        firmware::Secrets secrets(hsm::Hsm::open(config.hsm));
+        firmware::store_sim_pin(database, secrets, "modem0", "2468",
+                                std::chrono::system_clock::now());
+    }
+    ASSERT_TRUE(test::wait_until([&] { return modem_state() == "ready"; }, 30s, 200ms))
+        << modem_state() << "\n"
+        << log();
+    const auto text = log();
+    const auto restarted = text.find("event=modems_restarted reason=sim_pin");
+    ASSERT_NE(restarted, std::string::npos) << text;
+    const auto line = text.substr(restarted, text.find('\n', restarted) - restarted);
+    EXPECT_EQ(line.find("2468"), std::string::npos) << line;
+
+    ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.pin/phone", R"({"number":"0170 2468000"})").status,
+              200);
+    const auto otp = dev.call("POST", "/v1/users/e2e.pin/otp");
+    ASSERT_EQ(otp.status, 201) << otp.body;
+    EXPECT_TRUE(dev.sms_code("1702468000")) << "no SMS in the outbox";
+}
+
+}  // namespace
+}  // namespace otpbox::e2e
