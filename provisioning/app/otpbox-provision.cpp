@@ -3,9 +3,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
+#include <sstream>
 #include <string>
 
 #include "otpbox/firmware/config.hpp"
@@ -49,6 +52,20 @@ void run_init_token(const InitTokenOptions& options) {
                prov::init_token(module, options.label, so_pin.view(), user_pin.view()));
 }
 
+std::string read_text(const fs::path& file) {
+    std::ostringstream text;
+    if (file == "-") {
+        text << std::cin.rdbuf();
+    } else {
+        std::ifstream in(file);
+        if (!in) {
+            throw std::runtime_error("cannot read " + file.string());
+        }
+        text << in.rdbuf();
+    }
+    return text.str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -61,6 +78,8 @@ int main(int argc, char** argv) {
     dev->add_option("--dir", dev_dir, "the instance's folder")->capture_default_str();
     dev->add_option("--port", dev_options.port, "the API's port in a new configuration")
         ->capture_default_str();
+    dev->add_flag("--factory", dev_options.factory,
+                  "a factory-fresh instance: only the development CA and client certificates");
 
     InitTokenOptions token_options;
     auto* init = app.add_subcommand("init-token", "initialise the HSM token unless it exists");
@@ -80,6 +99,13 @@ int main(int argc, char** argv) {
     auto* pki = app.add_subcommand("dev-pki", "create the missing files of the development PKI");
     pki->add_option("--dir", pki_dir, "the PKI's folder")->required();
 
+    fs::path sign_pki_dir;
+    fs::path csr_file;
+    auto* sign = app.add_subcommand(
+        "sign-csr", "the development CA signs a server certificate for a CSR (to stdout)");
+    sign->add_option("--pki", sign_pki_dir, "the development PKI's folder")->required();
+    sign->add_option("--csr", csr_file, "the PEM request, - for standard input")->required();
+
     CLI11_PARSE(app, argc, argv);
 
     try {
@@ -91,11 +117,17 @@ int main(int argc, char** argv) {
             print_report("keys", prov::create_keys(otpbox::firmware::load_config(config_file).hsm));
         } else if (pki->parsed()) {
             print_report("pki", prov::make_dev_pki(pki_dir));
+        } else if (sign->parsed()) {
+            std::cout << prov::sign_with_dev_ca(sign_pki_dir, read_text(csr_file));
         }
     } catch (const std::exception& error) {
         std::cout.flush();
         std::cerr << "otpbox-provision: " << error.what() << "\n";
         return 1;
     }
-    return 0;
+    // Everything is written and synced by now. SoftHSM2 2.6 can crash in its
+    // exit-time destructors under load (after our C_Finalize), which would
+    // turn a finished run into a failed one: skip them.
+    std::cout.flush();
+    std::_Exit(0);
 }

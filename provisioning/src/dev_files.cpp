@@ -21,20 +21,27 @@ constexpr std::size_t kPinDigits = 8;
 constexpr mode_t kPrivateFile = S_IRUSR | S_IWUSR;
 constexpr mode_t kPrivateDir = S_IRWXU;
 
-// Rejection sampling keeps every digit equally likely: bytes of 250 and above
-// would favour 0-5.
-std::string random_digits(std::size_t count) {
-    std::string digits;
-    while (digits.size() < count) {
+constexpr std::size_t kPasswordLength = 16;
+
+// Rejection sampling keeps every character equally likely: for digits,
+// bytes of 250 and above would favour 0-5.
+std::string random_text(std::string_view alphabet, std::size_t count) {
+    const auto limit = 256 - 256 % alphabet.size();
+    std::string text;
+    while (text.size() < count) {
         unsigned char byte = 0;
         if (RAND_bytes(&byte, 1) != 1) {
             throw std::runtime_error("the random generator failed");
         }
-        if (byte < 250) {
-            digits.push_back(static_cast<char>('0' + byte % 10));
+        if (byte < limit) {
+            text.push_back(alphabet[byte % alphabet.size()]);
         }
     }
-    return digits;
+    return text;
+}
+
+std::string random_digits(std::size_t count) {
+    return random_text("0123456789", count);
 }
 
 StepLine write_pin_file(const fs::path& path) {
@@ -63,23 +70,49 @@ StepLine write_softhsm_conf(const fs::path& hsm_dir) {
     return {path.filename().string(), StepResult::created};
 }
 
-std::string config_text(const DevConfigOptions& options) {
+// The development instance: the PKI's files, the key in a file, both
+// clients allowed here; the console's allowances go to clients.toml.
+std::string dev_api_text(const DevConfigOptions& options) {
     std::ostringstream text;
-    text << "# The otpbox development instance, written by otpbox-provision dev.\n"
-         << "# Relative paths are relative to this file's folder.\n\n"
-         << "[api]\n"
+    text << "[api]\n"
          << "listen = \"127.0.0.1\"\n"
          << "port = " << options.port << "\n"
          << "ca = \"pki/ca.pem\"\n"
          << "certificate = \"pki/server.crt\"\n"
          << "key = \"pki/server.key\"\n"
+         << "clients_file = \"clients.toml\"\n"
          << "threads = 4\n\n"
          << "[[api.clients]]\n"
          << "subject = \"" << kPortalSubject << "\"\n"
          << "role = \"portal\"\n\n"
          << "[[api.clients]]\n"
          << "subject = \"" << kMonitorSubject << "\"\n"
-         << "role = \"monitor\"\n\n"
+         << "role = \"monitor\"\n\n";
+    return text.str();
+}
+
+// A factory-fresh appliance: every TLS part is the console's to put in
+// trust/, the key is made in the HSM by 'tls csr'.
+std::string factory_api_text(const DevConfigOptions& options) {
+    std::ostringstream text;
+    text << "[api]\n"
+         << "listen = \"127.0.0.1\"\n"
+         << "port = " << options.port << "\n"
+         << "ca = \"trust/portal-ca.pem\"\n"
+         << "certificate = \"trust/server.crt\"\n"
+         << "key_label = \"otpbox-tls-v1\"\n"
+         << "clients_file = \"trust/clients.toml\"\n"
+         << "threads = 4\n\n";
+    return text.str();
+}
+
+std::string config_text(const DevConfigOptions& options) {
+    std::ostringstream text;
+    text << "# The otpbox development instance, written by otpbox-provision dev.\n"
+         << "# Relative paths are relative to this file's folder.\n\n"
+         << (options.factory ? factory_api_text(options) : dev_api_text(options)) << "[console]\n"
+         << "password_file = \"console.passwd\"\n"
+         << "idle_seconds = 300\n\n"
          << "[hsm]\n"
          << "module = \"" << options.module_path << "\"\n"
          << "token = \"" << options.token_label << "\"\n"
@@ -112,12 +145,14 @@ std::string config_text(const DevConfigOptions& options) {
 
 }  // namespace
 
-StepReport write_dev_hsm_files(const fs::path& dir) {
+StepReport write_dev_hsm_files(const fs::path& dir, bool with_pins) {
     const auto hsm_dir = dir / "hsm";
     detail::make_directory(hsm_dir, kPrivateDir);
     StepReport report;
-    report.push_back(write_pin_file(hsm_dir / "so.pin"));
-    report.push_back(write_pin_file(hsm_dir / "user.pin"));
+    if (with_pins) {
+        report.push_back(write_pin_file(hsm_dir / "so.pin"));
+        report.push_back(write_pin_file(hsm_dir / "user.pin"));
+    }
     report.push_back(write_softhsm_conf(hsm_dir));
     return report;
 }
@@ -131,6 +166,11 @@ StepResult write_dev_config(const fs::path& dir, const DevConfigOptions& options
     detail::write_file_atomically(path, config_text(options),
                                   S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH);
     return StepResult::created;
+}
+
+std::string random_dev_password() {
+    // No 0/o, 1/l: read off a screen and typed into a terminal.
+    return random_text("abcdefghijkmnpqrstuvwxyz23456789", kPasswordLength);
 }
 
 std::string read_secret_file(const fs::path& path) {

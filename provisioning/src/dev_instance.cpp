@@ -1,5 +1,10 @@
 #include "otpbox/provisioning/dev_instance.hpp"
 
+#include <sys/stat.h>
+
+#include "console/password.hpp"
+#include "file_io.hpp"
+
 #include "otpbox/firmware/config.hpp"
 #include "otpbox/hsm/hsm.hpp"
 #include "otpbox/provisioning/keys.hpp"
@@ -30,15 +35,38 @@ StepResult init_dev_token(const fs::path& dir, const DevConfigOptions& options) 
                                     user_pin.view());
 }
 
+// console.pass holds the development password in the clear (only here: an
+// appliance keeps just the hash); console.passwd its Argon2id hash.
+StepResult write_dev_console_password(const fs::path& dir) {
+    const auto clear = dir / "console.pass";
+    const auto hashed = dir / "console.passwd";
+    if (fs::exists(clear) && fs::exists(hashed)) {
+        return StepResult::present;
+    }
+    const hsm::SecureBytes password(random_dev_password());
+    detail::write_file_atomically(clear, std::string(password.view()) + "\n", S_IRUSR | S_IWUSR);
+    console::set_password(hashed, password.view());
+    return StepResult::created;
+}
+
 }  // namespace
 
 void provision_dev(const fs::path& given_dir, const DevConfigOptions& options,
                    const StepObserver& observer) {
     const auto dir = fs::absolute(given_dir).lexically_normal();
 
-    report_all("hsm-files", write_dev_hsm_files(dir), observer);
-    report_all("pki", make_dev_pki(dir / "pki"), observer);
+    report_all("hsm-files", write_dev_hsm_files(dir, !options.factory), observer);
+    report_all(
+        "pki",
+        make_dev_pki(dir / "pki", options.factory ? DevPkiParts::clients_only : DevPkiParts::all),
+        observer);
     observer("config", "otpbox.toml", write_dev_config(dir, options));
+    if (options.factory) {
+        // What the technician's console fills in.
+        detail::make_directory(dir / "trust", S_IRWXU | S_IRGRP | S_IXGRP | S_IROTH | S_IXOTH);
+        return;
+    }
+    observer("console", "console.pass", write_dev_console_password(dir));
     observer("token", options.token_label, init_dev_token(dir, options));
 
     // The keys are made with the HSM settings the daemon itself will read.

@@ -1,5 +1,7 @@
 #include <sys/stat.h>
 
+#include <openssl/pem.h>
+
 #include <filesystem>
 
 #include "certificate_builder.hpp"
@@ -101,11 +103,13 @@ PairPaths pair_in(const fs::path& dir, std::string_view name, std::string_view e
 
 }  // namespace
 
-StepReport make_dev_pki(const fs::path& dir) {
+StepReport make_dev_pki(const fs::path& dir, DevPkiParts parts) {
     detail::make_directory(dir, S_IRWXU | S_IRGRP | S_IXGRP | S_IROTH | S_IXOTH);
     StepReport report;
     const auto ca = dev_ca(pair_in(dir, "ca", ".pem"), report);
-    leaf(pair_in(dir, "server", ".crt"), server_spec(), ca, report);
+    if (parts == DevPkiParts::all) {
+        leaf(pair_in(dir, "server", ".crt"), server_spec(), ca, report);
+    }
     leaf(pair_in(dir, "portal", ".crt"), leaf_spec(kPortalSubject, "clientAuth"), ca, report);
     leaf(pair_in(dir, "monitor", ".crt"), leaf_spec(kMonitorSubject, "clientAuth"), ca, report);
 
@@ -118,6 +122,21 @@ StepReport make_dev_pki(const fs::path& dir) {
         leaf(intruder, leaf_spec(kIntruderSubject, "clientAuth"), throw_away, report);
     }
     return report;
+}
+
+std::string sign_with_dev_ca(const fs::path& dir, std::string_view csr_pem) {
+    const auto ca = pair_in(dir, "ca", ".pem");
+    const Issuer issuer{detail::read_certificate(ca.certificate), detail::read_private_key(ca.key)};
+    const detail::BioPtr bio(BIO_new_mem_buf(csr_pem.data(), static_cast<int>(csr_pem.size())));
+    detail::check(bio != nullptr, "reading the request");
+    const detail::X509ReqPtr request(PEM_read_bio_X509_REQ(bio.get(), nullptr, nullptr, nullptr));
+    detail::check(request != nullptr, "reading the request");
+    const detail::PkeyPtr key(X509_REQ_get_pubkey(request.get()));
+    detail::check(key != nullptr, "the request's public key");
+    detail::check(X509_REQ_verify(request.get(), key.get()) == 1, "the request's signature");
+    const auto certificate = detail::issue_certificate(server_spec(), key.get(),
+                                                       issuer.certificate.get(), issuer.key.get());
+    return detail::certificate_pem(certificate.get());
 }
 
 }  // namespace otpbox::provisioning

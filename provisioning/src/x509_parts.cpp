@@ -108,4 +108,13 @@ X509Ptr read_certificate(const std::filesystem::path& path) {
     return certificate;
 }
 
+std::string name_rfc2253(const X509_NAME* name) {
+    const BioPtr bio(BIO_new(BIO_s_mem()));
+    check(bio != nullptr, "printing a name");
+    X509_NAME_print_ex(bio.get(), name, 0, XN_FLAG_RFC2253);
+    char* data = nullptr;
+    const auto size = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(size));
+}
+
 }  // namespace otpbox::provisioning::detail

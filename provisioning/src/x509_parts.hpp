@@ -27,6 +27,10 @@ namespace otpbox::provisioning::detail {
 [[nodiscard]] std::string private_key_pem(EVP_PKEY* key);
 [[nodiscard]] std::string certificate_pem(X509* certificate);
 
+// A name as RFC 2253 writes it ("CN=otpbox-portal,O=otpbox development"),
+// the form the allow-list uses.
+[[nodiscard]] std::string name_rfc2253(const X509_NAME* name);
+
 [[nodiscard]] PkeyPtr read_private_key(const std::filesystem::path& path);
 [[nodiscard]] X509Ptr read_certificate(const std::filesystem::path& path);
 

@@ -28,11 +28,23 @@ inline constexpr std::string_view kMonitorSubject = "CN=otpbox-monitor,O=otpbox 
 inline constexpr std::string_view kIntruderSubject = kPortalSubject;
 inline constexpr std::string_view kIntruderCaSubject = "CN=intruder CA";
 
+// all: every file; clients_only: what the portal brings to a factory-fresh
+// appliance (the CA and the client certificates), no server certificate.
+enum class DevPkiParts { all, clients_only };
+
 // Creates the files of the development PKI that are missing in dir
 // (ca.pem/ca.key, server, portal, monitor, intruder .crt/.key). A
 // certificate whose key file is missing, or the reverse, is made again with
 // both files. Throws PkiError on failure.
-[[nodiscard]] StepReport make_dev_pki(const std::filesystem::path& dir);
+[[nodiscard]] StepReport make_dev_pki(const std::filesystem::path& dir,
+                                      DevPkiParts parts = DevPkiParts::all);
+
+// The development CA in dir signs a server certificate (CN=localhost,
+// subjectAltName localhost, 127.0.0.1, ::1; 90 days) for the key of a PEM
+// certificate signing request, as the portal's CA would for the appliance's
+// `tls csr`. Throws PkiError when the request is not one or its signature fails.
+[[nodiscard]] std::string sign_with_dev_ca(const std::filesystem::path& dir,
+                                           std::string_view csr_pem);
 
 // A PEM certificate signing request for key, signed with it. subject is in
 // RFC 2253 form ("CN=localhost,O=otpbox"); sans are "DNS:name" or "IP:addr".

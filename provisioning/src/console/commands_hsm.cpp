@@ -1,0 +1,125 @@
+// hsm init, hsm keys.
+
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <map>
+
+#include "console/console.hpp"
+#include "file_io.hpp"
+#include "otpbox/hsm/key_labels.hpp"
+#include "otpbox/provisioning/keys.hpp"
+#include "otpbox/provisioning/token.hpp"
+
+namespace otpbox::provisioning::console {
+
+namespace {
+
+constexpr std::size_t kMinPinLength = 6;
+
+std::string_view kind_name(hsm::KeyKind kind) {
+    switch (kind) {
+        case hsm::KeyKind::hmac_sha256:
+            return "HMAC-SHA256";
+        case hsm::KeyKind::aes_256:
+            return "AES-256";
+        case hsm::KeyKind::ec_p256:
+            return "EC P-256";
+        case hsm::KeyKind::rsa_3072:
+            return "RSA 3072";
+    }
+    return "?";
+}
+
+// "otpbox-card-kdk-v2" gives ("otpbox-card-kdk", 2); a label without a
+// version suffix gives (label, 0).
+std::pair<std::string, unsigned> split_version(const std::string& label) {
+    const auto dash = label.rfind("-v");
+    if (dash == std::string::npos || dash + 2 >= label.size() ||
+        !std::all_of(label.begin() + static_cast<long>(dash) + 2, label.end(),
+                     [](char c) { return c >= '0' && c <= '9'; })) {
+        return {label, 0};
+    }
+    return {label.substr(0, dash), static_cast<unsigned>(std::stoul(label.substr(dash + 2)))};
+}
+
+}  // namespace
+
+void Console::hsm_init(std::span<const std::string>) {
+    if (!m_appliance.token_initialised()) {
+        initialise_token();
+        return;
+    }
+    say("The token '" + m_appliance.config().hsm.token_label + "' is initialised already.\n");
+    const auto report = create_keys(m_appliance.hsm());
+    unsigned created = 0;
+    for (const auto& line : report) {
+        say("  " + line.item + ": " + std::string(step_result_name(line.result)) + "\n");
+        created += line.result == StepResult::created ? 1 : 0;
+    }
+    m_appliance.record("hsm.keys", "", created > 0 ? "created" : "present");
+}
+
+void Console::initialise_token() {
+    const auto& config = m_appliance.config().hsm;
+    say("Initialising token '" + config.token_label + "' with module\n  " +
+        config.module_path.string() + "\nThe SO PIN is not stored: keep it in a safe.\n");
+    auto so_pin = ask_new_secret("SO PIN", kMinPinLength, true);
+    if (so_pin.empty()) {
+        return;
+    }
+    auto user_pin = ask_new_secret("user PIN", kMinPinLength, true);
+    if (user_pin.empty()) {
+        std::fill(so_pin.begin(), so_pin.end(), '\0');
+        return;
+    }
+    const auto result =
+        provisioning::init_token(m_appliance.module(), config.token_label, so_pin, user_pin);
+    std::fill(so_pin.begin(), so_pin.end(), '\0');
+    detail::make_directory(config.pin_file.parent_path(), S_IRWXU);
+    detail::write_file_atomically(config.pin_file, user_pin + "\n", S_IRUSR | S_IWUSR);
+    std::fill(user_pin.begin(), user_pin.end(), '\0');
+    say("Token " + std::string(step_result_name(result)) + "; user PIN written to\n  " +
+        config.pin_file.string() + " (mode 0600).\n");
+
+    m_appliance.forget_hsm();
+    const auto report = create_keys(m_appliance.hsm());
+    for (const auto& line : report) {
+        say("  " + line.item + ": " + std::string(step_result_name(line.result)) + "\n");
+    }
+    m_appliance.record("hsm.init", config.token_label, "ok");
+    say("The HSM is ready. Next: 'tls csr'.\n");
+}
+
+void Console::hsm_keys(std::span<const std::string>) {
+    auto keys = m_appliance.hsm().list_keys();
+    std::sort(keys.begin(), keys.end(),
+              [](const auto& a, const auto& b) { return a.label < b.label; });
+    std::map<std::string, unsigned> newest;
+    for (const auto& key : keys) {
+        const auto [name, version] = split_version(key.label);
+        newest[name] = std::max(newest[name], version);
+    }
+    say("Keys in token '" + m_appliance.config().hsm.token_label + "':\n");
+    if (keys.empty()) {
+        say("  none; 'hsm init' creates them.\n");
+    }
+    for (const auto& key : keys) {
+        const auto [name, version] = split_version(key.label);
+        std::string line = "  " + key.label;
+        line.resize(std::max<std::size_t>(line.size(), 26), ' ');
+        line += " " + std::string(kind_name(key.kind));
+        line.resize(std::max<std::size_t>(line.size(), 40), ' ');
+        line += version == newest[name] ? " in use" : " older version";
+        line += key.sensitive && !key.extractable ? ", never leaves the HSM" : ", EXTRACTABLE";
+        say(line + "\n");
+    }
+    for (const auto& spec : appliance_keys()) {
+        if (std::none_of(keys.begin(), keys.end(),
+                         [&](const auto& key) { return key.label == spec.label; })) {
+            say("  missing: " + spec.label + " ('hsm init' creates it)\n");
+        }
+    }
+}
+
+}  // namespace otpbox::provisioning::console

@@ -1,0 +1,131 @@
+// pincard issue, pincard block, pincard revoke.
+
+#include <algorithm>
+
+#include "console/console.hpp"
+#include "otpbox/firmware/clock.hpp"
+#include "otpbox/firmware/context.hpp"
+#include "otpbox/firmware/pincard_service.hpp"
+#include "otpbox/firmware/refusal.hpp"
+#include "otpbox/firmware/time_format.hpp"
+#include "otpbox/provisioning/pincard_pdf.hpp"
+
+namespace otpbox::provisioning::console {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+// The services of otpboxd, run in the console's process on the shared
+// database and token. The queue never takes over the daemon's sends.
+struct CardDesk {
+    explicit CardDesk(Appliance& appliance)
+        : queue(appliance.config().database, appliance.secrets().sms_sealer(), {},
+                gsm::Recovery::leave_to_sender),
+          context{appliance.database(), appliance.secrets(), clock, appliance.config(), queue,
+                  appliance.audit()},
+          cards(context) {}
+
+    firmware::SystemClock clock;
+    gsm::SmsQueue queue;
+    firmware::Context context;
+    firmware::PincardService cards;
+};
+
+PincardPrint print_of(const firmware::IssuedCard& card, const std::string& issued_on) {
+    PincardPrint print;
+    print.serial = card.serial;
+    print.columns = card.layout.columns;
+    print.rows = card.layout.rows;
+    print.issued_on = issued_on;
+    for (const auto& row : card.grid) {
+        print.cells.insert(print.cells.end(), row.begin(), row.end());
+    }
+    return print;
+}
+
+void wipe(PincardPrint& print) noexcept {
+    for (auto& cell : print.cells) {
+        std::fill(cell.begin(), cell.end(), '\0');
+    }
+}
+
+}  // namespace
+
+void Console::pincard_issue(std::span<const std::string> arguments) {
+    if (arguments.size() != 2) {
+        say("Usage: pincard issue USER PATH, e.g. pincard issue dr.weber /media/usb/card.pdf\n");
+        return;
+    }
+    const auto& user = arguments[0];
+    const auto path = fs::absolute(arguments[1]);
+    if (!firmware::valid_user_id(user)) {
+        say("A user id is 1 to 64 of A-Z a-z 0-9 . _ @ -; nothing issued.\n");
+        return;
+    }
+    if (!fs::is_directory(path.parent_path()) || fs::exists(path)) {
+        say("Give a new file in an existing folder; nothing issued.\n");
+        return;
+    }
+    CardDesk desk(m_appliance);
+    auto card = desk.cards.issue(user, std::string(kActor));
+    auto print = print_of(card, firmware::rfc3339(desk.clock.now()).substr(0, 10));
+    for (auto& row : card.grid) {
+        for (auto& cell : row) {
+            std::fill(cell.begin(), cell.end(), '\0');
+        }
+    }
+    try {
+        write_pincard_pdf(path, print);
+    } catch (const std::exception& error) {
+        wipe(print);
+        desk.cards.revoke(card.serial, std::string(kActor));
+        say(std::string("The PDF cannot be written (") + error.what() + ");\ncard " + card.serial +
+            " was revoked again.\n");
+        return;
+    }
+    wipe(print);
+    say("Card " + card.serial + " issued to " + user + " (pending until first use).\n" +
+        "Written to " + path.string() + " (mode 0600); print it, then delete the file.\n");
+}
+
+void Console::pincard_block(std::span<const std::string> arguments) {
+    if (arguments.empty()) {
+        say("Usage: pincard block SERIAL [REASON]\n");
+        return;
+    }
+    std::string reason = "blocked at the console";
+    if (arguments.size() > 1) {
+        reason.clear();
+        for (std::size_t i = 1; i < arguments.size(); ++i) {
+            reason += (i == 1 ? "" : " ") + arguments[i];
+        }
+    }
+    try {
+        CardDesk desk(m_appliance);
+        const auto state = desk.cards.block(arguments[0], reason, std::string(kActor));
+        say("Card " + arguments[0] + " is " + state + ".\n");
+    } catch (const firmware::Refused& refused) {
+        say(std::string(refused.what()) + "; nothing changed.\n");
+    }
+}
+
+void Console::pincard_revoke(std::span<const std::string> arguments) {
+    if (arguments.size() != 1) {
+        say("Usage: pincard revoke SERIAL\n");
+        return;
+    }
+    if (!confirm("Revoking is final. Revoke card " + arguments[0].substr(0, 40) + "?")) {
+        say("Nothing changed.\n");
+        return;
+    }
+    try {
+        CardDesk desk(m_appliance);
+        const auto state = desk.cards.revoke(arguments[0], std::string(kActor));
+        say("Card " + arguments[0] + " is " + state + ".\n");
+    } catch (const firmware::Refused& refused) {
+        say(std::string(refused.what()) + "; nothing changed.\n");
+    }
+}
+
+}  // namespace otpbox::provisioning::console

@@ -1,0 +1,177 @@
+// status.
+
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <sys/timex.h>
+
+#include <boost/json.hpp>
+
+#include "console/console.hpp"
+#include "openssl_handles.hpp"
+#include "otpbox/firmware/status_file.hpp"
+#include "otpbox/firmware/version.hpp"
+#include "otpbox/provisioning/keys.hpp"
+#include "x509_parts.hpp"
+
+namespace otpbox::provisioning::console {
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace json = boost::json;
+
+std::string padded(std::string_view label) {
+    std::string text(label);
+    text.resize(14, ' ');
+    return text;
+}
+
+// "CN=localhost, expires 2027-03-04 (89 days)" or what is wrong with the file.
+std::string certificate_line(const fs::path& file) {
+    if (file.empty() || !fs::exists(file)) {
+        return "missing";
+    }
+    try {
+        const auto certificate = detail::read_certificate(file);
+        const auto subject = detail::name_rfc2253(X509_get_subject_name(certificate.get()));
+        int days = 0;
+        int seconds = 0;
+        ASN1_TIME_diff(&days, &seconds, nullptr, X509_get0_notAfter(certificate.get()));
+        return subject +
+               (days < 0 ? ", EXPIRED" : ", expires in " + std::to_string(days) + " days");
+    } catch (const std::exception&) {
+        return "unreadable: " + file.string();
+    }
+}
+
+bool clock_synchronized() {
+    timex tx{};
+    const int state = ::adjtimex(&tx);
+    return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
+}
+
+std::string text_of(const json::value* value) {
+    if (value == nullptr) {
+        return "?";
+    }
+    if (value->is_string()) {
+        return std::string(value->as_string());
+    }
+    return json::serialize(*value);
+}
+
+}  // namespace
+
+void Console::status(std::span<const std::string>) {
+    const auto& config = m_appliance.config();
+    const auto daemon = firmware::read_status_file(firmware::status_file_for(config.file));
+    if (!daemon || !daemon->running) {
+        say(padded("Daemon") + "NOT RUNNING" +
+            (daemon ? " (last status " + std::to_string(daemon->age.count()) + " s ago)" : "") +
+            "\n" + padded("") + "The console still provisions; changes apply when it starts.\n");
+    } else {
+        const auto* provisioned = daemon->body.if_contains("provisioned");
+        const bool serving =
+            provisioned != nullptr && provisioned->is_bool() && provisioned->as_bool();
+        say(padded("Daemon") + "running, pid " + text_of(daemon->body.if_contains("pid")) +
+            (serving ? ", serving the API\n" : ", NOT PROVISIONED\n"));
+        if (const auto* missing = daemon->body.if_contains("missing");
+            missing != nullptr && missing->is_array()) {
+            for (const auto& part : missing->as_array()) {
+                say(padded("  missing") + text_of(&part) + "\n");
+            }
+        }
+    }
+
+    const bool token = m_appliance.token_initialised();
+    say(padded("HSM token") + config.hsm.token_label +
+        (token ? ", initialised\n" : ", NOT INITIALISED ('hsm init')\n"));
+    if (token) {
+        std::size_t present = 0;
+        std::string absent;
+        try {
+            auto& hsm = m_appliance.hsm();
+            for (const auto& key : appliance_keys()) {
+                if (hsm.has_key(key.label)) {
+                    ++present;
+                } else {
+                    absent += " " + key.label;
+                }
+            }
+            say(padded("Keys") + std::to_string(present) + " of " +
+                std::to_string(appliance_keys().size()) + " present" +
+                (absent.empty() ? "" : "; missing:" + absent) + "\n");
+            const auto label = m_appliance.tls_key_label();
+            say(padded("TLS key") + label +
+                (hsm.has_key(label) ? " in the HSM\n" : " missing ('tls csr')\n"));
+        } catch (const std::exception& error) {
+            m_appliance.forget_hsm();
+            say(padded("Keys") + "cannot log in: " + error.what() + "\n");
+        }
+    }
+    say(padded("Certificate") + certificate_line(config.api.certificate_file) + "\n");
+    say(padded("Portal CA") + certificate_line(config.api.ca_file) + "\n");
+    if (config.api.clients.empty()) {
+        say(padded("Clients") + "none allowed ('tls allow')\n");
+    }
+    for (const auto& client : config.api.clients) {
+        say(padded("Client") + (client.role == api::Role::portal ? "portal  " : "monitor ") +
+            client.subject + "\n");
+    }
+    modem_list({});
+
+    std::error_code error;
+    const auto size = fs::file_size(config.database, error);
+    say(padded("Database") + config.database.filename().string() +
+        (error ? ", not created yet\n" : ", " + std::to_string(size / 1024) + " KiB\n"));
+    say(padded("Clock") + (clock_synchronized() ? "synchronised\n" : "NOT synchronised\n"));
+    say(padded("Version") + std::string(firmware::kVersion) + "\n");
+}
+
+void Console::modem_list(std::span<const std::string>) {
+    const auto& config = m_appliance.config();
+    const auto daemon = firmware::read_status_file(firmware::status_file_for(config.file));
+    const json::array* seen = nullptr;
+    if (daemon && daemon->running) {
+        if (const auto* health = daemon->body.if_contains("health");
+            health != nullptr && health->is_object()) {
+            if (const auto* modems = health->as_object().if_contains("modems");
+                modems != nullptr && modems->is_array()) {
+                seen = &modems->as_array();
+            }
+        }
+    }
+    if (config.modems.empty()) {
+        say(padded("Modems") + "none configured\n");
+    }
+    for (const auto& modem : config.modems) {
+        std::string line = padded("Modem") + modem.name + " " + modem.device.string();
+        const json::object* live = nullptr;
+        for (std::size_t i = 0; seen != nullptr && i < seen->size(); ++i) {
+            const auto& entry = (*seen)[i];
+            if (entry.is_object() && text_of(entry.as_object().if_contains("name")) == modem.name) {
+                live = &entry.as_object();
+            }
+        }
+        if (live == nullptr) {
+            line += "\n" + padded("") + "no state (daemon not serving)";
+        } else {
+            line += "\n" + padded("") + text_of(live->if_contains("state")) + ", registration " +
+                    text_of(live->if_contains("registration")) + ", rssi " +
+                    text_of(live->if_contains("signal_rssi")) + ", sent " +
+                    text_of(live->if_contains("sent")) + ", failed " +
+                    text_of(live->if_contains("failed"));
+        }
+        say(line + "\n");
+    }
+    if (daemon && daemon->running) {
+        if (const auto* health = daemon->body.if_contains("health");
+            health != nullptr && health->is_object()) {
+            if (const auto* queue = health->as_object().if_contains("queue")) {
+                say(padded("SMS queue") + text_of(queue) + "\n");
+            }
+        }
+    }
+}
+
+}  // namespace otpbox::provisioning::console

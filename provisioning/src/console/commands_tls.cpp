@@ -1,0 +1,226 @@
+// tls csr, tls install, tls trust, tls allow, tls deny.
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "console/console.hpp"
+#include "file_io.hpp"
+#include "openssl_handles.hpp"
+#include "otpbox/firmware/clients_file.hpp"
+#include "otpbox/hsm/tls_key.hpp"
+#include "otpbox/provisioning/pki.hpp"
+#include "x509_parts.hpp"
+
+namespace otpbox::provisioning::console {
+
+namespace {
+
+constexpr std::string_view kDefaultCsrSubject = "CN=otpbox";
+constexpr mode_t kPublicFile = S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH;
+
+std::vector<detail::X509Ptr> read_certificates(const std::string& pem) {
+    std::vector<detail::X509Ptr> certificates;
+    const detail::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    while (true) {
+        detail::X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+        if (!certificate) {
+            break;
+        }
+        certificates.push_back(std::move(certificate));
+    }
+    ERR_clear_error();
+    return certificates;
+}
+
+std::string name_text(const X509_NAME* name) {
+    return detail::name_rfc2253(name);
+}
+
+std::string time_text(const ASN1_TIME* time) {
+    const detail::BioPtr bio(BIO_new(BIO_s_mem()));
+    ASN1_TIME_print(bio.get(), time);
+    char* data = nullptr;
+    const auto size = BIO_get_mem_data(bio.get(), &data);
+    return std::string(data, static_cast<std::size_t>(size));
+}
+
+std::vector<std::uint8_t> public_key_der(X509* certificate) {
+    const auto* key = X509_get0_pubkey(certificate);
+    unsigned char* der = nullptr;
+    const int size = i2d_PUBKEY(const_cast<EVP_PKEY*>(key), &der);
+    if (size <= 0) {
+        return {};
+    }
+    std::vector<std::uint8_t> bytes(der, der + size);
+    OPENSSL_free(der);
+    return bytes;
+}
+
+std::string pem_of(const std::vector<detail::X509Ptr>& certificates) {
+    std::string pem;
+    for (const auto& certificate : certificates) {
+        pem += detail::certificate_pem(certificate.get());
+    }
+    return pem;
+}
+
+std::optional<api::Role> parse_role(std::string_view role) {
+    if (role == "portal") {
+        return api::Role::portal;
+    }
+    if (role == "monitor") {
+        return api::Role::monitor;
+    }
+    return std::nullopt;
+}
+
+std::string_view role_name(api::Role role) {
+    return role == api::Role::portal ? "portal" : "monitor";
+}
+
+}  // namespace
+
+void Console::tls_csr(std::span<const std::string> arguments) {
+    const std::string subject = arguments.empty() ? std::string(kDefaultCsrSubject) : arguments[0];
+    (void)detail::parse_subject(subject);
+    const auto label = m_appliance.tls_key_label();
+    auto hsm = m_appliance.shared_hsm();
+    const bool existed = hsm->has_key(label);
+    if (!existed) {
+        hsm->generate_key_pair(label, hsm::KeyKind::ec_p256);
+    }
+    const auto key = hsm::hsm_private_key(hsm, label);
+    say(std::string("TLS key ") + label + (existed ? " (kept)" : " (made in the HSM)") +
+        ". Have this request signed by the CA the portal trusts, then 'tls install':\n\n" +
+        hsm::make_csr_pem(*key, subject) + "\n");
+    m_appliance.record("tls.csr", subject, existed ? "existing key" : "new key");
+}
+
+void Console::tls_install(std::span<const std::string>) {
+    const auto& api = m_appliance.config().api;
+    if (api.key_label.empty()) {
+        say("api.key_label is not set in " + m_appliance.config_file().string() +
+            ":\nthe daemon uses the key file " + api.key_file.string() +
+            ", not an HSM key.\nNothing changed.\n");
+        return;
+    }
+    const auto pem = ask_pem("the server certificate, then any intermediate CAs");
+    if (pem.empty()) {
+        return;
+    }
+    const auto chain = read_certificates(pem);
+    if (chain.empty()) {
+        say("No certificate in what was pasted; nothing changed.\n");
+        return;
+    }
+    auto* leaf = chain.front().get();
+    if (!m_appliance.hsm().has_key(api.key_label) ||
+        public_key_der(leaf) != m_appliance.hsm().public_key_der(api.key_label)) {
+        say("This certificate is not for the HSM's TLS key " + api.key_label +
+            "; nothing changed.\n");
+        m_appliance.record("tls.install", name_text(X509_get_subject_name(leaf)), "wrong key");
+        return;
+    }
+    if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
+        say("This certificate has expired; nothing changed.\n");
+        return;
+    }
+    detail::write_file_atomically(api.certificate_file, pem_of(chain), kPublicFile);
+    const auto subject = name_text(X509_get_subject_name(leaf));
+    say("Installed " + subject + "\n  issuer  " + name_text(X509_get_issuer_name(leaf)) +
+        "\n  expires " + time_text(X509_get0_notAfter(leaf)) + "\n");
+    m_appliance.record("tls.install", subject, "ok");
+}
+
+void Console::tls_trust(std::span<const std::string>) {
+    const auto& api = m_appliance.config().api;
+    const auto pem = ask_pem("the CA certificate(s) of the portal's client certificates");
+    if (pem.empty()) {
+        return;
+    }
+    const auto certificates = read_certificates(pem);
+    if (certificates.empty()) {
+        say("No certificate in what was pasted; nothing changed.\n");
+        return;
+    }
+    for (const auto& certificate : certificates) {
+        if (X509_check_ca(certificate.get()) == 0) {
+            say(name_text(X509_get_subject_name(certificate.get())) +
+                " is not a CA certificate; nothing changed.\n");
+            return;
+        }
+    }
+    detail::write_file_atomically(api.ca_file, pem_of(certificates), kPublicFile);
+    for (const auto& certificate : certificates) {
+        const auto subject = name_text(X509_get_subject_name(certificate.get()));
+        say("Trusted " + subject + "\n  expires " +
+            time_text(X509_get0_notAfter(certificate.get())) + "\n");
+        m_appliance.record("tls.trust", subject, "ok");
+    }
+}
+
+void Console::tls_allow(std::span<const std::string> arguments) {
+    if (arguments.size() < 2) {
+        say("Usage: tls allow SUBJECT ROLE, e.g.\n"
+            "  tls allow \"CN=portal,O=Example\" portal\n");
+        return;
+    }
+    // An unquoted subject with spaces arrives as several words: all but the last.
+    std::string subject;
+    for (std::size_t i = 0; i + 1 < arguments.size(); ++i) {
+        subject += (i == 0 ? "" : " ") + arguments[i];
+    }
+    const auto role = parse_role(arguments.back());
+    if (!role) {
+        say("The role is portal or monitor; nothing changed.\n");
+        return;
+    }
+    (void)detail::parse_subject(subject);
+    const auto& api = m_appliance.config().api;
+    if (api.clients_file.empty()) {
+        say("api.clients_file is not set in the configuration; nothing changed.\n");
+        return;
+    }
+    auto clients = firmware::read_clients_file(api.clients_file);
+    std::erase_if(clients, [&](const auto& client) { return client.subject == subject; });
+    clients.push_back({subject, *role});
+    firmware::write_clients_file(api.clients_file, clients);
+    say("Allowed " + subject + " as " + std::string(role_name(*role)) + ".\n");
+    m_appliance.record("tls.allow", subject, role_name(*role));
+}
+
+void Console::tls_deny(std::span<const std::string> arguments) {
+    if (arguments.empty()) {
+        say("Usage: tls deny SUBJECT\n");
+        return;
+    }
+    std::string subject;
+    for (std::size_t i = 0; i < arguments.size(); ++i) {
+        subject += (i == 0 ? "" : " ") + arguments[i];
+    }
+    const auto& api = m_appliance.config().api;
+    auto clients = api.clients_file.empty() ? std::vector<api::AllowedClient>{}
+                                            : firmware::read_clients_file(api.clients_file);
+    const auto removed =
+        std::erase_if(clients, [&](const auto& client) { return client.subject == subject; });
+    if (removed == 0) {
+        const bool in_config =
+            std::any_of(api.clients.begin(), api.clients.end(),
+                        [&](const auto& client) { return client.subject == subject; });
+        say(in_config ? "That subject is listed in " + m_appliance.config_file().string() +
+                            " itself;\nremove it there. Nothing changed.\n"
+                      : "That subject is not allowed anyway; nothing changed.\n");
+        return;
+    }
+    firmware::write_clients_file(api.clients_file, clients);
+    say("Denied " + subject + ": new connections with it fail the handshake.\n");
+    m_appliance.record("tls.deny", subject, "ok");
+}
+
+}  // namespace otpbox::provisioning::console

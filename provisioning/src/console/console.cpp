@@ -1,0 +1,310 @@
+#include "console/console.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <array>
+#include <thread>
+
+#include "console/password.hpp"
+#include "otpbox/firmware/version.hpp"
+#include "otpbox/hsm/error.hpp"
+
+namespace otpbox::provisioning::console {
+
+namespace {
+
+constexpr auto kMaxLoginDelay = std::chrono::seconds(30);
+constexpr std::size_t kMaxWords = 16;
+
+// 1, 2, 4, 8, 16, 30, 30 ... seconds after the 1st, 2nd, 3rd ... wrong password.
+std::chrono::seconds login_delay(unsigned failures) {
+    const auto doubled = std::chrono::seconds(1LL << std::min(failures - 1, 5U));
+    return std::min(doubled, kMaxLoginDelay);
+}
+
+}  // namespace
+
+std::vector<std::string> split_words(std::string_view line) {
+    std::vector<std::string> words;
+    std::string word;
+    bool quoted = false;
+    bool in_word = false;
+    for (const char c : line) {
+        if (c == '"') {
+            quoted = !quoted;
+            in_word = true;
+        } else if ((c == ' ' || c == '\t') && !quoted) {
+            if (in_word) {
+                words.push_back(std::move(word));
+                word.clear();
+                in_word = false;
+            }
+        } else {
+            word.push_back(c);
+            in_word = true;
+        }
+    }
+    if (in_word) {
+        words.push_back(std::move(word));
+    }
+    return words;
+}
+
+Console::Console(Appliance& appliance, Terminal& terminal, const std::atomic<bool>& stop)
+    : m_appliance(appliance), m_terminal(terminal), m_stop(stop) {}
+
+void Console::run() {
+    while (!m_stop.load()) {
+        m_flow = Flow::go_on;
+        try {
+            m_appliance.reload();
+        } catch (const std::exception& error) {
+            say(std::string("The configuration cannot be read: ") + error.what() +
+                "\nFix it and press Enter.\n");
+            (void)m_terminal.read_line("", false, std::nullopt);
+            continue;
+        }
+        say(std::string("\notpbox technician console, version ") + std::string(firmware::kVersion) +
+            "\n");
+        if (!password_set(m_appliance.settings().password_file)) {
+            first_boot();
+            continue;
+        }
+        if (log_in()) {
+            session();
+        }
+    }
+}
+
+void Console::first_boot() {
+    say("This appliance is factory-fresh: set the console password first\n"
+        "(at least 10 characters; it is asked for at every login).\n");
+    auto password = ask_new_secret("console password", kMinPasswordLength, false);
+    if (password.empty()) {
+        return;
+    }
+    set_password(m_appliance.settings().password_file, password);
+    std::fill(password.begin(), password.end(), '\0');
+    say("Console password set.\n");
+    m_appliance.record("password.set", "", "ok");
+    spdlog::info("event=console_password_set");
+    if (!m_appliance.token_initialised() &&
+        confirm("The HSM token is not initialised. Initialise it now?")) {
+        initialise_token();
+    }
+    say("Log in to go on; 'help' lists the commands.\n");
+}
+
+bool Console::log_in() {
+    auto password = m_terminal.read_line("Password: ", true, std::nullopt);
+    if (password.kind == InputKind::end_of_input || password.kind == InputKind::cancelled ||
+        password.kind == InputKind::stopped) {
+        return false;
+    }
+    if (password.kind == InputKind::line &&
+        check_password(m_appliance.settings().password_file, password.text)) {
+        m_failed_logins = 0;
+        m_appliance.record("login", "", "ok");
+        say("Logged in. 'help' lists the commands; Ctrl-D or 'logout' ends the session.\n");
+        return true;
+    }
+    ++m_failed_logins;
+    const auto delay = login_delay(m_failed_logins);
+    m_appliance.record("login", "", "rejected");
+    spdlog::warn("event=console_login_rejected failures={}", m_failed_logins);
+    say("Wrong password. Next try in " + std::to_string(delay.count()) + " s.\n");
+    std::this_thread::sleep_for(delay);
+    return false;
+}
+
+void Console::session() {
+    while (m_flow == Flow::go_on) {
+        auto input = m_terminal.read_line("otpbox> ", false, m_appliance.settings().idle);
+        m_flow = flow_after(input);
+        if (m_flow != Flow::go_on || input.kind != InputKind::line) {
+            continue;
+        }
+        try {
+            m_appliance.reload();
+            execute(input.text);
+        } catch (const hsm::HsmError& error) {
+            m_appliance.forget_hsm();
+            say(std::string("The HSM cannot be used: ") + error.what() + "\n");
+        } catch (const std::exception& error) {
+            say(std::string("Failed: ") + error.what() + "\n");
+        }
+    }
+    if (m_flow == Flow::logged_out) {
+        m_appliance.record("logout", "", "ok");
+        say("Logged out.\n");
+    }
+}
+
+Console::Flow Console::flow_after(const Input& input) {
+    switch (input.kind) {
+        case InputKind::line:
+        case InputKind::cancelled:
+            return Flow::go_on;
+        case InputKind::too_long:
+            say("That line is longer than " + std::to_string(Terminal::kMaxLine) +
+                " characters; it was ignored.\n");
+            return Flow::go_on;
+        case InputKind::idle:
+            say("Idle for too long.\n");
+            return Flow::logged_out;
+        case InputKind::end_of_input:
+            return Flow::logged_out;
+        case InputKind::stopped:
+            return Flow::stopped;
+    }
+    return Flow::go_on;
+}
+
+void Console::execute(const std::string& line) {
+    const auto words = split_words(line);
+    if (words.empty()) {
+        return;
+    }
+    if (words.size() > kMaxWords) {
+        say("Too many words; 'help' shows how each command is used.\n");
+        return;
+    }
+    const Command* found = nullptr;
+    std::size_t used = 0;
+    for (const auto& command : commands()) {
+        const auto name = split_words(command.name);
+        if (name.size() <= words.size() && name.size() > used &&
+            std::equal(name.begin(), name.end(), words.begin())) {
+            found = &command;
+            used = name.size();
+        }
+    }
+    if (found == nullptr) {
+        say("Unknown command '" + words.front().substr(0, 40) + "'; 'help' lists them.\n");
+        return;
+    }
+    (this->*(found->run))(std::span<const std::string>(words).subspan(used));
+}
+
+std::string Console::ask_hidden(std::string_view prompt) {
+    auto input = m_terminal.read_line(prompt, true, m_appliance.settings().idle);
+    if (input.kind != InputKind::line) {
+        m_flow = flow_after(input);
+        if (input.kind == InputKind::too_long) {
+            m_flow = Flow::go_on;
+        }
+        return {};
+    }
+    return std::move(input.text);
+}
+
+std::string Console::ask_new_secret(std::string_view what, std::size_t min_length,
+                                    bool digits_only) {
+    auto first = ask_hidden("New " + std::string(what) + ": ");
+    if (first.empty()) {
+        say("Cancelled; nothing changed.\n");
+        return {};
+    }
+    const bool digits =
+        std::all_of(first.begin(), first.end(), [](char c) { return c >= '0' && c <= '9'; });
+    if (first.size() < min_length || (digits_only && !digits)) {
+        say("The " + std::string(what) + " must be at least " + std::to_string(min_length) +
+            (digits_only ? " digits" : " characters") + "; nothing changed.\n");
+        std::fill(first.begin(), first.end(), '\0');
+        return {};
+    }
+    auto again = ask_hidden("The same again: ");
+    const bool same = again == first;
+    std::fill(again.begin(), again.end(), '\0');
+    if (!same) {
+        std::fill(first.begin(), first.end(), '\0');
+        say("The two entries differ; nothing changed.\n");
+        return {};
+    }
+    return first;
+}
+
+bool Console::confirm(std::string_view question) {
+    auto input =
+        m_terminal.read_line(std::string(question) + " [y/N] ", false, m_appliance.settings().idle);
+    if (input.kind != InputKind::line) {
+        m_flow = flow_after(input);
+        return false;
+    }
+    return input.text == "y" || input.text == "Y" || input.text == "yes";
+}
+
+std::string Console::ask_pem(std::string_view what) {
+    say("Paste " + std::string(what) + " (PEM), then an empty line. Ctrl-C cancels.\n");
+    constexpr std::size_t kMaxPem = 64 * 1024;
+    auto input = m_terminal.read_block(m_appliance.settings().idle, kMaxPem);
+    if (input.kind == InputKind::too_long) {
+        say("That is more than 64 KiB or has a line too long for a PEM; nothing changed.\n");
+        return {};
+    }
+    if (input.kind != InputKind::line) {
+        m_flow = flow_after(input);
+        say("Cancelled; nothing changed.\n");
+        return {};
+    }
+    return std::move(input.text);
+}
+
+void Console::logout(std::span<const std::string>) {
+    m_flow = Flow::logged_out;
+}
+
+void Console::help(std::span<const std::string> arguments) {
+    const std::string topic = arguments.empty() ? "" : arguments.front();
+    bool any = false;
+    for (const auto& command : commands()) {
+        if (!topic.empty() && command.name.rfind(topic, 0) != 0) {
+            continue;
+        }
+        any = true;
+        std::string usage(command.usage);
+        usage.resize(std::max<std::size_t>(usage.size(), 28), ' ');
+        say("  " + usage + " " + std::string(command.help) + "\n");
+    }
+    if (!any) {
+        say("No command starts with '" + topic.substr(0, 40) + "'.\n");
+    }
+}
+
+std::span<const Command> Console::commands() {
+    static const std::array<Command, 20> table{{
+        {"help", "help [COMMAND]", "list the commands, or those starting so", &Console::help},
+        {"status", "status", "provisioning, HSM, TLS, modems, database, clock", &Console::status},
+        {"hsm init", "hsm init", "initialise the HSM token, create the keys", &Console::hsm_init},
+        {"hsm keys", "hsm keys", "the keys in the token, with versions", &Console::hsm_keys},
+        {"tls csr", "tls csr [SUBJECT]", "make the TLS key in the HSM, print a CSR",
+         &Console::tls_csr},
+        {"tls install", "tls install", "paste the signed server certificate",
+         &Console::tls_install},
+        {"tls trust", "tls trust", "paste the CA of the portal's certificates",
+         &Console::tls_trust},
+        {"tls allow", "tls allow SUBJECT ROLE", "let a client in (portal or monitor)",
+         &Console::tls_allow},
+        {"tls deny", "tls deny SUBJECT", "take a client off the list", &Console::tls_deny},
+        {"modem list", "modem list", "the modems and what the daemon sees of them",
+         &Console::modem_list},
+        {"modem pin", "modem pin NAME", "set a modem's SIM PIN (stored encrypted)",
+         &Console::modem_pin},
+        {"modem test", "modem test NUMBER", "send a test SMS, show its fate", &Console::modem_test},
+        {"pincard issue", "pincard issue USER PATH", "issue a PINCard, write it as a PDF",
+         &Console::pincard_issue},
+        {"pincard block", "pincard block SERIAL [REASON]", "block a card", &Console::pincard_block},
+        {"pincard revoke", "pincard revoke SERIAL", "revoke a card for good",
+         &Console::pincard_revoke},
+        {"backup", "backup PATH", "copy the database to a new file", &Console::backup},
+        {"restore", "restore PATH", "replace the database with a backup", &Console::restore},
+        {"audit verify", "audit verify", "check the audit log's MAC chain", &Console::audit_verify},
+        {"audit export", "audit export PATH", "write the audit log as JSON lines",
+         &Console::audit_export},
+        {"logout", "logout", "end the session (Ctrl-D too)", &Console::logout},
+    }};
+    return table;
+}
+
+}  // namespace otpbox::provisioning::console

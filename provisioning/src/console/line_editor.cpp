@@ -1,0 +1,131 @@
+#include "console/line_editor.hpp"
+
+#include <algorithm>
+#include <utility>
+
+namespace otpbox::provisioning::console {
+
+namespace {
+
+constexpr char kCtrlC = 0x03;
+constexpr char kCtrlD = 0x04;
+constexpr char kBackspace = 0x08;
+constexpr char kCtrlU = 0x15;
+constexpr char kEscape = 0x1b;
+constexpr char kDelete = 0x7f;
+
+bool is_utf8_continuation(char byte) {
+    return (static_cast<unsigned char>(byte) & 0xC0) == 0x80;
+}
+
+}  // namespace
+
+void LineEditor::start(bool hidden) {
+    wipe();
+    m_line.clear();
+    m_hidden = hidden;
+    m_overflowed = false;
+    m_escape = Escape::none;
+}
+
+void LineEditor::wipe() noexcept {
+    std::fill(m_line.begin(), m_line.end(), '\0');
+    m_line.clear();
+}
+
+LineEvent LineEditor::feed(char byte, std::string& echo) {
+    const bool after_cr = std::exchange(m_after_cr, false);
+    if (skip_escape(byte)) {
+        return LineEvent::none;
+    }
+    switch (byte) {
+        case '\r':
+            m_after_cr = true;
+            return end_line(echo);
+        case '\n':
+            // The LF of a CR LF pair ends nothing more.
+            return after_cr ? LineEvent::none : end_line(echo);
+        case kCtrlC:
+            echo += "^C\n";
+            return LineEvent::cancelled;
+        case kCtrlD:
+            return m_line.empty() ? LineEvent::end_of_input : LineEvent::none;
+        case kBackspace:
+        case kDelete:
+            erase_last(echo);
+            return LineEvent::none;
+        case kCtrlU:
+            while (!m_line.empty()) {
+                erase_last(echo);
+            }
+            return LineEvent::none;
+        default:
+            break;
+    }
+    if (static_cast<unsigned char>(byte) >= 0x20) {
+        append(byte, echo);
+    }
+    return LineEvent::none;
+}
+
+LineEvent LineEditor::end_line(std::string& echo) {
+    echo += "\n";
+    return LineEvent::line;
+}
+
+void LineEditor::erase_last(std::string& echo) {
+    if (m_line.empty()) {
+        return;
+    }
+    // One character, however many UTF-8 bytes it took.
+    while (!m_line.empty() && is_utf8_continuation(m_line.back())) {
+        m_line.pop_back();
+    }
+    if (!m_line.empty()) {
+        m_line.pop_back();
+    }
+    if (!m_hidden) {
+        echo += "\b \b";
+    }
+}
+
+void LineEditor::append(char byte, std::string& echo) {
+    if (m_line.size() >= m_max_length) {
+        m_overflowed = true;
+        return;
+    }
+    m_line.push_back(byte);
+    if (!m_hidden) {
+        echo.push_back(byte);
+    }
+}
+
+// ESC [ ... final byte (0x40-0x7E), ESC O x, or ESC x: taken whole and dropped.
+bool LineEditor::skip_escape(char byte) {
+    const auto value = static_cast<unsigned char>(byte);
+    switch (m_escape) {
+        case Escape::none:
+            if (byte == kEscape) {
+                m_escape = Escape::started;
+                return true;
+            }
+            return false;
+        case Escape::started:
+            m_escape = byte == '[' ? Escape::csi : (byte == 'O' ? Escape::single : Escape::none);
+            return true;
+        case Escape::csi:
+            if (value >= 0x40 && value <= 0x7E) {
+                m_escape = Escape::none;
+            } else if (value < 0x20 || value > 0x7E) {
+                m_escape = Escape::none;
+                return false;
+            }
+            return true;
+        case Escape::single:
+            m_escape = Escape::none;
+            return true;
+    }
+    return false;
+}
+
+}  // namespace otpbox::provisioning::console

@@ -1,0 +1,325 @@
+// otpbox-console driven through a real pseudo-terminal, as a technician
+// would with picocom: first boot to serving, then every command and the
+// input a terminal can throw at it.
+
+#include <gtest/gtest.h>
+
+#include <regex>
+
+#include "console_screen.hpp"
+#include "dev_instance.hpp"
+
+namespace otpbox::e2e {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+constexpr std::string_view kPassword = "correct horse 42";
+constexpr std::string_view kSoPin = "73591824";
+constexpr std::string_view kUserPin = "48261937";
+const std::string kPortal = "CN=otpbox-portal,O=otpbox development";
+
+void provision(DevInstance& instance, bool factory) {
+    const auto result =
+        test::run_command(test::program_path("otpbox-provision").string() + " dev --dir " +
+                          instance.root().string() + (factory ? " --factory" : "") + " 2>&1");
+    ASSERT_EQ(result.status, 0) << result.output;
+    auto config = test::read_file(instance.root() / "otpbox.toml");
+    config = std::regex_replace(config, std::regex("port = 8443"),
+                                "port = " + std::to_string(instance.port));
+    config = std::regex_replace(config, std::regex("idle_seconds = 300"), "idle_seconds = 6");
+    test::write_file(instance.root() / "otpbox.toml", config, 0600);
+}
+
+std::unique_ptr<test::ChildProcess> start_daemon(DevInstance& instance) {
+    return std::make_unique<test::ChildProcess>(
+        std::vector<std::string>{test::program_path("otpboxd").string(), "--config",
+                                 (instance.root() / "otpbox.toml").string()},
+        std::vector<std::string>{}, instance.root() / "otpboxd.log");
+}
+
+// The PEM block of that kind in text.
+std::string pem_block(const std::string& text, const std::string& kind) {
+    const auto begin = text.find("-----BEGIN " + kind + "-----");
+    const auto end_marker = "-----END " + kind + "-----";
+    const auto end = text.find(end_marker, begin);
+    if (begin == std::string::npos || end == std::string::npos) {
+        return {};
+    }
+    auto block = text.substr(begin, end + end_marker.size() - begin);
+    block.erase(std::remove(block.begin(), block.end(), '\r'), block.end());
+    return block + "\n";
+}
+
+void paste(ConsoleScreen& screen, const std::string& pem) {
+    std::string typed;
+    for (const char c : pem) {
+        typed += c == '\n' ? '\r' : c;
+    }
+    screen.type(typed);
+    screen.line("");
+}
+
+// Waits for the prompt, then types the answer.
+void answer(ConsoleScreen& screen, std::string_view prompt, std::string_view text) {
+    ASSERT_TRUE(screen.expect(prompt)) << screen.screen();
+    screen.mark();
+    screen.line(text);
+}
+
+void log_in(ConsoleScreen& screen, std::string_view password) {
+    ASSERT_TRUE(screen.expect("Password: ")) << screen.screen();
+    screen.mark();
+    screen.line(password);
+    ASSERT_TRUE(screen.expect("Logged in.")) << screen.screen();
+    screen.mark();
+}
+
+TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
+    DevInstance instance(DevInstance::kNotStarted);
+    provision(instance, true);
+    ASSERT_FALSE(fs::exists(instance.root() / "pki/server.crt"));
+    instance.start_simulator();
+    auto daemon = start_daemon(instance);
+    ConsoleScreen screen(instance.root() / "otpbox.toml", instance.root() / "console.tty");
+
+    ASSERT_TRUE(screen.expect("factory-fresh")) << screen.screen();
+    answer(screen, "New console password: ", kPassword);
+    answer(screen, "The same again: ", kPassword);
+    answer(screen, "Initialise it now? [y/N]", "y");
+    answer(screen, "New SO PIN: ", kSoPin);
+    answer(screen, "The same again: ", kSoPin);
+    answer(screen, "New user PIN: ", kUserPin);
+    answer(screen, "The same again: ", kUserPin);
+    ASSERT_TRUE(screen.expect("The HSM is ready.", 60s)) << screen.screen();
+    EXPECT_EQ(screen.screen().find(kPassword), std::string::npos) << "password echoed";
+    EXPECT_EQ(screen.screen().find(kSoPin), std::string::npos) << "SO PIN echoed";
+    EXPECT_EQ(screen.screen().find(kUserPin), std::string::npos) << "user PIN echoed";
+    EXPECT_EQ(test::read_file(instance.root() / "hsm/user.pin"), std::string(kUserPin) + "\n");
+    log_in(screen, kPassword);
+
+    screen.line("tls csr");
+    ASSERT_TRUE(screen.expect("-----END CERTIFICATE REQUEST-----", 30s)) << screen.screen();
+    const auto csr = pem_block(screen.mark(), "CERTIFICATE REQUEST");
+    test::write_file(instance.root() / "request.csr", csr);
+    const auto signed_by_ca =
+        test::run_command(test::program_path("otpbox-provision").string() + " sign-csr --pki " +
+                          (instance.root() / "pki").string() + " --csr " +
+                          (instance.root() / "request.csr").string());
+    ASSERT_EQ(signed_by_ca.status, 0) << signed_by_ca.output;
+
+    screen.line("tls install");
+    ASSERT_TRUE(screen.expect("then an empty line"));
+    paste(screen, signed_by_ca.output);
+    ASSERT_TRUE(screen.expect("Installed CN=localhost")) << screen.screen();
+    screen.mark();
+    screen.line("tls trust");
+    ASSERT_TRUE(screen.expect("then an empty line"));
+    paste(screen, test::read_file(instance.root() / "pki/ca.pem"));
+    ASSERT_TRUE(screen.expect("Trusted CN=otpbox development CA")) << screen.screen();
+    screen.mark();
+    screen.line("tls allow \"" + kPortal + "\" portal");
+    ASSERT_TRUE(screen.expect("Allowed " + kPortal + " as portal.")) << screen.screen();
+    screen.mark();
+
+    // The daemon notices on its own and serves: the portal's flow works.
+    ASSERT_TRUE(test::wait_until([&] { return instance.call("GET", "/v1/health").status != 0; },
+                                 30s, 250ms))
+        << test::read_file(instance.root() / "otpboxd.log");
+    EXPECT_EQ(instance.call("GET", "/v1/health", std::nullopt, "monitor").status, 0)
+        << "the monitor was never allowed";
+    const auto card = instance.call("POST", "/v1/users/dr.first/pincards");
+    ASSERT_EQ(card.status, 201) << card.body;
+    const auto login = instance.call("POST", "/v1/users/dr.first/login");
+    ASSERT_EQ(login.status, 201) << login.body;
+    std::string answer;
+    const auto card_json = card.json();
+    const auto login_json = login.json();
+    const auto& grid = card_json.at("grid").as_array();
+    for (const auto& cell : login_json.at("cells").as_array()) {
+        const std::string name(cell.as_string());
+        const auto column = static_cast<std::size_t>(name[0] - 'A');
+        const auto row = static_cast<std::size_t>(std::stoi(name.substr(1)) - 1);
+        answer += std::string(grid.at(row).as_array().at(column).as_string());
+    }
+    const auto verified =
+        instance.call("POST", "/v1/challenges/" + login.field("challenge") + "/verify",
+                      "{\"response\": \"" + answer + "\"}");
+    EXPECT_EQ(verified.status, 200) << verified.body;
+
+    screen.line("status");
+    ASSERT_TRUE(screen.expect("Version")) << screen.screen();
+    const auto status = screen.mark();
+    EXPECT_NE(status.find("serving the API"), std::string::npos) << status;
+    EXPECT_NE(status.find("5 of 5 present"), std::string::npos) << status;
+    EXPECT_NE(status.find("otpbox-tls-v1 in the HSM"), std::string::npos) << status;
+}
+
+class Console_Session : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        provision(instance, false);
+        password = test::read_file(instance.root() / "console.pass");
+        password.erase(password.find_last_not_of("\n") + 1);
+        screen = std::make_unique<ConsoleScreen>(instance.root() / "otpbox.toml",
+                                                 instance.root() / "console.tty");
+    }
+
+    std::string run(const std::string& command, const std::string& until) {
+        screen->mark();
+        screen->line(command);
+        EXPECT_TRUE(screen->expect(until, 30s)) << command << ":\n" << screen->since_mark();
+        return screen->mark();
+    }
+
+    DevInstance instance{DevInstance::kNotStarted};
+    std::string password;
+    std::unique_ptr<ConsoleScreen> screen;
+};
+
+TEST_F(Console_Session, WrongPasswordsSlowDownAndTheRightOneLogsIn) {
+    ASSERT_TRUE(screen->expect("Password: "));
+    screen->line("not the password");
+    ASSERT_TRUE(screen->expect("Wrong password. Next try in 1 s.")) << screen->screen();
+    ASSERT_TRUE(screen->expect("Password: "));
+    screen->mark();
+    screen->line("still not it");
+    ASSERT_TRUE(screen->expect("Wrong password. Next try in 2 s.")) << screen->screen();
+    log_in(*screen, password);
+    EXPECT_EQ(screen->screen().find(password), std::string::npos) << "password echoed";
+}
+
+TEST_F(Console_Session, HelpNamesEveryCommand) {
+    log_in(*screen, password);
+    const auto help = run("help", "logout");
+    for (const auto& word :
+         {"status", "hsm init", "hsm keys", "tls csr", "tls install", "tls trust", "tls allow",
+          "tls deny", "modem list", "modem pin", "modem test", "pincard issue", "pincard block",
+          "pincard revoke", "backup", "restore", "audit verify", "audit export"}) {
+        EXPECT_NE(help.find(word), std::string::npos) << word;
+    }
+    std::istringstream lines(help);
+    for (std::string line; std::getline(lines, line);) {
+        EXPECT_LE(line.size(), 81U) << line;
+    }
+    EXPECT_NE(run("frobnicate", "'help' lists them").find("Unknown command"), std::string::npos);
+}
+
+TEST_F(Console_Session, StatusAndKeysWithoutTheDaemon) {
+    log_in(*screen, password);
+    const auto status = run("status", "Version");
+    EXPECT_NE(status.find("NOT RUNNING"), std::string::npos) << status;
+    EXPECT_NE(status.find("5 of 5 present"), std::string::npos) << status;
+    EXPECT_NE(status.find("CN=otpbox-portal"), std::string::npos) << status;
+    const auto keys = run("hsm keys", "otpbox-otp-mac-v1");
+    EXPECT_NE(keys.find("never leaves the HSM"), std::string::npos) << keys;
+    EXPECT_EQ(keys.find("EXTRACTABLE"), std::string::npos) << keys;
+    const auto test_sms = run("modem test +491701234567", "nothing queued");
+    EXPECT_NE(test_sms.find("daemon is not running"), std::string::npos) << test_sms;
+}
+
+TEST_F(Console_Session, SurvivesLongLinesGarbageAndBreaks) {
+    log_in(*screen, password);
+    screen->line(std::string(10000, 'x'));
+    ASSERT_TRUE(screen->expect("longer than 1024 characters")) << screen->since_mark();
+    screen->mark();
+    std::string garbage;
+    for (int i = 0; i < 2000; ++i) {
+        garbage.push_back(static_cast<char>((i * 73 + 11) % 256));
+    }
+    garbage.erase(std::remove(garbage.begin(), garbage.end(), '\x04'), garbage.end());
+    screen->type(garbage);
+    screen->type(std::string("\0\0\x1b[A\x1b[B", 8));  // a break, then arrow keys
+    screen->type("\x03");
+    const auto status = run("status", "Version");
+    EXPECT_NE(status.find("HSM token"), std::string::npos);
+    EXPECT_TRUE(screen->running());
+
+    screen->type("hsm ke\x03");
+    EXPECT_NE(run("help hsm", "hsm keys").find("hsm init"), std::string::npos);
+    screen->type(
+        "statux\x7f"
+        "s\r");
+    EXPECT_TRUE(screen->expect("Version")) << screen->since_mark();
+    screen->mark();
+    screen->type("\x04");
+    ASSERT_TRUE(screen->expect("Logged out.")) << screen->since_mark();
+    ASSERT_TRUE(screen->expect("Password: "));
+}
+
+TEST_F(Console_Session, ReattachingFindsTheConsoleStillThere) {
+    log_in(*screen, password);
+    screen->detach();
+    std::this_thread::sleep_for(300ms);
+    screen->attach();
+    EXPECT_NE(run("status", "Version").find("HSM token"), std::string::npos);
+}
+
+TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
+    log_in(*screen, password);
+    const auto pdf = instance.root() / "card.pdf";
+    const auto issued = run("pincard issue dr.console " + pdf.string(), "delete the file");
+    std::smatch serial;
+    ASSERT_TRUE(std::regex_search(issued, serial, std::regex("Card ([0-9A-Z]{12}) issued")))
+        << issued;
+    const auto text = test::run_command("pdftotext -layout '" + pdf.string() + "' -");
+    EXPECT_NE(text.output.find(serial[1].str()), std::string::npos) << text.output;
+    EXPECT_EQ(fs::status(pdf).permissions() & fs::perms::others_read, fs::perms::none);
+    EXPECT_NE(run("pincard issue dr.console " + pdf.string(), "nothing issued").find("new file"),
+              std::string::npos);
+
+    EXPECT_NE(run("pincard block " + serial[1].str() + " lost on the train", "is blocked")
+                  .find("is blocked"),
+              std::string::npos);
+    EXPECT_NE(run("pincard block NOSUCHCARD", "nothing changed").find("nothing changed"),
+              std::string::npos);
+
+    const auto backup = instance.root() / "backup.db";
+    EXPECT_NE(run("backup " + backup.string(), "vendor's way").find("copied"), std::string::npos);
+    ASSERT_TRUE(fs::exists(backup));
+    test::write_file(instance.root() / "not-a-db", "hello, this is text");
+    EXPECT_NE(run("restore " + (instance.root() / "not-a-db").string(), "nothing changed")
+                  .find("not an SQLite database"),
+              std::string::npos);
+    screen->mark();
+    screen->line("restore " + backup.string());
+    ASSERT_TRUE(screen->expect("[y/N]"));
+    EXPECT_NE(run("y", "Restored.").find("Restored."), std::string::npos);
+
+    EXPECT_NE(run("audit verify", "checked").find("Audit log intact"), std::string::npos);
+    const auto exported = instance.root() / "audit.jsonl";
+    EXPECT_NE(run("audit export " + exported.string(), "written to").find("audit rows"),
+              std::string::npos);
+    const auto rows = test::read_file(exported);
+    EXPECT_NE(rows.find("\"console.login\""), std::string::npos) << rows;
+    EXPECT_NE(rows.find("\"pincard.issue\""), std::string::npos) << rows;
+}
+
+TEST_F(Console_Session, AllowAndDenyClients) {
+    log_in(*screen, password);
+    const std::string someone = "CN=backup portal,O=Example";
+    EXPECT_NE(run("tls allow \"" + someone + "\" portal", "as portal.").find("Allowed"),
+              std::string::npos);
+    EXPECT_NE(test::read_file(instance.root() / "clients.toml").find(someone), std::string::npos);
+    EXPECT_NE(run("tls allow \"" + someone + "\" admin", "nothing changed").find("role"),
+              std::string::npos);
+    EXPECT_NE(run("tls deny " + someone, "handshake").find("Denied"), std::string::npos);
+    EXPECT_EQ(test::read_file(instance.root() / "clients.toml").find(someone), std::string::npos);
+    EXPECT_NE(run("tls deny \"" + kPortal + "\"", "Nothing changed").find("remove it there"),
+              std::string::npos);
+    screen->line("tls trust");
+    ASSERT_TRUE(screen->expect("then an empty line"));
+    screen->mark();
+    paste(*screen, "-----BEGIN CERTIFICATE-----\nnot base64 at all\n-----END CERTIFICATE-----\n");
+    ASSERT_TRUE(screen->expect("nothing changed")) << screen->since_mark();
+}
+
+TEST_F(Console_Session, IdleSessionsAreLoggedOut) {
+    log_in(*screen, password);
+    ASSERT_TRUE(screen->expect("Idle for too long.", 20s)) << screen->since_mark();
+    ASSERT_TRUE(screen->expect("Password: "));
+}
+
+}  // namespace
+}  // namespace otpbox::e2e
