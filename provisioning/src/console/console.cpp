@@ -272,6 +272,8 @@ void Console::help(std::span<const std::string> arguments) {
     }
 }
 
+// There is no "hsm rotate" yet: otpboxd uses version 1 of every key, so a
+// newer version would never be used (docs/limitations.md).
 std::span<const Command> Console::commands() {
     static const std::array<Command, 20> table{{
         {"help", "help [COMMAND]", "list the commands, or those starting so", &Console::help},
