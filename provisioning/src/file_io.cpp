@@ -59,19 +59,32 @@ void write_file_atomically(const std::filesystem::path& path, std::string_view t
     if (fd.get() < 0) {
         throw_errno("cannot create " + temporary.string());
     }
-    // The umask may have taken bits away from mode; set exactly what was asked.
-    if (::fchmod(fd.get(), mode) != 0) {
-        throw_errno("cannot set the mode of " + temporary.string());
+    try {
+        // The umask may have taken bits away from mode; set exactly what was asked.
+        if (::fchmod(fd.get(), mode) != 0) {
+            throw_errno("cannot set the mode of " + temporary.string());
+        }
+        write_all(fd.get(), text, temporary.string());
+        if (::fsync(fd.get()) != 0) {
+            throw_errno("cannot sync " + temporary.string());
+        }
+        if (::close(fd.release()) != 0) {
+            throw_errno("cannot close " + temporary.string());
+        }
+        if (::rename(temporary.c_str(), path.c_str()) != 0) {
+            throw_errno("cannot rename " + temporary.string() + " to " + path.string());
+        }
+    } catch (...) {
+        // A half-written private key or card must not stay behind.
+        ::unlink(temporary.c_str());
+        throw;
     }
-    write_all(fd.get(), text, temporary.string());
-    if (::fsync(fd.get()) != 0) {
-        throw_errno("cannot sync " + temporary.string());
-    }
-    if (::close(fd.release()) != 0) {
-        throw_errno("cannot close " + temporary.string());
-    }
-    if (::rename(temporary.c_str(), path.c_str()) != 0) {
-        throw_errno("cannot rename " + temporary.string() + " to " + path.string());
+    // The rename itself is durable only once the folder is synced.
+    const auto folder =
+        path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+    const FileDescriptor dir(::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (dir.get() >= 0) {
+        (void)::fsync(dir.get());
     }
 }
 
