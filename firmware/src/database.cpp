@@ -1,5 +1,9 @@
 #include "otpbox/firmware/database.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 namespace otpbox::firmware {
 
 namespace {
@@ -178,6 +182,14 @@ bool Statement::is_null(int column) const {
 }
 
 Database::Database(const std::filesystem::path& path) : m_path(path) {
+    // The file holds sealed phone numbers and the audit log: nobody else
+    // reads it. Made (or set) 0600 before SQLite opens it; SQLite gives its
+    // -wal and -shm files the same mode.
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, S_IRUSR | S_IWUSR);
+    if (fd >= 0) {
+        (void)::fchmod(fd, S_IRUSR | S_IWUSR);
+        ::close(fd);
+    }
     if (sqlite3_open_v2(path.c_str(), &m_db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         nullptr) != SQLITE_OK) {

@@ -82,11 +82,13 @@ std::shared_ptr<Module> Module::load(const std::filesystem::path& path,
 Module::Module(void* handle, CK_FUNCTION_LIST* functions, bool finalize)
     : m_handle(handle), m_functions(functions), m_finalize(finalize) {}
 
+// The library stays mapped after C_Finalize: a module may leave thread-local
+// destructors or exit handlers behind (SoftHSM2 2.6 does), and a runner
+// thread ending later, or the process's exit, would call into unmapped code.
 Module::~Module() {
     if (m_finalize) {
         m_functions->C_Finalize(nullptr);
     }
-    ::dlclose(m_handle);
 }
 
 std::optional<CK_SLOT_ID> Module::find_token(std::string_view label) const {

@@ -46,7 +46,7 @@ class Module {
   private:
     Module(void* handle, CK_FUNCTION_LIST* functions, bool finalize);
 
-    void* m_handle;
+    void* m_handle;  // never dlclosed: see ~Module
     CK_FUNCTION_LIST* m_functions;
     bool m_finalize;
 };

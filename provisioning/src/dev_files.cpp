@@ -70,8 +70,9 @@ StepLine write_softhsm_conf(const fs::path& hsm_dir) {
     return {path.filename().string(), StepResult::created};
 }
 
-// The development instance: the PKI's files, the key in a file, both
-// clients allowed here; the console's allowances go to clients.toml.
+// The development instance: the PKI's CA, the server key in the HSM with a
+// certificate from the development CA, both clients allowed here; the
+// console's allowances go to clients.toml.
 std::string dev_api_text(const DevConfigOptions& options) {
     std::ostringstream text;
     text << "[api]\n"
@@ -79,7 +80,7 @@ std::string dev_api_text(const DevConfigOptions& options) {
          << "port = " << options.port << "\n"
          << "ca = \"pki/ca.pem\"\n"
          << "certificate = \"pki/server.crt\"\n"
-         << "key = \"pki/server.key\"\n"
+         << "key_label = \"otpbox-tls-v1\"   # the server key, in the HSM\n"
          << "clients_file = \"clients.toml\"\n"
          << "threads = 4\n\n"
          << "[[api.clients]]\n"
@@ -150,11 +151,16 @@ StepReport write_dev_hsm_files(const fs::path& dir, bool with_pins) {
     detail::make_directory(hsm_dir, kPrivateDir);
     StepReport report;
     if (with_pins) {
-        report.push_back(write_pin_file(hsm_dir / "so.pin"));
-        report.push_back(write_pin_file(hsm_dir / "user.pin"));
+        report = write_dev_pin_files(dir);
     }
     report.push_back(write_softhsm_conf(hsm_dir));
     return report;
+}
+
+StepReport write_dev_pin_files(const fs::path& dir) {
+    const auto hsm_dir = dir / "hsm";
+    detail::make_directory(hsm_dir, kPrivateDir);
+    return {write_pin_file(hsm_dir / "so.pin"), write_pin_file(hsm_dir / "user.pin")};
 }
 
 StepResult write_dev_config(const fs::path& dir, const DevConfigOptions& options) {

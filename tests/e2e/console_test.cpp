@@ -213,7 +213,7 @@ TEST_F(Console_Session, StatusAndKeysWithoutTheDaemon) {
     EXPECT_NE(status.find("5 of 5 present"), std::string::npos) << status;
     EXPECT_NE(status.find("CN=otpbox-portal"), std::string::npos) << status;
     const auto keys = run("hsm keys", "otpbox-otp-mac-v1");
-    EXPECT_NE(keys.find("never leaves the HSM"), std::string::npos) << keys;
+    EXPECT_NE(keys.find("version 1, stays in the HSM"), std::string::npos) << keys;
     EXPECT_EQ(keys.find("EXTRACTABLE"), std::string::npos) << keys;
     const auto test_sms = run("modem test +491701234567", "nothing queued");
     EXPECT_NE(test_sms.find("daemon is not running"), std::string::npos) << test_sms;
@@ -266,8 +266,9 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     const auto text = test::run_command("pdftotext -layout '" + pdf.string() + "' -");
     EXPECT_NE(text.output.find(serial[1].str()), std::string::npos) << text.output;
     EXPECT_EQ(fs::status(pdf).permissions() & fs::perms::others_read, fs::perms::none);
-    EXPECT_NE(run("pincard issue dr.console " + pdf.string(), "nothing issued").find("new file"),
-              std::string::npos);
+    EXPECT_NE(
+        run("pincard issue dr.console " + pdf.string(), "Nothing issued").find("exists already"),
+        std::string::npos);
 
     EXPECT_NE(run("pincard block " + serial[1].str() + " lost on the train", "is blocked")
                   .find("is blocked"),

@@ -29,7 +29,10 @@ const std::string kPortalEntry =
     "[[api.clients]]\nsubject = \"" + kPortalSubject + "\"\nrole = \"portal\"\n";
 const std::string kMonitorEntry =
     "[[api.clients]]\nsubject = \"" + kMonitorSubject + "\"\nrole = \"monitor\"\n";
+// The development instance's server key, made in its token by provisioning.
 const std::string kTlsLabel = hsm::keys::versioned(hsm::keys::kTls, 1);
+// A second pair, as a technician's new `tls csr` under another label makes.
+const std::string kOtherTlsLabel = hsm::keys::versioned(hsm::keys::kTls, 2);
 
 // What a server certificate of the development CA needs for curl to accept it.
 constexpr const char* kServerExtensions =
@@ -91,23 +94,16 @@ class LiveChanges : public ::testing::Test {
         return test::read_file(out);
     }
 
-    // A new certificate for the existing file key pki/server.key.
-    [[nodiscard]] std::string certificate_for_file_key(const std::string& serial) const {
-        const auto csr = dev.root() / "file-key.csr";
-        const auto made =
-            test::run_command("openssl req -new -key '" + pki("server.key").string() +
-                              "' -subj /CN=localhost -out '" + csr.string() + "' 2>&1");
-        EXPECT_EQ(made.status, 0) << made.output;
-        return sign_server_csr(csr, serial);
-    }
-
-    // Makes the TLS key pair in the instance's token, as the console's key
-    // step would, and returns a certificate for it from the development CA.
-    [[nodiscard]] std::string certificate_for_new_hsm_key(const std::string& serial) const {
+    // A certificate from the development CA for the token's pair of label,
+    // made first unless it exists.
+    [[nodiscard]] std::string certificate_for_hsm_key(const std::string& label,
+                                                      const std::string& serial) const {
         const auto config = firmware::load_config(dev.root() / "otpbox.toml");
         auto token = hsm::Hsm::open(config.hsm);
-        token->generate_key_pair(kTlsLabel, hsm::KeyKind::ec_p256);
-        const auto key = hsm::hsm_private_key(token, kTlsLabel);
+        if (!token->has_key(label)) {
+            token->generate_key_pair(label, hsm::KeyKind::ec_p256);
+        }
+        const auto key = hsm::hsm_private_key(token, label);
         const auto csr = dev.root() / "hsm-key.csr";
         test::write_file(csr, hsm::make_csr_pem(*key, "CN=localhost"));
         return sign_server_csr(csr, serial);
@@ -181,9 +177,11 @@ TEST_F(LiveChanges, UnprovisionedWithoutClientsServesOnceTheClientsFileIsWritten
 }
 
 TEST_F(LiveChanges, TlsKeyInTheHsmServesWithoutAKeyFile) {
-    test::write_file(pki("server.crt"), certificate_for_new_hsm_key("0x5151"));
-    fs::remove(pki("server.key"));
-    dev.replace_in_config("key = \"pki/server.key\"", "key_label = \"" + kTlsLabel + "\"");
+    // Provisioning made the server's pair in the token: no key file is left.
+    EXPECT_FALSE(fs::exists(pki("server.key")));
+    EXPECT_NE(test::read_file(dev.root() / "otpbox.toml").find("key_label = \"" + kTlsLabel),
+              std::string::npos);
+    test::write_file(pki("server.crt"), certificate_for_hsm_key(kTlsLabel, "0x5151"));
     dev.start_simulator();
     dev.start_daemon();
 
@@ -194,9 +192,9 @@ TEST_F(LiveChanges, TlsKeyInTheHsmServesWithoutAKeyFile) {
 }
 
 TEST_F(LiveChanges, CertificateForAnotherKeyKeepsItUnprovisionedWithOneLine) {
-    // pki/server.crt belongs to the file key, not to the new pair in the token.
-    const auto certificate = certificate_for_new_hsm_key("0x5252");
-    dev.replace_in_config("key = \"pki/server.key\"", "key_label = \"" + kTlsLabel + "\"");
+    // pki/server.crt belongs to the first pair, not to the new one named now.
+    const auto certificate = certificate_for_hsm_key(kOtherTlsLabel, "0x5252");
+    dev.replace_in_config("key_label = \"" + kTlsLabel, "key_label = \"" + kOtherTlsLabel);
     dev.start_simulator();
     dev.start_daemon(false);
     ASSERT_TRUE(log_shows("does not match the certificate", 20s)) << log();
@@ -218,7 +216,7 @@ TEST_F(LiveChanges, ReplacedCertificateIsServedToNewConnectionsButABrokenOneIsNo
     ASSERT_FALSE(before.empty());
     ASSERT_NE(before, "serial=4242");
 
-    replace_file(pki("server.crt"), certificate_for_file_key("0x4242"));
+    replace_file(pki("server.crt"), certificate_for_hsm_key(kTlsLabel, "0x4242"));
     ASSERT_TRUE(test::wait_until([&] { return served_serial() == "serial=4242"; }, 10s, 200ms))
         << log();
     EXPECT_NE(dev.call("GET", "/v1/health").status, 0);

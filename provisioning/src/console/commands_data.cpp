@@ -90,6 +90,17 @@ std::string backup_problem(const fs::path& file) {
     return {};
 }
 
+// Why path cannot be a new file, or "" when it can.
+std::string new_file_problem(const fs::path& path) {
+    if (fs::exists(path)) {
+        return path.string() + " exists already";
+    }
+    if (!fs::is_directory(path.parent_path())) {
+        return "no folder " + path.parent_path().string();
+    }
+    return {};
+}
+
 }  // namespace
 
 void Console::backup(std::span<const std::string> arguments) {
@@ -98,8 +109,8 @@ void Console::backup(std::span<const std::string> arguments) {
         return;
     }
     const auto path = fs::absolute(arguments[0]);
-    if (!fs::is_directory(path.parent_path()) || fs::exists(path)) {
-        say("Give a new file in an existing folder; nothing written.\n");
+    if (const auto problem = new_file_problem(path); !problem.empty()) {
+        say(problem + "; nothing written.\n");
         return;
     }
     // Created 0600 before SQLite writes a byte: the database holds sealed
@@ -175,8 +186,8 @@ void Console::audit_export(std::span<const std::string> arguments) {
         return;
     }
     const auto path = fs::absolute(arguments[0]);
-    if (!fs::is_directory(path.parent_path()) || fs::exists(path)) {
-        say("Give a new file in an existing folder; nothing written.\n");
+    if (const auto problem = new_file_problem(path); !problem.empty()) {
+        say(problem + "; nothing written.\n");
         return;
     }
     auto& database = m_appliance.database();

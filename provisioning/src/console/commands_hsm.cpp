@@ -3,7 +3,6 @@
 #include <sys/stat.h>
 
 #include <algorithm>
-#include <map>
 
 #include "console/console.hpp"
 #include "file_io.hpp"
@@ -95,23 +94,18 @@ void Console::hsm_keys(std::span<const std::string>) {
     auto keys = m_appliance.hsm().list_keys();
     std::sort(keys.begin(), keys.end(),
               [](const auto& a, const auto& b) { return a.label < b.label; });
-    std::map<std::string, unsigned> newest;
-    for (const auto& key : keys) {
-        const auto [name, version] = split_version(key.label);
-        newest[name] = std::max(newest[name], version);
-    }
     say("Keys in token '" + m_appliance.config().hsm.token_label + "':\n");
     if (keys.empty()) {
         say("  none; 'hsm init' creates them.\n");
     }
     for (const auto& key : keys) {
-        const auto [name, version] = split_version(key.label);
+        const auto version = split_version(key.label).second;
         std::string line = "  " + key.label;
         line.resize(std::max<std::size_t>(line.size(), 26), ' ');
         line += " " + std::string(kind_name(key.kind));
-        line.resize(std::max<std::size_t>(line.size(), 40), ' ');
-        line += version == newest[name] ? " in use" : " older version";
-        line += key.sensitive && !key.extractable ? ", never leaves the HSM" : ", EXTRACTABLE";
+        line.resize(std::max<std::size_t>(line.size(), 38), ' ');
+        line += " version " + std::to_string(version);
+        line += key.sensitive && !key.extractable ? ", stays in the HSM" : ", EXTRACTABLE";
         say(line + "\n");
     }
     for (const auto& spec : appliance_keys()) {
@@ -120,6 +114,7 @@ void Console::hsm_keys(std::span<const std::string>) {
             say("  missing: " + spec.label + " ('hsm init' creates it)\n");
         }
     }
+    m_appliance.record("hsm.keys", "", "shown");
 }
 
 }  // namespace otpbox::provisioning::console

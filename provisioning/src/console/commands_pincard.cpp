@@ -63,8 +63,12 @@ void Console::pincard_issue(std::span<const std::string> arguments) {
         say("A user id is 1 to 64 of A-Z a-z 0-9 . _ @ -; nothing issued.\n");
         return;
     }
-    if (!fs::is_directory(path.parent_path()) || fs::exists(path)) {
-        say("Give a new file in an existing folder; nothing issued.\n");
+    if (fs::exists(path)) {
+        say(path.string() + " exists already; give a new file. Nothing issued.\n");
+        return;
+    }
+    if (!fs::is_directory(path.parent_path())) {
+        say("No folder " + path.parent_path().string() + "; nothing issued.\n");
         return;
     }
     CardDesk desk(m_appliance);

@@ -50,6 +50,22 @@ bool clock_synchronized() {
     return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
 }
 
+// label, then text in lines of at most 80 columns, continued under the text.
+std::string wrapped(std::string_view label, const std::string& text) {
+    constexpr std::size_t kWidth = 80 - 14;
+    std::string out = padded(label);
+    std::size_t start = 0;
+    while (text.size() - start > kWidth) {
+        auto cut = text.rfind(' ', start + kWidth);
+        if (cut == std::string::npos || cut <= start) {
+            cut = start + kWidth;
+        }
+        out += text.substr(start, cut - start) + "\n" + padded("");
+        start = text[cut] == ' ' ? cut + 1 : cut;
+    }
+    return out + text.substr(start) + "\n";
+}
+
 std::string text_of(const json::value* value) {
     if (value == nullptr) {
         return "?";
@@ -78,7 +94,7 @@ void Console::status(std::span<const std::string>) {
         if (const auto* missing = daemon->body.if_contains("missing");
             missing != nullptr && missing->is_array()) {
             for (const auto& part : missing->as_array()) {
-                say(padded("  missing") + text_of(&part) + "\n");
+                say(wrapped("  missing", text_of(&part)));
             }
         }
     }
@@ -102,30 +118,45 @@ void Console::status(std::span<const std::string>) {
                 std::to_string(appliance_keys().size()) + " present" +
                 (absent.empty() ? "" : "; missing:" + absent) + "\n");
             const auto label = m_appliance.tls_key_label();
-            say(padded("TLS key") + label +
-                (hsm.has_key(label) ? " in the HSM\n" : " missing ('tls csr')\n"));
+            if (config.api.key_label.empty()) {
+                say(padded("TLS key") + "in the file " + config.api.key_file.filename().string() +
+                    " (api.key), not in the HSM\n");
+            } else {
+                say(padded("TLS key") + label +
+                    (hsm.has_key(label) ? " in the HSM\n" : " missing ('tls csr')\n"));
+            }
         } catch (const std::exception& error) {
             m_appliance.forget_hsm();
             say(padded("Keys") + "cannot log in: " + error.what() + "\n");
         }
     }
-    say(padded("Certificate") + certificate_line(config.api.certificate_file) + "\n");
-    say(padded("Portal CA") + certificate_line(config.api.ca_file) + "\n");
+    say(wrapped("Certificate", certificate_line(config.api.certificate_file)));
+    say(wrapped("Portal CA", certificate_line(config.api.ca_file)));
     if (config.api.clients.empty()) {
         say(padded("Clients") + "none allowed ('tls allow')\n");
     }
     for (const auto& client : config.api.clients) {
-        say(padded("Client") + (client.role == api::Role::portal ? "portal  " : "monitor ") +
-            client.subject + "\n");
+        say(wrapped("Client",
+                    (client.role == api::Role::portal ? "portal  " : "monitor ") + client.subject));
     }
     modem_list({});
 
     std::error_code error;
     const auto size = fs::file_size(config.database, error);
+    std::error_code no_wal;
+    const auto wal = fs::file_size(fs::path(config.database.string() + "-wal"), no_wal);
     say(padded("Database") + config.database.filename().string() +
-        (error ? ", not created yet\n" : ", " + std::to_string(size / 1024) + " KiB\n"));
+        (error ? ", not created yet\n"
+               : ", " + std::to_string((size + (no_wal ? 0 : wal)) / 1024) +
+                     " KiB with its write-ahead log\n"));
     say(padded("Clock") + (clock_synchronized() ? "synchronised\n" : "NOT synchronised\n"));
     say(padded("Version") + std::string(firmware::kVersion) + "\n");
+    m_appliance.record("status", "", "shown");
+}
+
+void Console::modem_list_command(std::span<const std::string> arguments) {
+    modem_list(arguments);
+    m_appliance.record("modem.list", "", "shown");
 }
 
 void Console::modem_list(std::span<const std::string>) {
@@ -167,8 +198,14 @@ void Console::modem_list(std::span<const std::string>) {
     if (daemon && daemon->running) {
         if (const auto* health = daemon->body.if_contains("health");
             health != nullptr && health->is_object()) {
-            if (const auto* queue = health->as_object().if_contains("queue")) {
-                say(padded("SMS queue") + text_of(queue) + "\n");
+            if (const auto* queue = health->as_object().if_contains("queue");
+                queue != nullptr && queue->is_object()) {
+                const auto* oldest = queue->as_object().if_contains("oldest_age_seconds");
+                say(padded("SMS queue") + text_of(queue->as_object().if_contains("depth")) +
+                    " waiting" +
+                    (oldest != nullptr && !oldest->is_null()
+                         ? ", the oldest for " + text_of(oldest) + " s\n"
+                         : "\n"));
             }
         }
     }

@@ -13,8 +13,8 @@
 #include "file_io.hpp"
 #include "openssl_handles.hpp"
 #include "otpbox/firmware/clients_file.hpp"
-#include "otpbox/hsm/tls_key.hpp"
 #include "otpbox/provisioning/pki.hpp"
+#include "otpbox/provisioning/tls_identity.hpp"
 #include "x509_parts.hpp"
 
 namespace otpbox::provisioning::console {
@@ -50,18 +50,6 @@ std::string time_text(const ASN1_TIME* time) {
     return std::string(data, static_cast<std::size_t>(size));
 }
 
-std::vector<std::uint8_t> public_key_der(X509* certificate) {
-    const auto* key = X509_get0_pubkey(certificate);
-    unsigned char* der = nullptr;
-    const int size = i2d_PUBKEY(const_cast<EVP_PKEY*>(key), &der);
-    if (size <= 0) {
-        return {};
-    }
-    std::vector<std::uint8_t> bytes(der, der + size);
-    OPENSSL_free(der);
-    return bytes;
-}
-
 std::string pem_of(const std::vector<detail::X509Ptr>& certificates) {
     std::string pem;
     for (const auto& certificate : certificates) {
@@ -91,15 +79,13 @@ void Console::tls_csr(std::span<const std::string> arguments) {
     (void)detail::parse_subject(subject);
     const auto label = m_appliance.tls_key_label();
     auto hsm = m_appliance.shared_hsm();
-    const bool existed = hsm->has_key(label);
-    if (!existed) {
-        hsm->generate_key_pair(label, hsm::KeyKind::ec_p256);
-    }
-    const auto key = hsm::hsm_private_key(hsm, label);
-    say(std::string("TLS key ") + label + (existed ? " (kept)" : " (made in the HSM)") +
-        ". Have this request signed by the CA the portal trusts, then 'tls install':\n\n" +
-        hsm::make_csr_pem(*key, subject) + "\n");
-    m_appliance.record("tls.csr", subject, existed ? "existing key" : "new key");
+    const auto made = make_tls_key(*hsm, label);
+    say("TLS key " + label +
+        (made == StepResult::created ? " made in the HSM." : " kept (it exists).") +
+        "\nHave this request signed by the CA the portal trusts, then 'tls install':\n\n" +
+        make_tls_csr(hsm, label, subject) + "\n");
+    m_appliance.record("tls.csr", subject,
+                       made == StepResult::created ? "new key" : "existing key");
 }
 
 void Console::tls_install(std::span<const std::string>) {
@@ -112,6 +98,7 @@ void Console::tls_install(std::span<const std::string>) {
     }
     const auto pem = ask_pem("the server certificate, then any intermediate CAs");
     if (pem.empty()) {
+        m_appliance.record("tls.install", "", "cancelled");
         return;
     }
     const auto chain = read_certificates(pem);
@@ -120,8 +107,7 @@ void Console::tls_install(std::span<const std::string>) {
         return;
     }
     auto* leaf = chain.front().get();
-    if (!m_appliance.hsm().has_key(api.key_label) ||
-        public_key_der(leaf) != m_appliance.hsm().public_key_der(api.key_label)) {
+    if (!certificate_fits_key(m_appliance.hsm(), api.key_label, pem)) {
         say("This certificate is not for the HSM's TLS key " + api.key_label +
             "; nothing changed.\n");
         m_appliance.record("tls.install", name_text(X509_get_subject_name(leaf)), "wrong key");
@@ -142,6 +128,7 @@ void Console::tls_trust(std::span<const std::string>) {
     const auto& api = m_appliance.config().api;
     const auto pem = ask_pem("the CA certificate(s) of the portal's client certificates");
     if (pem.empty()) {
+        m_appliance.record("tls.trust", "", "cancelled");
         return;
     }
     const auto certificates = read_certificates(pem);

@@ -99,7 +99,8 @@ void Console::first_boot() {
 bool Console::log_in() {
     auto password = m_terminal.read_line("Password: ", true, std::nullopt);
     if (password.kind == InputKind::end_of_input || password.kind == InputKind::cancelled ||
-        password.kind == InputKind::stopped) {
+        password.kind == InputKind::stopped ||
+        (password.kind == InputKind::line && password.text.empty())) {
         return false;
     }
     if (password.kind == InputKind::line &&
@@ -201,16 +202,31 @@ std::string Console::ask_hidden(std::string_view prompt) {
 
 std::string Console::ask_new_secret(std::string_view what, std::size_t min_length,
                                     bool digits_only) {
+    constexpr int kTries = 3;
+    for (int i = 0; i < kTries && m_flow == Flow::go_on; ++i) {
+        bool cancelled = false;
+        auto secret = ask_new_secret_once(what, min_length, digits_only, cancelled);
+        if (!secret.empty() || cancelled) {
+            return secret;
+        }
+    }
+    say("Nothing changed.\n");
+    return {};
+}
+
+std::string Console::ask_new_secret_once(std::string_view what, std::size_t min_length,
+                                         bool digits_only, bool& cancelled) {
     auto first = ask_hidden("New " + std::string(what) + ": ");
     if (first.empty()) {
         say("Cancelled; nothing changed.\n");
+        cancelled = true;
         return {};
     }
     const bool digits =
         std::all_of(first.begin(), first.end(), [](char c) { return c >= '0' && c <= '9'; });
     if (first.size() < min_length || (digits_only && !digits)) {
         say("The " + std::string(what) + " must be at least " + std::to_string(min_length) +
-            (digits_only ? " digits" : " characters") + "; nothing changed.\n");
+            (digits_only ? " digits, digits only" : " characters") + ". Again:\n");
         std::fill(first.begin(), first.end(), '\0');
         return {};
     }
@@ -219,7 +235,7 @@ std::string Console::ask_new_secret(std::string_view what, std::size_t min_lengt
     std::fill(again.begin(), again.end(), '\0');
     if (!same) {
         std::fill(first.begin(), first.end(), '\0');
-        say("The two entries differ; nothing changed.\n");
+        say("The two entries differ. Again:\n");
         return {};
     }
     return first;
@@ -236,7 +252,7 @@ bool Console::confirm(std::string_view question) {
 }
 
 std::string Console::ask_pem(std::string_view what) {
-    say("Paste " + std::string(what) + " (PEM), then an empty line. Ctrl-C cancels.\n");
+    say("Paste " + std::string(what) + " (PEM),\nthen an empty line. Ctrl-C cancels.\n");
     constexpr std::size_t kMaxPem = 64 * 1024;
     auto input = m_terminal.read_block(m_appliance.settings().idle, kMaxPem);
     if (input.kind == InputKind::too_long) {
@@ -264,19 +280,20 @@ void Console::help(std::span<const std::string> arguments) {
         }
         any = true;
         std::string usage(command.usage);
-        usage.resize(std::max<std::size_t>(usage.size(), 28), ' ');
+        usage.resize(std::max<std::size_t>(usage.size(), 30), ' ');
         say("  " + usage + " " + std::string(command.help) + "\n");
     }
     if (!any) {
         say("No command starts with '" + topic.substr(0, 40) + "'.\n");
     }
+    m_appliance.record("help", "", "shown");
 }
 
 // There is no "hsm rotate" yet: otpboxd uses version 1 of every key, so a
 // newer version would never be used (docs/limitations.md).
 std::span<const Command> Console::commands() {
     static const std::array<Command, 20> table{{
-        {"help", "help [COMMAND]", "list the commands, or those starting so", &Console::help},
+        {"help", "help [COMMAND]", "all commands, or those starting so", &Console::help},
         {"status", "status", "provisioning, HSM, TLS, modems, database, clock", &Console::status},
         {"hsm init", "hsm init", "initialise the HSM token, create the keys", &Console::hsm_init},
         {"hsm keys", "hsm keys", "the keys in the token, with versions", &Console::hsm_keys},
@@ -290,7 +307,7 @@ std::span<const Command> Console::commands() {
          &Console::tls_allow},
         {"tls deny", "tls deny SUBJECT", "take a client off the list", &Console::tls_deny},
         {"modem list", "modem list", "the modems and what the daemon sees of them",
-         &Console::modem_list},
+         &Console::modem_list_command},
         {"modem pin", "modem pin NAME", "set a modem's SIM PIN (stored encrypted)",
          &Console::modem_pin},
         {"modem test", "modem test NUMBER", "send a test SMS, show its fate", &Console::modem_test},

@@ -49,6 +49,7 @@ class Console {
     void tls_allow(std::span<const std::string> arguments);
     void tls_deny(std::span<const std::string> arguments);
     void modem_list(std::span<const std::string> arguments);
+    void modem_list_command(std::span<const std::string> arguments);
     void modem_pin(std::span<const std::string> arguments);
     void modem_test(std::span<const std::string> arguments);
     void pincard_issue(std::span<const std::string> arguments);
@@ -73,6 +74,8 @@ class Console {
     // Asks twice for a new secret, hidden; "" when cancelled or not alike.
     [[nodiscard]] std::string ask_new_secret(std::string_view what, std::size_t min_length,
                                              bool digits_only);
+    [[nodiscard]] std::string ask_new_secret_once(std::string_view what, std::size_t min_length,
+                                                  bool digits_only, bool& cancelled);
     // A hidden line; "" when cancelled.
     [[nodiscard]] std::string ask_hidden(std::string_view prompt);
     // A yes/no question; false unless "yes" or "y".

@@ -19,6 +19,9 @@ inline constexpr std::string_view kDevTokenLabel = "otpbox";
 [[nodiscard]] StepReport write_dev_hsm_files(const std::filesystem::path& dir,
                                              bool with_pins = true);
 
+// Only hsm/so.pin and hsm/user.pin, each unless it exists.
+[[nodiscard]] StepReport write_dev_pin_files(const std::filesystem::path& dir);
+
 struct DevConfigOptions {
     std::uint16_t port = 8443;
     std::string module_path{kSoftHsmModule};

@@ -1,0 +1,84 @@
+#include "otpbox/provisioning/tls_identity.hpp"
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <sys/stat.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "file_io.hpp"
+#include "openssl_handles.hpp"
+#include "otpbox/hsm/tls_key.hpp"
+#include "otpbox/provisioning/pki.hpp"
+
+namespace otpbox::provisioning {
+
+namespace {
+
+constexpr std::string_view kDevServerSubject = "CN=localhost";
+
+std::vector<std::uint8_t> public_key_der(X509* certificate) {
+    unsigned char* der = nullptr;
+    const int size = i2d_PUBKEY(X509_get0_pubkey(certificate), &der);
+    if (size <= 0) {
+        return {};
+    }
+    std::vector<std::uint8_t> bytes(der, der + size);
+    OPENSSL_free(der);
+    return bytes;
+}
+
+std::string read_text(const std::filesystem::path& file) {
+    std::ifstream in(file);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return text.str();
+}
+
+}  // namespace
+
+StepResult make_tls_key(hsm::Hsm& hsm, std::string_view label) {
+    if (hsm.has_key(label)) {
+        return StepResult::present;
+    }
+    hsm.generate_key_pair(label, hsm::KeyKind::ec_p256);
+    return StepResult::created;
+}
+
+std::string make_tls_csr(std::shared_ptr<hsm::Hsm> hsm, std::string_view label,
+                         std::string_view subject) {
+    const auto key = hsm::hsm_private_key(std::move(hsm), label);
+    return hsm::make_csr_pem(*key, subject);
+}
+
+bool certificate_fits_key(hsm::Hsm& hsm, std::string_view label, std::string_view certificate_pem) {
+    const detail::BioPtr bio(
+        BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
+    const detail::X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    ERR_clear_error();
+    if (!certificate || !hsm.has_key(label)) {
+        return false;
+    }
+    return public_key_der(certificate.get()) == hsm.public_key_der(label);
+}
+
+StepReport make_dev_tls_identity(std::shared_ptr<hsm::Hsm> hsm, std::string_view label,
+                                 const std::filesystem::path& certificate_file,
+                                 const std::filesystem::path& pki_dir) {
+    StepReport report;
+    report.push_back({std::string(label), make_tls_key(*hsm, label)});
+    const auto name = certificate_file.filename().string();
+    if (std::filesystem::exists(certificate_file) &&
+        certificate_fits_key(*hsm, label, read_text(certificate_file))) {
+        report.push_back({name, StepResult::present});
+        return report;
+    }
+    const auto certificate = sign_with_dev_ca(pki_dir, make_tls_csr(hsm, label, kDevServerSubject));
+    detail::write_file_atomically(certificate_file, certificate,
+                                  S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH);
+    report.push_back({name, StepResult::created});
+    return report;
+}
+
+}  // namespace otpbox::provisioning
