@@ -53,7 +53,8 @@ IssuedCard PincardService::issue(const std::string& user, const std::string& act
     card.layout = {layout_config.columns, layout_config.rows, layout_config.cell_length,
                    layout_config.alphabet};
 
-    const StoredCard stored{card.serial, user, card.state, Secrets::kKeyVersion, card.layout};
+    const StoredCard stored{card.serial, user, card.state, m_context.secrets.card_key_version(),
+                            card.layout};
     for (unsigned row = 0; row < card.layout.rows; ++row) {
         auto& cells = card.grid.emplace_back();
         for (unsigned column = 0; column < card.layout.columns; ++column) {
@@ -72,7 +73,7 @@ IssuedCard PincardService::issue(const std::string& user, const std::string& act
             .bind(1, card.serial)
             .bind(2, user)
             .bind(3, card.state)
-            .bind(4, Secrets::kKeyVersion)
+            .bind(4, stored.key_version)
             .bind(5, card.layout.columns)
             .bind(6, card.layout.rows)
             .bind(7, card.layout.cell_length)

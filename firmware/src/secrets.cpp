@@ -140,6 +140,14 @@ std::vector<unsigned> Secrets::random_distinct(unsigned count, unsigned limit) {
     return chosen;
 }
 
+unsigned Secrets::card_key_version() {
+    unsigned version = kKeyVersion;
+    while (m_hsm->has_key(hsm::keys::versioned(hsm::keys::kCardKdk, version + 1))) {
+        ++version;
+    }
+    return version;
+}
+
 std::string Secrets::card_cell(std::string_view serial, unsigned key_version, std::string_view cell,
                                const CardLayout& layout) {
     const auto alphabet_size = static_cast<unsigned>(layout.alphabet.size());

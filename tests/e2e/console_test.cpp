@@ -8,6 +8,7 @@
 
 #include "console_screen.hpp"
 #include "dev_instance.hpp"
+#include "otpbox/firmware/database.hpp"
 
 namespace otpbox::e2e {
 namespace {
@@ -254,6 +255,28 @@ TEST_F(Console_Session, ReattachingFindsTheConsoleStillThere) {
     std::this_thread::sleep_for(300ms);
     screen->attach();
     EXPECT_NE(run("status", "Version").find("HSM token"), std::string::npos);
+}
+
+TEST_F(Console_Session, RotatesOnlyTheCardKey) {
+    log_in(*screen, password);
+    EXPECT_NE(run("hsm rotate data-enc", "Nothing changed").find("Only card-kdk"),
+              std::string::npos);
+    screen->line("hsm rotate card-kdk");
+    ASSERT_TRUE(screen->expect("Make otpbox-card-kdk-v2? [y/N]")) << screen->since_mark();
+    EXPECT_NE(run("y", "made in the HSM").find("otpbox-card-kdk-v2"), std::string::npos);
+    const auto keys = run("hsm keys", "otpbox-otp-mac-v1");
+    EXPECT_NE(keys.find("otpbox-card-kdk-v2"), std::string::npos) << keys;
+    EXPECT_NE(keys.find("version 2"), std::string::npos) << keys;
+
+    const auto pdf = instance.root() / "card-v2.pdf";
+    const auto issued = run("pincard issue dr.rotated " + pdf.string(), "delete the file");
+    std::smatch serial;
+    ASSERT_TRUE(std::regex_search(issued, serial, std::regex("Card ([0-9A-Z]{12}) issued")));
+    firmware::Database database(instance.root() / "otpbox.db");
+    auto row = database.prepare("SELECT key_version FROM pincards WHERE serial = ?");
+    row.bind(1, serial[1].str());
+    ASSERT_TRUE(row.step());
+    EXPECT_EQ(row.integer(0), 2);
 }
 
 TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {

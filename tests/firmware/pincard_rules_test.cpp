@@ -80,6 +80,34 @@ TEST(Pincard_Verify, RightAnswerActivatesThePendingCardOnce) {
               Reason::gone);
 }
 
+TEST(Pincard_Rotation, NewCardsUseTheNewestKeyAndOldCardsKeepTheirs) {
+    ServiceFixture f;
+    const auto old_card = f.cards->issue("alice", kActor);
+    auto challenge = f.challenges->login("alice", kActor);
+    f.challenges->verify(challenge.id, ServiceFixture::answer(old_card, challenge), kActor);
+
+    // What the console's "hsm rotate card-kdk" makes.
+    f.hsm->generate_secret_key(hsm::keys::versioned(hsm::keys::kCardKdk, 2),
+                               hsm::KeyKind::hmac_sha256);
+    const auto new_card = f.cards->issue("bob", kActor);
+    auto row = f.database->prepare("SELECT key_version FROM pincards WHERE serial = ?");
+    row.bind(1, new_card.serial);
+    ASSERT_TRUE(row.step());
+    EXPECT_EQ(row.integer(0), 2);
+    const StoredCard as_v1{new_card.serial, "bob", "pending", 1, new_card.layout};
+    EXPECT_NE(f.cards->cell_value(as_v1, "A1") + f.cards->cell_value(as_v1, "B1") +
+                  f.cards->cell_value(as_v1, "C1"),
+              new_card.grid[0][0] + new_card.grid[0][1] + new_card.grid[0][2])
+        << "the new card is derived with version 2";
+
+    // Both cards answer: each with the key it was issued under.
+    challenge = f.challenges->login("alice", kActor);
+    f.challenges->verify(challenge.id, ServiceFixture::answer(old_card, challenge), kActor);
+    challenge = f.challenges->login("bob", kActor);
+    f.challenges->verify(challenge.id, ServiceFixture::answer(new_card, challenge), kActor);
+    EXPECT_EQ(f.cards->list("bob").at(0).state, "active");
+}
+
 TEST(Pincard_Verify, FirstUseOfANewCardReplacesTheActiveOne) {
     ServiceFixture f;
     const auto old_card = f.cards->issue("alice", kActor);

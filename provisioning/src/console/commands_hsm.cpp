@@ -90,6 +90,40 @@ void Console::initialise_token() {
     say("The HSM is ready. Next: 'tls csr'.\n");
 }
 
+// Only the card key rotates: a card's record names the key version it was
+// derived with. Phone numbers, OTP records and audit MACs name none, so a
+// new version of their keys would leave the old records unreadable.
+void Console::hsm_rotate(std::span<const std::string> arguments) {
+    if (arguments.size() != 1) {
+        say("Usage: hsm rotate KEY, e.g. hsm rotate card-kdk\n");
+        return;
+    }
+    auto base = arguments[0];
+    if (base.rfind("otpbox-", 0) != 0) {
+        base = "otpbox-" + base;
+    }
+    if (base != hsm::keys::kCardKdk) {
+        say("Only card-kdk can be rotated: records under " + base.substr(0, 40) +
+            " name no\nkey version, so a new one would leave them unreadable. Nothing changed.\n");
+        return;
+    }
+    auto& token = m_appliance.hsm();
+    unsigned version = 1;
+    while (token.has_key(hsm::keys::versioned(base, version + 1))) {
+        ++version;
+    }
+    const auto label = hsm::keys::versioned(base, version + 1);
+    say("New cards will be derived with " + label + ";\ncards issued so far keep " +
+        hsm::keys::versioned(base, version) + ". Take an HSM backup afterwards.\n");
+    if (!confirm("Make " + label + "?")) {
+        say("Nothing changed.\n");
+        return;
+    }
+    token.generate_secret_key(label, hsm::KeyKind::hmac_sha256);
+    say(label + " made in the HSM.\n");
+    m_appliance.record("hsm.rotate", label, "ok");
+}
+
 void Console::hsm_keys(std::span<const std::string>) {
     auto keys = m_appliance.hsm().list_keys();
     std::sort(keys.begin(), keys.end(),

@@ -289,14 +289,13 @@ void Console::help(std::span<const std::string> arguments) {
     m_appliance.record("help", "", "shown");
 }
 
-// There is no "hsm rotate" yet: otpboxd uses version 1 of every key, so a
-// newer version would never be used (docs/limitations.md).
 std::span<const Command> Console::commands() {
-    static const std::array<Command, 20> table{{
+    static const std::array<Command, 21> table{{
         {"help", "help [COMMAND]", "all commands, or those starting so", &Console::help},
         {"status", "status", "provisioning, HSM, TLS, modems, database, clock", &Console::status},
         {"hsm init", "hsm init", "initialise the HSM token, create the keys", &Console::hsm_init},
         {"hsm keys", "hsm keys", "the keys in the token, with versions", &Console::hsm_keys},
+        {"hsm rotate", "hsm rotate KEY", "a new version of a key (card-kdk)", &Console::hsm_rotate},
         {"tls csr", "tls csr [SUBJECT]", "make the TLS key in the HSM, print a CSR",
          &Console::tls_csr},
         {"tls install", "tls install", "paste the signed server certificate",

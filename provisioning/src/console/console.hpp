@@ -43,6 +43,7 @@ class Console {
     void status(std::span<const std::string> arguments);
     void hsm_init(std::span<const std::string> arguments);
     void hsm_keys(std::span<const std::string> arguments);
+    void hsm_rotate(std::span<const std::string> arguments);
     void tls_csr(std::span<const std::string> arguments);
     void tls_install(std::span<const std::string> arguments);
     void tls_trust(std::span<const std::string> arguments);

@@ -40,6 +40,12 @@ class Secrets {
     // count distinct indexes below limit, uniform.
     [[nodiscard]] std::vector<unsigned> random_distinct(unsigned count, unsigned limit);
 
+    // The newest version of the card key in the token: new cards are derived
+    // with it, older cards keep the version they were issued with. Looked up
+    // each time (a card is issued rarely), so a key rotated at the console
+    // counts at once.
+    [[nodiscard]] unsigned card_key_version();
+
     // HMAC(card key, serial, key version, cell) mapped to the card's alphabet.
     [[nodiscard]] std::string card_cell(std::string_view serial, unsigned key_version,
                                         std::string_view cell, const CardLayout& layout);
