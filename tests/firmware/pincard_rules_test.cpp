@@ -2,7 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <set>
+#include <thread>
 
 #include "service_fixture.hpp"
 
@@ -78,6 +80,34 @@ TEST(Pincard_Verify, RightAnswerActivatesThePendingCardOnce) {
                                        kActor);
               }),
               Reason::gone);
+}
+
+TEST(Pincard_Verify, TwoSimultaneousRightAnswersAcceptOnceIn100Rounds) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    for (int round = 0; round < 100; ++round) {
+        const auto challenge = f.challenges->login("alice", kActor);
+        const auto response = ServiceFixture::answer(card, challenge);
+        std::atomic<int> accepted{0};
+        std::atomic<int> gone{0};
+        std::vector<std::thread> threads;
+        for (int i = 0; i < 2; ++i) {
+            threads.emplace_back([&] {
+                const auto refused =
+                    refusal_of([&] { f.challenges->verify(challenge.id, response, kActor); });
+                if (!refused) {
+                    ++accepted;
+                } else if (*refused == Reason::gone) {
+                    ++gone;
+                }
+            });
+        }
+        for (auto& thread : threads) {
+            thread.join();
+        }
+        ASSERT_EQ(accepted.load(), 1) << "round " << round;
+        ASSERT_EQ(gone.load(), 1) << "round " << round;
+    }
 }
 
 TEST(Pincard_Rotation, NewCardsUseTheNewestKeyAndOldCardsKeepTheirs) {

@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <array>
+#include <thread>
+
 #include <boost/json.hpp>
 
 #include "service_fixture.hpp"
@@ -167,6 +170,26 @@ TEST_F(RouterTest, IdempotencyKeyReturnsTheFirstCardAndIssuesNoSecond) {
     EXPECT_EQ(f.cards->list("alice").size(), 1u);
     (void)call(verb::post, "/v1/users/alice/pincards", "", api::Role::portal, "k-2");
     EXPECT_EQ(f.cards->list("alice").size(), 2u);
+}
+
+TEST_F(RouterTest, OneIdempotencyKeyArrivingTwiceAtOnceIssuesOneCard) {
+    for (int round = 0; round < 20; ++round) {
+        const auto key = "race-" + std::to_string(round);
+        std::array<api::Response, 2> answers;
+        std::vector<std::thread> threads;
+        for (std::size_t i = 0; i < answers.size(); ++i) {
+            threads.emplace_back([&, i] {
+                answers[i] = call(verb::post, "/v1/users/bob/pincards", "", api::Role::portal, key);
+            });
+        }
+        for (auto& thread : threads) {
+            thread.join();
+        }
+        ASSERT_EQ(answers[0].status, 201u);
+        ASSERT_EQ(answers[1].status, 201u);
+        EXPECT_EQ(answers[0].body, answers[1].body);
+        ASSERT_EQ(f.cards->list("bob").size(), static_cast<std::size_t>(round + 1));
+    }
 }
 
 TEST_F(RouterTest, LockedLoginCarriesRetryAfter) {
