@@ -27,14 +27,31 @@ void decode_headers(const std::string& text, api::Response& response) {
 
 }  // namespace
 
+std::shared_ptr<std::mutex> Idempotency::lock_for(const std::string& client,
+                                                  const std::string& key) {
+    constexpr std::size_t kPruneAbove = 1024;
+    std::lock_guard guard(m_mutex);
+    if (m_locks.size() > kPruneAbove) {
+        std::erase_if(m_locks, [](const auto& entry) { return entry.second.expired(); });
+    }
+    auto& slot = m_locks[client + '\n' + key];
+    auto lock = slot.lock();
+    if (!lock) {
+        lock = std::make_shared<std::mutex>();
+        slot = lock;
+    }
+    return lock;
+}
+
 api::Response Idempotency::run(const api::Request& request,
                                const std::function<api::Response()>& handle) {
     if (request.idempotency_key.empty() || request.method != boost::beast::http::verb::post) {
         return handle();
     }
-    // One at a time, so that a second request with the same key waits for
-    // the first one's answer instead of doing the work again.
-    std::lock_guard lock(m_mutex);
+    // One at a time per key, so that a second request with the same key
+    // waits for the first one's answer instead of doing the work again.
+    const auto key_lock = lock_for(request.client_subject, request.idempotency_key);
+    std::lock_guard lock(*key_lock);
     auto& database = m_context.database;
     const auto now_ms = to_millis(m_context.clock.now());
 

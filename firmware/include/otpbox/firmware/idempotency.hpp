@@ -5,6 +5,8 @@
 // that arrive together are taken one after the other.
 
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -21,8 +23,14 @@ class Idempotency {
     api::Response run(const api::Request& request, const std::function<api::Response()>& handle);
 
   private:
+    // The lock of one client's key: requests with the same key wait for
+    // each other, requests with other keys do not.
+    [[nodiscard]] std::shared_ptr<std::mutex> lock_for(const std::string& client,
+                                                       const std::string& key);
+
     Context& m_context;
-    std::mutex m_mutex;
+    std::mutex m_mutex;  // guards m_locks
+    std::map<std::string, std::weak_ptr<std::mutex>> m_locks;
 };
 
 }  // namespace otpbox::firmware
