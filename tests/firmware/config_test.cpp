@@ -71,6 +71,30 @@ TEST(Config_Load, DefaultsFollowTheRules) {
     EXPECT_EQ(config.pincard.challenge_validity, std::chrono::seconds(300));
 }
 
+std::string with_api_keys(const std::string& keys) {
+    std::string text(kMinimal);
+    text.replace(text.find("[api]\n"), 6, "[api]\n" + keys);
+    return text;
+}
+
+TEST(Config_Load, ServerLimitsComeFromTheApiTable) {
+    TempDir dir;
+    write_file(dir.path() / "otpbox.toml",
+               with_api_keys("handshake_timeout_seconds = 3\nrequest_timeout_seconds = 7\n"
+                             "idle_timeout_seconds = 11\nmax_header_bytes = 4096\n"));
+    const auto limits = load_config(dir.path() / "otpbox.toml").api.limits;
+    EXPECT_EQ(limits.handshake_timeout, std::chrono::seconds(3));
+    EXPECT_EQ(limits.request_timeout, std::chrono::seconds(7));
+    EXPECT_EQ(limits.idle_timeout, std::chrono::seconds(11));
+    EXPECT_EQ(limits.max_header, 4096u);
+    EXPECT_EQ(limits.max_body, 16u * 1024u);
+
+    write_file(dir.path() / "otpbox.toml", with_api_keys("idle_timeout_seconds = 0\n"));
+    EXPECT_THROW((void)load_config(dir.path() / "otpbox.toml"), ConfigError);
+    write_file(dir.path() / "otpbox.toml", with_api_keys("max_header_bytes = 100\n"));
+    EXPECT_THROW((void)load_config(dir.path() / "otpbox.toml"), ConfigError);
+}
+
 struct BadConfig {
     const char* text;
     const char* names;
