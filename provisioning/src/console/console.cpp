@@ -67,12 +67,21 @@ void Console::run() {
         }
         say(std::string("\notpbox technician console, version ") + std::string(firmware::kVersion) +
             "\n");
-        if (!password_set(m_appliance.settings().password_file)) {
-            first_boot();
-            continue;
-        }
-        if (log_in()) {
-            session();
+        try {
+            if (!password_set(m_appliance.settings().password_file)) {
+                first_boot();
+                continue;
+            }
+            if (log_in()) {
+                session();
+            }
+        } catch (const LineError&) {
+            throw;
+        } catch (const std::exception& error) {
+            // A step of the first boot failed (a PIN the token refused, a
+            // file that cannot be written): say so and start over.
+            m_appliance.forget_hsm();
+            say(std::string("Failed: ") + error.what() + "\n");
         }
     }
 }
@@ -129,6 +138,8 @@ void Console::session() {
         try {
             m_appliance.reload();
             execute(input.text);
+        } catch (const LineError&) {
+            throw;
         } catch (const hsm::HsmError& error) {
             m_appliance.forget_hsm();
             say(std::string("The HSM cannot be used: ") + error.what() + "\n");

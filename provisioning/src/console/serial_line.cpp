@@ -18,6 +18,10 @@ constexpr auto kWriteStall = std::chrono::seconds(3);
     throw std::system_error(errno, std::generic_category(), what);
 }
 
+[[noreturn]] void line_failed(const std::string& what) {
+    throw LineError(what + ": " + std::generic_category().message(errno));
+}
+
 speed_t speed_of(unsigned baud) {
     switch (baud) {
         case 9600:
@@ -97,7 +101,7 @@ std::string SerialLine::read(std::size_t max, std::chrono::milliseconds timeout)
         if (errno == EINTR) {
             return {};
         }
-        throw_errno("serial line: poll");
+        line_failed("serial line: poll");
     }
     if (ready == 0) {
         return {};
@@ -108,10 +112,10 @@ std::string SerialLine::read(std::size_t max, std::chrono::milliseconds timeout)
         if (errno == EAGAIN || errno == EINTR) {
             return {};
         }
-        throw_errno("serial line: read");
+        line_failed("serial line: read");
     }
     if (count == 0 && (waiting.revents & POLLHUP) != 0) {
-        throw std::system_error(std::make_error_code(std::errc::io_error), "serial line: hang-up");
+        throw LineError("serial line: hang-up");
     }
     bytes.resize(static_cast<std::size_t>(count));
     return bytes;
@@ -126,7 +130,7 @@ void SerialLine::write(std::string_view text) {
             continue;
         }
         if (count < 0 && errno != EAGAIN && errno != EINTR) {
-            throw_errno("serial line: write");
+            line_failed("serial line: write");
         }
         const auto left = give_up - std::chrono::steady_clock::now();
         if (left <= std::chrono::milliseconds(0)) {

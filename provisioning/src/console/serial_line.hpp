@@ -9,12 +9,20 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 
 #include "otpbox/gsm/pseudo_terminal.hpp"
 
 namespace otpbox::provisioning::console {
+
+// The line itself failed (a read or write error, a hang-up): the console
+// cannot go on and ends, for its supervisor to start it again.
+class LineError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
 
 class SerialLine {
   public:
@@ -30,7 +38,7 @@ class SerialLine {
     SerialLine& operator=(const SerialLine&) = delete;
 
     // Up to max bytes, waiting at most timeout; "" when nothing came.
-    // Throws std::system_error when the line is gone.
+    // Throws LineError when the line is gone.
     [[nodiscard]] std::string read(std::size_t max, std::chrono::milliseconds timeout);
 
     // Writes all of text unless nobody reads for a few seconds: a console
