@@ -79,6 +79,7 @@ CREATE TABLE IF NOT EXISTS idempotency (
     body          TEXT NOT NULL,
     headers       TEXT NOT NULL,
     created_at    INTEGER NOT NULL,
+    fingerprint   TEXT NOT NULL DEFAULT '',
     PRIMARY KEY (client, key)
 );
 
@@ -227,6 +228,12 @@ void Database::execute(std::string_view sql) {
 void Database::create_schema() {
     std::lock_guard lock(m_mutex);
     execute(kSchema);
+    // A database made before requests were fingerprinted gets the column.
+    auto column =
+        prepare("SELECT 1 FROM pragma_table_info('idempotency') WHERE name = 'fingerprint'");
+    if (!column.step()) {
+        execute("ALTER TABLE idempotency ADD COLUMN fingerprint TEXT NOT NULL DEFAULT ''");
+    }
 }
 
 bool Database::healthy() {

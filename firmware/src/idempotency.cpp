@@ -1,6 +1,15 @@
 #include "otpbox/firmware/idempotency.hpp"
 
+#include <openssl/evp.h>
+
 #include <boost/json.hpp>
+
+#include <algorithm>
+#include <span>
+#include <stdexcept>
+
+#include "otpbox/firmware/refusal.hpp"
+#include "otpbox/firmware/secrets.hpp"
 
 namespace otpbox::firmware {
 
@@ -23,6 +32,44 @@ void decode_headers(const std::string& text, api::Response& response) {
         response.headers.emplace_back(std::string(entry.at(0).as_string()),
                                       std::string(entry.at(1).as_string()));
     }
+}
+
+constexpr std::size_t kMaxKeyLength = 255;
+
+// A key is 1 to 255 visible ASCII characters (RFC 9110 field value, without spaces).
+void check_key(const std::string& key) {
+    const bool visible = std::all_of(key.begin(), key.end(), [](char c) {
+        return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7F;
+    });
+    if (key.size() > kMaxKeyLength || !visible) {
+        throw Refused(Reason::invalid_request,
+                      "Idempotency-Key must be 1 to 255 visible ASCII characters");
+    }
+}
+
+// SHA-256 of method, target and body: a key comes back only with the same request.
+std::string fingerprint_of(const api::Request& request) {
+    const std::string text = request.method_name + "\n" + request.target + "\n" + request.body;
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned int size = 0;
+    if (EVP_Digest(text.data(), text.size(), digest, &size, EVP_sha256(), nullptr) != 1) {
+        throw std::runtime_error("SHA-256 failed");
+    }
+    return to_hex(std::span<const std::uint8_t>(digest, size));
+}
+
+// What is kept of an answer: a PINCard's grid leaves the appliance once, so
+// a replayed issuance names the card but withholds its grid.
+std::string kept_body(const std::string& body) {
+    boost::system::error_code error;
+    auto value = boost::json::parse(body, error);
+    if (error || !value.is_object() || !value.as_object().contains("grid")) {
+        return body;
+    }
+    auto& object = value.as_object();
+    object.erase("grid");
+    object["grid_withheld"] = true;
+    return boost::json::serialize(object);
 }
 
 }  // namespace
@@ -48,6 +95,8 @@ api::Response Idempotency::run(const api::Request& request,
     if (request.idempotency_key.empty() || request.method != boost::beast::http::verb::post) {
         return handle();
     }
+    check_key(request.idempotency_key);
+    const auto fingerprint = fingerprint_of(request);
     // One at a time per key, so that a second request with the same key
     // waits for the first one's answer instead of doing the work again.
     const auto key_lock = lock_for(request.client_subject, request.idempotency_key);
@@ -58,12 +107,16 @@ api::Response Idempotency::run(const api::Request& request,
     auto stored = database.read([&] {
         std::optional<api::Response> found;
         auto row = database.prepare(
-            "SELECT status, body, headers, method, target FROM idempotency "
+            "SELECT status, body, headers, fingerprint FROM idempotency "
             "WHERE client = ? AND key = ? AND created_at > ?");
         row.bind(1, request.client_subject)
             .bind(2, request.idempotency_key)
             .bind(3, now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(kKeep).count());
         if (row.step()) {
+            if (row.text(3) != fingerprint) {
+                throw Refused(Reason::idempotency_key_reused,
+                              "this Idempotency-Key came with another request in the last 24 h");
+            }
             api::Response response;
             response.status = static_cast<unsigned>(row.integer(0));
             response.body = row.text(1);
@@ -91,15 +144,16 @@ api::Response Idempotency::run(const api::Request& request,
             database
                 .prepare(
                     "INSERT OR REPLACE INTO idempotency (client, key, method, target, status, "
-                    "body, headers, created_at) VALUES (?,?,?,?,?,?,?,?)")
+                    "body, headers, created_at, fingerprint) VALUES (?,?,?,?,?,?,?,?,?)")
                 .bind(1, request.client_subject)
                 .bind(2, request.idempotency_key)
                 .bind(3, request.method_name)
                 .bind(4, request.target)
                 .bind(5, response.status)
-                .bind(6, response.body)
+                .bind(6, kept_body(response.body))
                 .bind(7, encode_headers(response))
                 .bind(8, now_ms)
+                .bind(9, fingerprint)
                 .run();
         });
     }

@@ -41,6 +41,7 @@ constexpr ReasonAnswer kAnswers[] = {
     {Reason::unsupported_media_type, 415, "unsupported_media_type"},
     {Reason::invalid_number, 422, "invalid_number"},
     {Reason::country_not_allowed, 422, "country_not_allowed"},
+    {Reason::idempotency_key_reused, 422, "idempotency_key_reused"},
     {Reason::locked, 423, "locked"},
     {Reason::sms_limit, 429, "sms_limit"},
     {Reason::unavailable, 503, "unavailable"},

@@ -29,11 +29,12 @@ enum class Reason {
     gone,              // 410
     too_large,         // 413
     unsupported_media_type,
-    invalid_number,       // 422
-    country_not_allowed,  // 422
-    locked,               // 423
-    sms_limit,            // 429
-    unavailable,          // 503
+    invalid_number,          // 422
+    country_not_allowed,     // 422
+    idempotency_key_reused,  // 422: the key came with another request
+    locked,                  // 423
+    sms_limit,               // 429
+    unavailable,             // 503
 };
 
 class Refused : public std::runtime_error {
