@@ -183,12 +183,58 @@ TEST_F(Console_Session, WrongPasswordsSlowDownAndTheRightOneLogsIn) {
     ASSERT_TRUE(screen->expect("Password: "));
     screen->line("not the password");
     ASSERT_TRUE(screen->expect("Wrong password. Next try in 1 s.")) << screen->screen();
+    screen->mark();
     ASSERT_TRUE(screen->expect("Password: "));
     screen->mark();
     screen->line("still not it");
     ASSERT_TRUE(screen->expect("Wrong password. Next try in 2 s.")) << screen->screen();
     log_in(*screen, password);
     EXPECT_EQ(screen->screen().find(password), std::string::npos) << "password echoed";
+}
+
+TEST_F(Console_Session, TypeAheadDuringTheWaitIsNotTakenAsTries) {
+    ASSERT_TRUE(screen->expect("Password: "));
+    screen->mark();
+    screen->type("wrong one\r" + password + "\rstill typing\r");
+    ASSERT_TRUE(screen->expect("Next try in 1 s.")) << screen->since_mark();
+    ASSERT_TRUE(screen->expect("Password: ")) << screen->since_mark();
+    const auto waited = screen->mark();
+    EXPECT_EQ(waited.find("Next try in 2 s."), std::string::npos) << waited;
+    screen->line(password);
+    EXPECT_TRUE(screen->expect("Logged in.")) << screen->since_mark();
+}
+
+TEST_F(Console_Session, RefusesWhatTheRulesForbid) {
+    log_in(*screen, password);
+    EXPECT_NE(
+        run("tls allow \"" + kPortal + "\" monitor", "Nothing changed").find("change it there"),
+        std::string::npos);
+    EXPECT_FALSE(fs::exists(instance.root() / "clients.toml"));
+    // The daemon is not needed for the country check: it comes first.
+    EXPECT_NE(run("modem test +12025550143", "nothing sent").find("allowed_countries"),
+              std::string::npos);
+    EXPECT_NE(run("pincard issue dr.proc /proc/self/card.pdf", "Nothing issued").find("/proc"),
+              std::string::npos);
+    firmware::Database database(instance.root() / "otpbox.db");
+    auto cards = database.prepare("SELECT count(*) FROM pincards WHERE user_id = 'dr.proc'");
+    ASSERT_TRUE(cards.step());
+    EXPECT_EQ(cards.integer(0), 0);
+
+    // An oversized paste is refused whole: none of its lines runs as a command.
+    screen->line("tls trust");
+    ASSERT_TRUE(screen->expect("then an empty line"));
+    screen->mark();
+    std::string paste = "-----BEGIN CERTIFICATE-----\r";
+    for (int i = 0; i < 1100; ++i) {
+        paste += std::string(64, 'A') + "\r";
+    }
+    paste += "hsm keys\r-----END CERTIFICATE-----\r\r";
+    screen->type(paste);
+    ASSERT_TRUE(screen->expect("more than 64 KiB", 30s)) << screen->since_mark().substr(0, 400);
+    EXPECT_NE(run("status", "Version").find("HSM token"), std::string::npos);
+    const auto shown = screen->screen();
+    EXPECT_EQ(shown.find("Unknown command 'AAAA"), std::string::npos);
+    EXPECT_EQ(shown.find("Keys in token"), std::string::npos) << "a pasted line ran";
 }
 
 TEST_F(Console_Session, HelpNamesEveryCommand) {
@@ -289,9 +335,8 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     const auto text = test::run_command("pdftotext -layout '" + pdf.string() + "' -");
     EXPECT_NE(text.output.find(serial[1].str()), std::string::npos) << text.output;
     EXPECT_EQ(fs::status(pdf).permissions() & fs::perms::others_read, fs::perms::none);
-    EXPECT_NE(
-        run("pincard issue dr.console " + pdf.string(), "Nothing issued").find("exists already"),
-        std::string::npos);
+    EXPECT_NE(run("pincard issue dr.console " + pdf.string(), "Nothing issued").find("File exists"),
+              std::string::npos);
 
     EXPECT_NE(run("pincard block " + serial[1].str() + " lost on the train", "is blocked")
                   .find("is blocked"),

@@ -142,6 +142,7 @@ void Console::restore(std::span<const std::string> arguments) {
     const auto path = fs::absolute(arguments[0]);
     if (const auto problem = backup_problem(path); !problem.empty()) {
         say(path.string() + ": " + problem + ";\nnothing changed.\n");
+        m_appliance.record("restore", path.filename().string(), "refused");
         return;
     }
     say("This replaces every card, phone number, challenge and audit row with the\n"

@@ -45,6 +45,7 @@ void Console::modem_pin(std::span<const std::string> arguments) {
     } catch (const std::invalid_argument& error) {
         std::fill(pin.begin(), pin.end(), '\0');
         say(std::string(error.what()) + "; nothing changed.\n");
+        m_appliance.record("modem.pin", name, "refused");
         return;
     }
     std::fill(pin.begin(), pin.end(), '\0');
@@ -62,7 +63,12 @@ void Console::modem_test(std::span<const std::string> arguments) {
     const auto& config = m_appliance.config();
     const auto number = gsm::normalize_number(arguments[0], config.sms.default_country);
     if (!number) {
-        say("That is not a phone number; nothing sent.\n");
+        say("That is not a phone number (write it without spaces); nothing sent.\n");
+        return;
+    }
+    if (!gsm::country_allowed(*number, config.sms.allowed_countries)) {
+        say("SMS go only to the countries in [sms] allowed_countries; nothing sent.\n");
+        m_appliance.record("modem.test", gsm::mask_number(*number), "country_not_allowed");
         return;
     }
     const auto daemon = firmware::read_status_file(firmware::status_file_for(config.file));

@@ -1,6 +1,13 @@
 // pincard issue, pincard block, pincard revoke.
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <optional>
+#include <system_error>
 
 #include "console/console.hpp"
 #include "otpbox/firmware/clock.hpp"
@@ -63,17 +70,26 @@ void Console::pincard_issue(std::span<const std::string> arguments) {
         say("A user id is 1 to 64 of A-Z a-z 0-9 . _ @ -; nothing issued.\n");
         return;
     }
-    if (fs::exists(path)) {
-        say(path.string() + " exists already; give a new file. Nothing issued.\n");
+    // The file is made (empty, 0600) before the card: a path that cannot be
+    // written, or a name that exists (a symlink too), issues nothing.
+    const int placeholder = ::open(
+        path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, S_IRUSR | S_IWUSR);
+    if (placeholder < 0) {
+        say(path.string() + ": " + std::generic_category().message(errno) +
+            "; give a new file in a folder that exists. Nothing issued.\n");
         return;
     }
-    if (!fs::is_directory(path.parent_path())) {
-        say("No folder " + path.parent_path().string() + "; nothing issued.\n");
-        return;
+    ::close(placeholder);
+    std::optional<CardDesk> desk;
+    firmware::IssuedCard card;
+    try {
+        desk.emplace(m_appliance);
+        card = desk->cards.issue(user, std::string(kActor));
+    } catch (...) {
+        fs::remove(path);
+        throw;
     }
-    CardDesk desk(m_appliance);
-    auto card = desk.cards.issue(user, std::string(kActor));
-    auto print = print_of(card, firmware::rfc3339(desk.clock.now()).substr(0, 10));
+    auto print = print_of(card, firmware::rfc3339(desk->clock.now()).substr(0, 10));
     for (auto& row : card.grid) {
         for (auto& cell : row) {
             std::fill(cell.begin(), cell.end(), '\0');
@@ -83,7 +99,8 @@ void Console::pincard_issue(std::span<const std::string> arguments) {
         write_pincard_pdf(path, print);
     } catch (const std::exception& error) {
         wipe(print);
-        desk.cards.revoke(card.serial, std::string(kActor));
+        fs::remove(path);
+        desk->cards.revoke(card.serial, std::string(kActor));
         say(std::string("The PDF cannot be written (") + error.what() + ");\ncard " + card.serial +
             " was revoked again.\n");
         return;

@@ -168,13 +168,30 @@ void Console::tls_allow(std::span<const std::string> arguments) {
         say("The role is portal or monitor; nothing changed.\n");
         return;
     }
+    constexpr std::size_t kMaxSubject = 256;
+    if (subject.size() > kMaxSubject) {
+        say("A subject of more than 256 characters is no client's; nothing changed.\n");
+        return;
+    }
     (void)detail::parse_subject(subject);
     const auto& api = m_appliance.config().api;
     if (api.clients_file.empty()) {
         say("api.clients_file is not set in the configuration; nothing changed.\n");
         return;
     }
-    auto clients = firmware::read_clients_file(api.clients_file);
+    const auto own = firmware::read_clients_file(api.clients_file);
+    const bool in_config =
+        std::count_if(api.clients.begin(), api.clients.end(), [&](const auto& client) {
+            return client.subject == subject;
+        }) > std::count_if(own.begin(), own.end(), [&](const auto& client) {
+            return client.subject == subject;
+        });
+    if (in_config) {
+        say("That subject is listed in " + m_appliance.config_file().string() +
+            " itself;\nchange it there. Nothing changed.\n");
+        return;
+    }
+    auto clients = own;
     std::erase_if(clients, [&](const auto& client) { return client.subject == subject; });
     clients.push_back({subject, *role});
     firmware::write_clients_file(api.clients_file, clients);

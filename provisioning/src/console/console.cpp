@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <array>
-#include <thread>
 
 #include "console/password.hpp"
 #include "otpbox/firmware/version.hpp"
@@ -124,7 +123,8 @@ bool Console::log_in() {
     m_appliance.record("login", "", "rejected");
     spdlog::warn("event=console_login_rejected failures={}", m_failed_logins);
     say("Wrong password. Next try in " + std::to_string(delay.count()) + " s.\n");
-    std::this_thread::sleep_for(delay);
+    // What is typed meanwhile is dropped, so type-ahead never counts as tries.
+    m_terminal.discard_input(delay);
     return false;
 }
 
@@ -267,11 +267,16 @@ std::string Console::ask_pem(std::string_view what) {
     constexpr std::size_t kMaxPem = 64 * 1024;
     auto input = m_terminal.read_block(m_appliance.settings().idle, kMaxPem);
     if (input.kind == InputKind::too_long) {
+        // The rest of the paste must not run as commands.
+        m_terminal.discard_input(std::chrono::milliseconds(0));
         say("That is more than 64 KiB or has a line too long for a PEM; nothing changed.\n");
         return {};
     }
     if (input.kind != InputKind::line) {
         m_flow = flow_after(input);
+        if (input.kind == InputKind::cancelled) {
+            m_terminal.discard_input(std::chrono::milliseconds(0));
+        }
         say("Cancelled; nothing changed.\n");
         return {};
     }

@@ -80,6 +80,22 @@ Input Terminal::read_line(std::string_view prompt, bool hidden,
     }
 }
 
+void Terminal::discard_input(std::chrono::milliseconds duration) {
+    constexpr auto kQuiet = std::chrono::milliseconds(300);
+    m_pending.clear();
+    const auto until = std::chrono::steady_clock::now() + duration;
+    auto last_byte = std::chrono::steady_clock::now();
+    while (!m_stop.load()) {
+        const auto now = std::chrono::steady_clock::now();
+        if (now >= until && now - last_byte >= kQuiet) {
+            return;
+        }
+        if (!m_line.read(4096, kPollSlice).empty()) {
+            last_byte = std::chrono::steady_clock::now();
+        }
+    }
+}
+
 bool Terminal::interrupted(std::chrono::milliseconds wait) {
     m_pending.clear();
     const auto bytes = m_line.read(512, wait);

@@ -47,6 +47,11 @@ class Terminal {
     // most max_bytes; Ctrl-C or an empty line before any END cancels.
     [[nodiscard]] Input read_block(std::chrono::seconds idle, std::size_t max_bytes);
 
+    // Drops whatever is typed or pasted for this long (type-ahead after a
+    // refused password or paste must not run as commands), and then until
+    // the line has been quiet for a moment.
+    void discard_input(std::chrono::milliseconds duration);
+
     // Waits up to wait for Ctrl-C or Ctrl-D, dropping other keys; true when
     // one came (or the console is stopping).
     [[nodiscard]] bool interrupted(std::chrono::milliseconds wait);
