@@ -1,5 +1,7 @@
 #include "otpbox/firmware/phone_service.hpp"
 
+#include <optional>
+
 #include "otpbox/firmware/audit_log.hpp"
 #include "otpbox/firmware/refusal.hpp"
 #include "otpbox/firmware/users.hpp"
@@ -39,14 +41,23 @@ std::string PhoneService::register_number(const std::string& user, const std::st
     return masked;
 }
 
+// A read: it makes no user row (a GET must not grow the table).
 std::string PhoneService::masked(const std::string& user) {
-    const auto now = m_context.clock.now();
-    const auto row =
-        m_context.database.transaction([&] { return load_user(m_context.database, user, now); });
-    if (row.phone_sealed.empty()) {
+    auto& database = m_context.database;
+    const auto masked = database.read([&]() -> std::optional<std::string> {
+        auto row = database.prepare(
+            "SELECT phone_masked FROM users WHERE id = ? AND phone_sealed IS NOT NULL AND "
+            "length(phone_sealed) > 0");
+        row.bind(1, user);
+        if (!row.step()) {
+            return std::nullopt;
+        }
+        return row.text(0);
+    });
+    if (!masked) {
         throw Refused(Reason::no_phone, "no mobile number is registered for this user");
     }
-    return row.phone_masked;
+    return *masked;
 }
 
 void PhoneService::erase(const std::string& user, const std::string& actor) {

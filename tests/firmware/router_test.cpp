@@ -203,6 +203,17 @@ TEST_F(RouterTest, OneIdempotencyKeyArrivingTwiceAtOnceIssuesOneCard) {
     }
 }
 
+TEST_F(RouterTest, ReadingAPhoneMakesNoUser) {
+    for (const auto* user : {"never.seen", "..", "x"}) {
+        const auto answer = call(verb::get, std::string("/v1/users/") + user + "/phone");
+        EXPECT_EQ(answer.status, 404u);
+        EXPECT_EQ(error_of(answer), "no_phone");
+    }
+    auto users = f.database->prepare("SELECT count(*) FROM users");
+    ASSERT_TRUE(users.step());
+    EXPECT_EQ(users.integer(0), 0);
+}
+
 TEST_F(RouterTest, AKeyComesBackOnlyWithTheSameRequest) {
     ASSERT_EQ(call(verb::post, "/v1/users/bob/pincards", "", api::Role::portal, "k-9").status,
               201u);
