@@ -214,6 +214,9 @@ api::Response refusal_response(const Refused& refused) {
         body["fallbacks"] = std::move(fallbacks);
     }
     auto response = json_response(answer.status, body);
+    if (!refused.allow.empty()) {
+        response.headers.emplace_back("Allow", refused.allow);
+    }
     if (refused.retry_after) {
         response.headers.emplace_back(
             "Retry-After", std::to_string(std::max<long>(1, refused.retry_after->count())));
@@ -240,20 +243,25 @@ api::Response Router::handle(const api::Request& request) {
 api::Response Router::dispatch(const api::Request& request) {
     const auto segments = path_segments(request.target);
     const Route* route = nullptr;
-    bool path_known = false;
+    std::string allowed;  // the path's methods, for 405's Allow header (RFC 9110 15.5.6)
     for (const auto& candidate : routes()) {
         if (matches(candidate.pattern, segments)) {
-            path_known = true;
+            allowed += (allowed.empty() ? "" : ", ") +
+                       std::string(boost::beast::http::to_string(candidate.method));
             if (candidate.method == request.method) {
                 route = &candidate;
                 break;
             }
         }
     }
+    if (route == nullptr && allowed.empty()) {
+        throw Refused(Reason::not_found, "no such route");
+    }
     if (route == nullptr) {
-        throw Refused(
-            path_known ? Reason::method_not_allowed : Reason::not_found,
-            path_known ? request.method_name + " is not allowed on this path" : "no such route");
+        Refused refused(Reason::method_not_allowed,
+                        request.method_name + " is not allowed on this path");
+        refused.allow = allowed;
+        throw refused;
     }
     if (request.role != api::Role::portal && !route->monitor_allowed) {
         throw Refused(Reason::forbidden, "this client's role does not allow this call");

@@ -98,6 +98,8 @@ TEST_F(RouterTest, UnknownRouteWrongMethodAndBadUserId) {
     EXPECT_EQ(call(verb::get, "/").status, 404u);
     EXPECT_EQ(call(verb::get, "/v1/users/alice/login").status, 405u);
     EXPECT_EQ(call(verb::post, "/v1/health").status, 405u);
+    EXPECT_EQ(header(call(verb::post, "/v1/health"), "Allow"), "GET");
+    EXPECT_EQ(header(call(verb::patch, "/v1/users/alice/phone"), "Allow"), "PUT, GET, DELETE");
     EXPECT_EQ(call(verb::get, "/v1/users/" + std::string(65, 'a') + "/phone").status, 400u);
     EXPECT_EQ(call(verb::get, "/v1/users/al%20ice/phone").status, 400u);
 }

@@ -45,6 +45,7 @@ class Refused : public std::runtime_error {
     [[nodiscard]] Reason reason() const { return m_reason; }
 
     std::optional<std::chrono::seconds> retry_after;
+    std::string allow;  // method_not_allowed: the path's methods
     std::optional<int> attempts_left;
     std::vector<std::string> fallbacks;
 
