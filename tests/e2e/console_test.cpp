@@ -81,7 +81,8 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
     DevInstance instance(DevInstance::kNotStarted);
     provision(instance, true);
     ASSERT_FALSE(fs::exists(instance.root() / "pki/server.crt"));
-    instance.start_simulator();
+    // The SIM wants its PIN: only the console's 'modem pin' readies the modem.
+    instance.start_simulator({"--sim-pin", "2468"});
     auto daemon = start_daemon(instance);
     ConsoleScreen screen(instance.root() / "otpbox.toml", instance.root() / "console.tty");
 
@@ -134,7 +135,7 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
     ASSERT_EQ(card.status, 201) << card.body;
     const auto login = instance.call("POST", "/v1/users/dr.first/login");
     ASSERT_EQ(login.status, 201) << login.body;
-    std::string answer;
+    std::string response;
     const auto card_json = card.json();
     const auto login_json = login.json();
     const auto& grid = card_json.at("grid").as_array();
@@ -142,11 +143,11 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
         const std::string name(cell.as_string());
         const auto column = static_cast<std::size_t>(name[0] - 'A');
         const auto row = static_cast<std::size_t>(std::stoi(name.substr(1)) - 1);
-        answer += std::string(grid.at(row).as_array().at(column).as_string());
+        response += std::string(grid.at(row).as_array().at(column).as_string());
     }
     const auto verified =
         instance.call("POST", "/v1/challenges/" + login.field("challenge") + "/verify",
-                      "{\"response\": \"" + answer + "\"}");
+                      "{\"response\": \"" + response + "\"}");
     EXPECT_EQ(verified.status, 200) << verified.body;
 
     screen.line("status");
@@ -155,6 +156,33 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
     EXPECT_NE(status.find("serving the API"), std::string::npos) << status;
     EXPECT_NE(status.find("5 of 5 present"), std::string::npos) << status;
     EXPECT_NE(status.find("otpbox-tls-v1 in the HSM"), std::string::npos) << status;
+
+    screen.line("modem pin modem0");
+    answer(screen, "New SIM PIN: ", "2468");
+    answer(screen, "The same again: ", "2468");
+    ASSERT_TRUE(screen.expect("stored, encrypted")) << screen.since_mark();
+    EXPECT_EQ(screen.screen().find("2468"), std::string::npos) << "SIM PIN echoed";
+    screen.mark();
+    // The daemon restarts its modems with the PIN; the test SMS then leaves.
+    ASSERT_TRUE(test::wait_until(
+        [&] {
+            screen.mark();
+            screen.line("modem list");
+            return screen.expect("registration", 5s) &&
+                   screen.since_mark().find("ready") != std::string::npos;
+        },
+        40s, 1s))
+        << screen.since_mark() << test::read_file(instance.root() / "otpboxd.log");
+    screen.mark();
+    screen.line("modem test +491701234567");
+    ASSERT_TRUE(screen.expect("sent by modem0", 60s)) << screen.since_mark();
+    EXPECT_NE(screen.since_mark().find("+49 170 ****567"), std::string::npos);
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+            return test::read_file(instance.outbox()).find("otpbox test message") !=
+                   std::string::npos;
+        },
+        10s));
 }
 
 class Console_Session : public ::testing::Test {
@@ -341,6 +369,12 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     EXPECT_NE(run("pincard block " + serial[1].str() + " lost on the train", "is blocked")
                   .find("is blocked"),
               std::string::npos);
+    screen->line("pincard revoke " + serial[1].str());
+    ASSERT_TRUE(screen->expect("[y/N]"));
+    EXPECT_NE(run("y", "is revoked").find("is revoked"), std::string::npos);
+    EXPECT_NE(run("pincard block " + serial[1].str(), "nothing changed").find("nothing changed"),
+              std::string::npos)
+        << "a revoked card stays revoked";
     EXPECT_NE(run("pincard block NOSUCHCARD", "nothing changed").find("nothing changed"),
               std::string::npos);
 
