@@ -114,11 +114,10 @@ int main() {
         RawWork raw{raw_token, true};
         RawWork raw_fixed_iv{raw_token, false};
         LayerWork layer{*hsm};
-        const auto [raw_rate, layer_rate, fixed_rate] = rates(threads, raw, layer, raw_fixed_iv);
+        const auto measured = measure(threads, raw, layer, raw_fixed_iv);
         std::printf("%u thread%-22s %12.0f %12.0f %12.0f %8.2f %10.2f  (target >= 0.90)\n", threads,
-                    threads == 1 ? "" : "s", raw_rate, layer_rate, fixed_rate,
-                    layer_rate / raw_rate, layer_rate / fixed_rate);
+                    threads == 1 ? "" : "s", measured.rate(0), measured.rate(1), measured.rate(2),
+                    measured.ratio(1, 0), measured.ratio(1, 2));
     }
-    hsm.reset();
     return 0;
 }

@@ -139,9 +139,10 @@ int main() {
     for (const unsigned threads : {1u, 2u}) {
         RawWork raw{raw_token};
         LibraryWork library{secrets, layout};
-        const auto [raw_rate, library_rate] = rates(threads, raw, library);
+        const auto measured = measure(threads, raw, library);
         std::printf("%u thread%-22s %12.0f %12.0f %8.2f  (target >= 0.90)\n", threads,
-                    threads == 1 ? "" : "s", raw_rate, library_rate, library_rate / raw_rate);
+                    threads == 1 ? "" : "s", measured.rate(0), measured.rate(1),
+                    measured.ratio(1, 0));
     }
     return 0;
 }

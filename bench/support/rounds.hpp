@@ -20,7 +20,8 @@ namespace otpbox::bench {
 using Clock = std::chrono::steady_clock;
 using Seconds = std::chrono::duration<double>;
 
-inline constexpr auto kRound = std::chrono::seconds(1);
+inline constexpr auto kRound = std::chrono::milliseconds(250);
+inline constexpr unsigned kCycles = 9;
 
 struct Tally {
     long operations = 0;
@@ -75,25 +76,64 @@ Tally run_round(unsigned threads, Work& work) {
     return {operations.load(), *std::max_element(finished.begin(), finished.end()) - start};
 }
 
-// Operations per second of each work, with a round of each in the order
-// given and then in reverse (A B B A): a drift in the machine's load (a
-// build running beside) then weighs on all of them alike.
+// Rates of several works measured in the same run, and their ratios.
+template <std::size_t N>
+class Measurement {
+  public:
+    using Cycle = std::array<double, N>;  // operations per second of each work
+
+    void add(const Cycle& cycle) { m_cycles.push_back(cycle); }
+
+    // The median over the cycles of work's rate.
+    [[nodiscard]] double rate(std::size_t work) const {
+        return median([&](const Cycle& cycle) { return cycle[work]; });
+    }
+
+    // The median over the cycles of work's rate divided by reference's in
+    // the same cycle: both met the same load, so their ratio scatters far
+    // less than either rate.
+    [[nodiscard]] double ratio(std::size_t work, std::size_t reference) const {
+        return median([&](const Cycle& cycle) { return cycle[work] / cycle[reference]; });
+    }
+
+  private:
+    template <class Value>
+    [[nodiscard]] double median(Value value) const {
+        std::vector<double> values;
+        for (const auto& cycle : m_cycles) {
+            values.push_back(value(cycle));
+        }
+        std::sort(values.begin(), values.end());
+        return values[values.size() / 2];
+    }
+
+    std::vector<Cycle> m_cycles;
+};
+
+// Measures the works in kCycles cycles. A cycle runs a round of each work
+// in the order given and then in reverse (A B B A), so that load that
+// drifts within it (a build running beside) weighs on every work alike;
+// the cycles' medians then drop the cycles that a burst of load disturbed.
 template <class... Works>
-std::array<double, sizeof...(Works)> rates(unsigned threads, Works&... works) {
-    std::array<std::function<Tally()>, sizeof...(Works)> rounds{
-        [&] { return run_round(threads, works); }...};
-    std::array<Tally, sizeof...(Works)> tallies{};
-    for (std::size_t index = 0; index < rounds.size(); ++index) {
-        tallies[index] += rounds[index]();
+Measurement<sizeof...(Works)> measure(unsigned threads, Works&... works) {
+    constexpr std::size_t kWorks = sizeof...(Works);
+    std::array<std::function<Tally()>, kWorks> rounds{[&] { return run_round(threads, works); }...};
+    Measurement<kWorks> measurement;
+    for (unsigned cycle = 0; cycle < kCycles; ++cycle) {
+        std::array<Tally, kWorks> tallies{};
+        for (std::size_t work = 0; work < kWorks; ++work) {
+            tallies[work] += rounds[work]();
+        }
+        for (std::size_t work = kWorks; work-- > 0;) {
+            tallies[work] += rounds[work]();
+        }
+        typename Measurement<kWorks>::Cycle rates{};
+        for (std::size_t work = 0; work < kWorks; ++work) {
+            rates[work] = tallies[work].per_second();
+        }
+        measurement.add(rates);
     }
-    for (std::size_t index = rounds.size(); index-- > 0;) {
-        tallies[index] += rounds[index]();
-    }
-    std::array<double, sizeof...(Works)> result{};
-    for (std::size_t index = 0; index < tallies.size(); ++index) {
-        result[index] = tallies[index].per_second();
-    }
-    return result;
+    return measurement;
 }
 
 }  // namespace otpbox::bench

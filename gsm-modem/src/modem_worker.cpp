@@ -101,11 +101,14 @@ void ModemWorker::serve_once() {
         update_health("ready");
     }
     forward_reports();
+    // The wake count is read before the queue: an SMS enqueued while the
+    // modem listens below ends the wait at once instead of being missed.
+    const auto seen = m_queue.wake_count();
     auto sms = m_queue.claim(m_config.name);
     if (!sms) {
         m_modem.listen(kIdleListen);
         forward_reports();
-        m_queue.wait_for_work(kIdleWait);
+        m_queue.wait_for_work(kIdleWait, seen);
         return;
     }
     send_one(*sms);

@@ -348,9 +348,17 @@ void SmsQueue::Impl::record_report(std::string_view modem, const StatusReport& r
 }
 
 void SmsQueue::Impl::wait_for_work(std::chrono::milliseconds timeout) {
+    wait_for_work(timeout, wake_count());
+}
+
+void SmsQueue::Impl::wait_for_work(std::chrono::milliseconds timeout, std::uint64_t seen) {
     std::unique_lock lock(m_wake_mutex);
-    const auto seen = m_generation;
     m_work.wait_for(lock, timeout, [&] { return m_generation != seen; });
+}
+
+std::uint64_t SmsQueue::Impl::wake_count() {
+    std::lock_guard lock(m_wake_mutex);
+    return m_generation;
 }
 
 void SmsQueue::Impl::wake() {

@@ -56,6 +56,9 @@ class SmsQueue::Impl {
 
     // Waits until enqueue() or wake() or the timeout.
     void wait_for_work(std::chrono::milliseconds timeout);
+    // The same, counting wakes since wake_count() returned seen.
+    void wait_for_work(std::chrono::milliseconds timeout, std::uint64_t seen);
+    [[nodiscard]] std::uint64_t wake_count();
     void wake();
     [[nodiscard]] TimePoint now() const;
 
