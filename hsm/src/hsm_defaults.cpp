@@ -18,4 +18,8 @@ std::vector<std::uint8_t> Hsm::sign_with_private_key(std::string_view /*label*/,
     throw HsmError(Fault::other, "this HSM holds no key pairs");
 }
 
+std::vector<CK_MECHANISM_TYPE> Hsm::mechanisms() {
+    throw HsmError(Fault::other, "this HSM cannot list its mechanisms");
+}
+
 }  // namespace otpbox::hsm

@@ -150,6 +150,8 @@ class Pkcs11Hsm final : public Hsm {
     std::vector<std::uint8_t> sign_with_private_key(std::string_view label,
                                                     std::span<const std::uint8_t> input) override;
 
+    std::vector<CK_MECHANISM_TYPE> mechanisms() override;
+
     HsmHealth health() override {
         if (!m_pool.health().ok) {
             // Try to come back now; a failure leaves the state it reports.
@@ -444,6 +446,29 @@ std::vector<KeyInfo> Pkcs11Hsm::list_keys() {
         return rv;
     });
     return *keys;
+}
+
+// The slot comes from a pooled session, so that the call finds the token
+// again after a reconnect and runs under the call deadline like any other.
+std::vector<CK_MECHANISM_TYPE> Pkcs11Hsm::mechanisms() {
+    auto list = std::make_shared<std::vector<CK_MECHANISM_TYPE>>();
+    run("C_GetMechanismList", [list](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+        CK_SESSION_INFO info{};
+        CK_RV rv = fn.C_GetSessionInfo(session, &info);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        CK_ULONG count = 0;
+        rv = fn.C_GetMechanismList(info.slotID, nullptr, &count);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        list->resize(count);
+        rv = fn.C_GetMechanismList(info.slotID, list->data(), &count);
+        list->resize(count);
+        return rv;
+    });
+    return *list;
 }
 
 }  // namespace

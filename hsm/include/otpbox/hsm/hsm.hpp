@@ -4,6 +4,8 @@
 // the PKCS#11 module, keeps the login, and offers the few operations the
 // appliance needs, each by key label. Every method may throw HsmError.
 
+#include <p11-kit/pkcs11.h>
+
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -105,6 +107,10 @@ class Hsm {
     // a DER DigestInfo.
     [[nodiscard]] virtual std::vector<std::uint8_t> sign_with_private_key(
         std::string_view label, std::span<const std::uint8_t> input);
+
+    // What the token offers (C_GetMechanismList), so that a caller can tell
+    // a token that lacks a mechanism from one that fails at it.
+    [[nodiscard]] virtual std::vector<CK_MECHANISM_TYPE> mechanisms();
 
     [[nodiscard]] virtual HsmHealth health() = 0;
 };
