@@ -82,10 +82,9 @@ constexpr const char* kHealthRequest =
     "printf 'GET /v1/health HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n\\r\\n'";
 
 // The control for every refusal below: the same command line with the
-// portal's certificate gets in, over both protocols, served by the HSM key.
-// s_client's exit status is not asserted: otpboxd closes without a
-// close_notify alert, which OpenSSL 3 reports as "unexpected eof while
-// reading" (docs/limitations.md).
+// portal's certificate gets in, over both protocols, served by the HSM key,
+// and the server ends the connection with close_notify (RFC 8446 6.1), which
+// OpenSSL 3 would otherwise report as "unexpected eof while reading".
 TEST_F(TlsTools, PortalGetsInOverTls13AndTls12) {
     const struct {
         const char* option;
@@ -98,6 +97,8 @@ TEST_F(TlsTools, PortalGetsInOverTls13AndTls12) {
         EXPECT_NE(result.output.find("Verify return code: 0 (ok)"), std::string::npos);
         EXPECT_NE(result.output.find("HTTP/1.1 200 OK"), std::string::npos) << result.output;
         EXPECT_EQ(result.output.find(" alert "), std::string::npos) << result.output;
+        EXPECT_EQ(result.output.find("unexpected eof"), std::string::npos) << result.output;
+        EXPECT_EQ(result.status, 0) << result.output;
     }
 }
 

@@ -233,12 +233,26 @@ void Connection::on_sent(bool keep_alive, error_code error, std::size_t /*bytes*
         return;
     }
     if (!keep_alive) {
-        linger();
+        // A whole request was read: end TLS properly with close_notify (RFC
+        // 8446 6.1). A refused one may still have its body on the way, which
+        // the linger reads away so that the close does not destroy the answer.
+        if (m_parser && m_parser->is_done()) {
+            shut_down();
+        } else {
+            linger();
+        }
         return;
     }
     m_first_request = false;
     m_parser.reset();
     wait_for_request();
+}
+
+void Connection::shut_down() {
+    m_stream.next_layer().expires_after(kLingerTime);
+    m_stream.async_shutdown([self = shared_from_this()](error_code) {
+        // The peer's close_notify, its close or the timeout: the connection ends.
+    });
 }
 
 void Connection::linger() {

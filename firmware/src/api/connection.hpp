@@ -52,6 +52,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void refuse_unreadable(error_code error);
     void send(Response response, bool keep_alive);
     void on_sent(bool keep_alive, error_code error, std::size_t bytes);
+    void shut_down();
     void linger();
     void discard_more();
     void on_discarded(error_code error, std::size_t bytes);
