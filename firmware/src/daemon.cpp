@@ -1,7 +1,6 @@
 #include "otpbox/firmware/daemon.hpp"
 
 #include <spdlog/spdlog.h>
-#include <sys/timex.h>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -50,12 +49,6 @@ const std::vector<std::string>& secret_key_labels() {
                                                     hsm::keys::versioned(hsm::keys::kDataIndex, 1),
                                                     hsm::keys::versioned(hsm::keys::kAuditMac, 1)};
     return labels;
-}
-
-bool clock_synchronized() {
-    timex tx{};
-    const int state = ::adjtimex(&tx);
-    return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
 }
 
 std::string route_of(const std::string& target) {

@@ -135,16 +135,7 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
     ASSERT_EQ(card.status, 201) << card.body;
     const auto login = instance.call("POST", "/v1/users/dr.first/login");
     ASSERT_EQ(login.status, 201) << login.body;
-    std::string response;
-    const auto card_json = card.json();
-    const auto login_json = login.json();
-    const auto& grid = card_json.at("grid").as_array();
-    for (const auto& cell : login_json.at("cells").as_array()) {
-        const std::string name(cell.as_string());
-        const auto column = static_cast<std::size_t>(name[0] - 'A');
-        const auto row = static_cast<std::size_t>(std::stoi(name.substr(1)) - 1);
-        response += std::string(grid.at(row).as_array().at(column).as_string());
-    }
+    const auto response = answer_from_grid(card.json(), login.json());
     const auto verified =
         instance.call("POST", "/v1/challenges/" + login.field("challenge") + "/verify",
                       "{\"response\": \"" + response + "\"}");

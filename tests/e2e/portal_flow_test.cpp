@@ -20,17 +20,6 @@ class PortalFlow : public ::testing::Test {
 
 DevInstance* PortalFlow::instance = nullptr;
 
-std::string answer_from_grid(const boost::json::object& card, const boost::json::object& login) {
-    std::string response;
-    for (const auto& cell : login.at("cells").as_array()) {
-        const std::string name(cell.as_string());
-        const auto column = static_cast<std::size_t>(name[0] - 'A');
-        const auto row = static_cast<std::size_t>(std::stoi(name.substr(1)) - 1);
-        response += card.at("grid").as_array().at(row).as_array().at(column).as_string();
-    }
-    return response;
-}
-
 TEST_F(PortalFlow, PincardLoginAcceptsTheGridOnce) {
     auto& dev = *instance;
     const auto card = dev.call("POST", "/v1/users/e2e.card/pincards");

@@ -15,20 +15,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string answer_from(const HttpAnswer& card, const HttpAnswer& login) {
-    const auto card_json = card.json();
-    const auto login_json = login.json();
-    const auto& grid = card_json.at("grid").as_array();
-    std::string response;
-    for (const auto& cell : login_json.at("cells").as_array()) {
-        const std::string name(cell.as_string());
-        const auto column = static_cast<std::size_t>(name[0] - 'A');
-        const auto row = static_cast<std::size_t>(std::stoi(name.substr(1)) - 1);
-        response += std::string(grid.at(row).as_array().at(column).as_string());
-    }
-    return response;
-}
-
 TEST(Restart, AfterSigkillCodesStayUsedSmsStaysQueuedAndTheAuditChainHolds) {
     DevInstance dev(DevInstance::kNotStarted);
     dev.provision();
@@ -41,7 +27,7 @@ TEST(Restart, AfterSigkillCodesStayUsedSmsStaysQueuedAndTheAuditChainHolds) {
     const auto login = dev.call("POST", "/v1/users/dr.restart/login");
     ASSERT_EQ(login.status, 201) << login.body;
     const auto verify_path = "/v1/challenges/" + login.field("challenge") + "/verify";
-    const auto body = "{\"response\": \"" + answer_from(card, login) + "\"}";
+    const auto body = "{\"response\": \"" + answer_from_grid(card.json(), login.json()) + "\"}";
     ASSERT_EQ(dev.call("POST", verify_path, body).status, 200);
 
     // No modem: the OTP's SMS can only wait in the queue.

@@ -115,13 +115,8 @@ void Console::pincard_block(std::span<const std::string> arguments) {
         say("Usage: pincard block SERIAL [REASON]\n");
         return;
     }
-    std::string reason = "blocked at the console";
-    if (arguments.size() > 1) {
-        reason.clear();
-        for (std::size_t i = 1; i < arguments.size(); ++i) {
-            reason += (i == 1 ? "" : " ") + arguments[i];
-        }
-    }
+    const auto reason =
+        arguments.size() > 1 ? join_words(arguments.subspan(1)) : "blocked at the console";
     try {
         CardDesk desk(m_appliance);
         const auto state = desk.cards.block(arguments[0], reason, std::string(kActor));

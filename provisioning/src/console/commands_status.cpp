@@ -2,12 +2,12 @@
 
 #include <openssl/pem.h>
 #include <openssl/x509.h>
-#include <sys/timex.h>
 
 #include <boost/json.hpp>
 
 #include "console/console.hpp"
 #include "openssl_handles.hpp"
+#include "otpbox/firmware/clock.hpp"
 #include "otpbox/firmware/status_file.hpp"
 #include "otpbox/firmware/version.hpp"
 #include "otpbox/provisioning/keys.hpp"
@@ -42,12 +42,6 @@ std::string certificate_line(const fs::path& file) {
     } catch (const std::exception&) {
         return "unreadable: " + file.string();
     }
-}
-
-bool clock_synchronized() {
-    timex tx{};
-    const int state = ::adjtimex(&tx);
-    return state != TIME_ERROR && (tx.status & STA_UNSYNC) == 0;
 }
 
 // label, then text in lines of at most 80 columns, continued under the text.
@@ -149,7 +143,8 @@ void Console::status(std::span<const std::string>) {
         (error ? ", not created yet\n"
                : ", " + std::to_string((size + (no_wal ? 0 : wal)) / 1024) +
                      " KiB with its write-ahead log\n"));
-    say(padded("Clock") + (clock_synchronized() ? "synchronised\n" : "NOT synchronised\n"));
+    say(padded("Clock") +
+        (firmware::clock_synchronized() ? "synchronised\n" : "NOT synchronised\n"));
     say(padded("Version") + std::string(firmware::kVersion) + "\n");
     m_appliance.record("status", "", "shown");
 }

@@ -38,10 +38,6 @@ std::vector<detail::X509Ptr> read_certificates(const std::string& pem) {
     return certificates;
 }
 
-std::string name_text(const X509_NAME* name) {
-    return detail::name_rfc2253(name);
-}
-
 std::string time_text(const ASN1_TIME* time) {
     const detail::BioPtr bio(BIO_new(BIO_s_mem()));
     ASN1_TIME_print(bio.get(), time);
@@ -110,7 +106,8 @@ void Console::tls_install(std::span<const std::string>) {
     if (!certificate_fits_key(m_appliance.hsm(), api.key_label, pem)) {
         say("This certificate is not for the HSM's TLS key " + api.key_label +
             "; nothing changed.\n");
-        m_appliance.record("tls.install", name_text(X509_get_subject_name(leaf)), "wrong key");
+        m_appliance.record("tls.install", detail::name_rfc2253(X509_get_subject_name(leaf)),
+                           "wrong key");
         return;
     }
     if (X509_cmp_current_time(X509_get0_notAfter(leaf)) <= 0) {
@@ -118,8 +115,8 @@ void Console::tls_install(std::span<const std::string>) {
         return;
     }
     detail::write_file_atomically(api.certificate_file, pem_of(chain), kPublicFile);
-    const auto subject = name_text(X509_get_subject_name(leaf));
-    say("Installed " + subject + "\n  issuer  " + name_text(X509_get_issuer_name(leaf)) +
+    const auto subject = detail::name_rfc2253(X509_get_subject_name(leaf));
+    say("Installed " + subject + "\n  issuer  " + detail::name_rfc2253(X509_get_issuer_name(leaf)) +
         "\n  expires " + time_text(X509_get0_notAfter(leaf)) + "\n");
     m_appliance.record("tls.install", subject, "ok");
 }
@@ -138,14 +135,14 @@ void Console::tls_trust(std::span<const std::string>) {
     }
     for (const auto& certificate : certificates) {
         if (X509_check_ca(certificate.get()) == 0) {
-            say(name_text(X509_get_subject_name(certificate.get())) +
+            say(detail::name_rfc2253(X509_get_subject_name(certificate.get())) +
                 " is not a CA certificate; nothing changed.\n");
             return;
         }
     }
     detail::write_file_atomically(api.ca_file, pem_of(certificates), kPublicFile);
     for (const auto& certificate : certificates) {
-        const auto subject = name_text(X509_get_subject_name(certificate.get()));
+        const auto subject = detail::name_rfc2253(X509_get_subject_name(certificate.get()));
         say("Trusted " + subject + "\n  expires " +
             time_text(X509_get0_notAfter(certificate.get())) + "\n");
         m_appliance.record("tls.trust", subject, "ok");
@@ -159,10 +156,7 @@ void Console::tls_allow(std::span<const std::string> arguments) {
         return;
     }
     // An unquoted subject with spaces arrives as several words: all but the last.
-    std::string subject;
-    for (std::size_t i = 0; i + 1 < arguments.size(); ++i) {
-        subject += (i == 0 ? "" : " ") + arguments[i];
-    }
+    const auto subject = join_words(arguments.first(arguments.size() - 1));
     const auto role = parse_role(arguments.back());
     if (!role) {
         say("The role is portal or monitor; nothing changed.\n");
@@ -204,10 +198,7 @@ void Console::tls_deny(std::span<const std::string> arguments) {
         say("Usage: tls deny SUBJECT\n");
         return;
     }
-    std::string subject;
-    for (std::size_t i = 0; i < arguments.size(); ++i) {
-        subject += (i == 0 ? "" : " ") + arguments[i];
-    }
+    const auto subject = join_words(arguments);
     const auto& api = m_appliance.config().api;
     auto clients = api.clients_file.empty() ? std::vector<api::AllowedClient>{}
                                             : firmware::read_clients_file(api.clients_file);

@@ -50,6 +50,14 @@ std::vector<std::string> split_words(std::string_view line) {
     return words;
 }
 
+std::string join_words(std::span<const std::string> words) {
+    std::string text;
+    for (std::size_t i = 0; i < words.size(); ++i) {
+        text += (i == 0 ? "" : " ") + words[i];
+    }
+    return text;
+}
+
 Console::Console(Appliance& appliance, Terminal& terminal, const std::atomic<bool>& stop)
     : m_appliance(appliance), m_terminal(terminal), m_stop(stop) {}
 

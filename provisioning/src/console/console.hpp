@@ -29,6 +29,9 @@ struct Command {
 // A command's words; "double quotes" keep spaces inside one word.
 [[nodiscard]] std::vector<std::string> split_words(std::string_view line);
 
+// Words joined again by single spaces: an unquoted subject or reason.
+[[nodiscard]] std::string join_words(std::span<const std::string> words);
+
 class Console {
   public:
     Console(Appliance& appliance, Terminal& terminal, const std::atomic<bool>& stop);

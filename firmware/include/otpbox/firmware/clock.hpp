@@ -46,4 +46,8 @@ class ManualClock final : public Clock {
     return TimePoint(std::chrono::milliseconds(millis));
 }
 
+// True when the kernel says the system clock is synchronised (NTP): the
+// rules' time limits are only as good as the clock.
+[[nodiscard]] bool clock_synchronized();
+
 }  // namespace otpbox::firmware
