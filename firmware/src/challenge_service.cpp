@@ -178,9 +178,10 @@ Challenge ChallengeService::pincard_challenge(const std::string& user, TimePoint
     return challenge;
 }
 
-void ChallengeService::send(const SmsToSend& sms) {
+void ChallengeService::queue(const SmsToSend& sms) {
     if (sms.due) {
-        m_context.sms.enqueue(sms.sms);
+        m_context.sms.enqueue_within(m_context.database.connection(), sms.sms);
+        m_context.database.after_commit([&queue = m_context.sms] { queue.wake(); });
     }
 }
 
@@ -206,10 +207,9 @@ Challenge ChallengeService::login(const std::string& user, const std::string& ac
             throw refused;
         }
         m_context.audit.record({actor, "login." + made.method, pseudonym, "ok"}, now);
+        queue(sms);
         return made;
     });
-    // The queue has its own connection: it writes after this commit.
-    send(sms);
     return challenge;
 }
 
@@ -232,9 +232,9 @@ Challenge ChallengeService::request_otp(const std::string& user, const std::stri
             .bind(2, user)
             .run();
         m_context.audit.record({actor, "otp.request", pseudonym, "ok"}, now);
+        queue(sms);
         return made;
     });
-    send(sms);
     return challenge;
 }
 

@@ -4,6 +4,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 namespace otpbox::firmware {
 
 namespace {
@@ -222,6 +224,43 @@ void Database::execute(std::string_view sql) {
         const std::string text = message ? message : "unknown error";
         sqlite3_free(message);
         throw DatabaseError(text);
+    }
+}
+
+void Database::begin(bool outermost) {
+    execute(outermost ? "BEGIN IMMEDIATE" : "SAVEPOINT nested");
+}
+
+void Database::finish(bool outermost) {
+    execute(outermost ? "COMMIT" : "RELEASE nested");
+}
+
+void Database::undo(bool outermost, std::size_t kept) noexcept {
+    // An error such as SQLITE_FULL may have ended the whole transaction
+    // already; then these statements fail, and there is nothing left to undo.
+    if (outermost) {
+        sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
+        m_after_commit.clear();
+    } else {
+        sqlite3_exec(m_db, "ROLLBACK TO nested; RELEASE nested", nullptr, nullptr, nullptr);
+        m_after_commit.resize(std::min(kept, m_after_commit.size()));
+    }
+}
+
+void Database::after_commit(std::function<void()> action) {
+    std::lock_guard lock(m_mutex);
+    if (sqlite3_get_autocommit(m_db) != 0) {
+        action();
+        return;
+    }
+    m_after_commit.push_back(std::move(action));
+}
+
+void Database::run_after_commit() noexcept {
+    auto actions = std::move(m_after_commit);
+    m_after_commit.clear();
+    for (auto& action : actions) {
+        action();
     }
 }
 

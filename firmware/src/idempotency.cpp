@@ -5,8 +5,10 @@
 #include <boost/json.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <span>
 #include <stdexcept>
+#include <string>
 
 #include "otpbox/firmware/refusal.hpp"
 #include "otpbox/firmware/secrets.hpp"
@@ -72,23 +74,49 @@ std::string kept_body(const std::string& body) {
     return boost::json::serialize(object);
 }
 
-}  // namespace
-
-std::shared_ptr<std::mutex> Idempotency::lock_for(const std::string& client,
-                                                  const std::string& key) {
-    constexpr std::size_t kPruneAbove = 1024;
-    std::lock_guard guard(m_mutex);
-    if (m_locks.size() > kPruneAbove) {
-        std::erase_if(m_locks, [](const auto& entry) { return entry.second.expired(); });
+// The answer kept for this client's key, if the key came within the last
+// 24 h; refused when it came with another request.
+std::optional<api::Response> stored_answer(Database& database, const api::Request& request,
+                                           const std::string& fingerprint,
+                                           std::int64_t oldest_kept_ms) {
+    auto row = database.prepare(
+        "SELECT status, body, headers, fingerprint FROM idempotency "
+        "WHERE client = ? AND key = ? AND created_at > ?");
+    row.bind(1, request.client_subject).bind(2, request.idempotency_key).bind(3, oldest_kept_ms);
+    if (!row.step()) {
+        return std::nullopt;
     }
-    auto& slot = m_locks[client + '\n' + key];
-    auto lock = slot.lock();
-    if (!lock) {
-        lock = std::make_shared<std::mutex>();
-        slot = lock;
+    if (row.text(3) != fingerprint) {
+        throw Refused(Reason::idempotency_key_reused,
+                      "this Idempotency-Key came with another request in the last 24 h");
     }
-    return lock;
+    api::Response replayed;
+    replayed.status = static_cast<unsigned>(row.integer(0));
+    replayed.body = row.text(1);
+    decode_headers(row.text(2), replayed);
+    replayed.headers.emplace_back("Idempotent-Replayed", "true");
+    return replayed;
 }
+
+void store_answer(Database& database, const api::Request& request, const api::Response& response,
+                  const std::string& fingerprint, std::int64_t now_ms) {
+    database
+        .prepare(
+            "INSERT OR REPLACE INTO idempotency (client, key, method, target, status, body, "
+            "headers, created_at, fingerprint) VALUES (?,?,?,?,?,?,?,?,?)")
+        .bind(1, request.client_subject)
+        .bind(2, request.idempotency_key)
+        .bind(3, request.method_name)
+        .bind(4, request.target)
+        .bind(5, response.status)
+        .bind(6, kept_body(response.body))
+        .bind(7, encode_headers(response))
+        .bind(8, now_ms)
+        .bind(9, fingerprint)
+        .run();
+}
+
+}  // namespace
 
 api::Response Idempotency::run(const api::Request& request,
                                const std::function<api::Response()>& handle) {
@@ -97,67 +125,30 @@ api::Response Idempotency::run(const api::Request& request,
     }
     check_key(request.idempotency_key);
     const auto fingerprint = fingerprint_of(request);
-    // One at a time per key, so that a second request with the same key
-    // waits for the first one's answer instead of doing the work again.
-    const auto key_lock = lock_for(request.client_subject, request.idempotency_key);
-    std::lock_guard lock(*key_lock);
     auto& database = m_context.database;
     const auto now_ms = to_millis(m_context.clock.now());
+    const auto oldest_kept_ms =
+        now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(kKeep).count();
 
-    auto stored = database.read([&] {
-        std::optional<api::Response> found;
-        auto row = database.prepare(
-            "SELECT status, body, headers, fingerprint FROM idempotency "
-            "WHERE client = ? AND key = ? AND created_at > ?");
-        row.bind(1, request.client_subject)
-            .bind(2, request.idempotency_key)
-            .bind(3, now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(kKeep).count());
-        if (row.step()) {
-            if (row.text(3) != fingerprint) {
-                throw Refused(Reason::idempotency_key_reused,
-                              "this Idempotency-Key came with another request in the last 24 h");
-            }
-            api::Response response;
-            response.status = static_cast<unsigned>(row.integer(0));
-            response.body = row.text(1);
-            decode_headers(row.text(2), response);
-            response.headers.emplace_back("Idempotent-Replayed", "true");
-            found = response;
+    // The work and its kept answer commit together: after a crash either
+    // both are there (a retry gets the answer) or neither (a retry does the
+    // work). The SMS queue writes in this transaction too. A second request
+    // with the same key waits here for the first one's commit.
+    return database.transaction([&] {
+        if (auto replayed = stored_answer(database, request, fingerprint, oldest_kept_ms)) {
+            return *replayed;
         }
-        return found;
-    });
-    if (stored) {
-        return *stored;
-    }
-
-    auto response = handle();
-    // Server trouble (5xx) is not kept, so that the request can be made
-    // again once the appliance serves. The answer is stored in a commit of
-    // its own after the work's: a crash between the two lets a retry do the
-    // work once more (docs/limitations.md).
-    if (response.status < 500) {
-        database.transaction([&] {
+        auto response = handle();
+        // Server trouble (5xx) is not kept, so that the request can be made
+        // again once the appliance serves.
+        if (response.status < 500) {
+            store_answer(database, request, response, fingerprint, now_ms);
             database.prepare("DELETE FROM idempotency WHERE created_at <= ?")
-                .bind(1,
-                      now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(kKeep).count())
+                .bind(1, oldest_kept_ms)
                 .run();
-            database
-                .prepare(
-                    "INSERT OR REPLACE INTO idempotency (client, key, method, target, status, "
-                    "body, headers, created_at, fingerprint) VALUES (?,?,?,?,?,?,?,?,?)")
-                .bind(1, request.client_subject)
-                .bind(2, request.idempotency_key)
-                .bind(3, request.method_name)
-                .bind(4, request.target)
-                .bind(5, response.status)
-                .bind(6, kept_body(response.body))
-                .bind(7, encode_headers(response))
-                .bind(8, now_ms)
-                .bind(9, fingerprint)
-                .run();
-        });
-    }
-    return response;
+        }
+        return response;
+    });
 }
 
 }  // namespace otpbox::firmware

@@ -51,6 +51,17 @@ void SmsQueue::enqueue(const OutgoingSms& sms) {
     m_impl->enqueue(sms);
 }
 
+void SmsQueue::enqueue_within(sqlite3* connection, const OutgoingSms& sms) {
+    if (!valid_id(sms.id)) {
+        throw std::invalid_argument("sms queue: id must be 1-128 of [A-Za-z0-9_-]");
+    }
+    m_impl->insert(connection, sms);
+}
+
+void SmsQueue::wake() {
+    m_impl->wake();
+}
+
 std::optional<SmsRecord> SmsQueue::find(std::string_view id) {
     return m_impl->find(id);
 }

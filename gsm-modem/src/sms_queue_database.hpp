@@ -55,6 +55,7 @@ class SqliteConnection {
     void execute(std::string_view sql);
     [[nodiscard]] SqliteStatement prepare(std::string_view sql) { return {m_db, sql}; }
     [[nodiscard]] int changes() const noexcept { return sqlite3_changes(m_db); }
+    [[nodiscard]] sqlite3* handle() const noexcept { return m_db; }
 
   private:
     sqlite3* m_db = nullptr;

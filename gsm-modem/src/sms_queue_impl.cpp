@@ -118,22 +118,26 @@ void SmsQueue::Impl::recover_interrupted() {
 }
 
 void SmsQueue::Impl::enqueue(const OutgoingSms& sms) {
+    {
+        std::lock_guard lock(m_mutex);
+        insert(m_db.handle(), sms);
+    }
+    wake();
+}
+
+void SmsQueue::Impl::insert(sqlite3* connection, const OutgoingSms& sms) {
     std::string plaintext = join_payload(sms);
     const auto sealed = m_sealer->seal(plaintext, sms.id);
     wipe(plaintext);
-    {
-        std::lock_guard lock(m_mutex);
-        const auto now_ms = to_ms(now());
-        m_db.prepare(
-                "INSERT INTO sms_messages (id, payload, status, created_at, updated_at, "
-                "expires_at, due_at) VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?3)")
-            .bind(1, sms.id)
-            .bind(2, sealed)
-            .bind(3, now_ms)
-            .bind(4, to_ms(sms.expires_at))
-            .run();
-    }
-    wake();
+    const auto now_ms = to_ms(now());
+    SqliteStatement(connection,
+                    "INSERT INTO sms_messages (id, payload, status, created_at, updated_at, "
+                    "expires_at, due_at) VALUES (?1, ?2, 'queued', ?3, ?3, ?4, ?3)")
+        .bind(1, sms.id)
+        .bind(2, sealed)
+        .bind(3, now_ms)
+        .bind(4, to_ms(sms.expires_at))
+        .run();
 }
 
 void SmsQueue::Impl::expire_due(std::int64_t now_ms) {

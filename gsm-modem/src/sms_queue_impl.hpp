@@ -38,6 +38,9 @@ class SmsQueue::Impl {
     Impl(const std::filesystem::path& database, std::shared_ptr<Sealer> sealer, Clock clock);
 
     void enqueue(const OutgoingSms& sms);
+    // Seals sms and inserts it as "queued" through connection, which may be
+    // another's; does not wake.
+    void insert(sqlite3* connection, const OutgoingSms& sms);
     [[nodiscard]] std::optional<SmsRecord> find(std::string_view id);
     [[nodiscard]] QueueStats stats();
 

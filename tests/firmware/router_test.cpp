@@ -205,6 +205,49 @@ TEST_F(RouterTest, OneIdempotencyKeyArrivingTwiceAtOnceIssuesOneCard) {
     }
 }
 
+// A kept answer that cannot be written (here a trigger refuses it) takes
+// the work with it, as a crash between the two would: the client gets 503
+// and its retry does the work once.
+class RouterKeepFailsTest : public RouterTest {
+  protected:
+    void refuse_keeping() {
+        f.database->execute(
+            "CREATE TEMP TRIGGER refuse_keep BEFORE INSERT ON idempotency "
+            "BEGIN SELECT RAISE(ABORT, 'keeping answers fails'); END");
+    }
+    void allow_keeping() { f.database->execute("DROP TRIGGER refuse_keep"); }
+};
+
+TEST_F(RouterKeepFailsTest, NoCardIsIssuedWhenItsAnswerCannotBeKept) {
+    refuse_keeping();
+    const auto failed = call(verb::post, "/v1/users/alice/pincards", "", api::Role::portal, "k-1");
+    EXPECT_EQ(failed.status, 503u);
+    EXPECT_EQ(header(failed, "Retry-After"), "5");
+    EXPECT_TRUE(f.cards->list("alice").empty());
+
+    allow_keeping();
+    const auto retried = call(verb::post, "/v1/users/alice/pincards", "", api::Role::portal, "k-1");
+    EXPECT_EQ(retried.status, 201u);
+    EXPECT_EQ(header(retried, "Idempotent-Replayed"), "");
+    EXPECT_EQ(f.cards->list("alice").size(), 1u);
+}
+
+TEST_F(RouterKeepFailsTest, NoSmsIsQueuedWhenItsAnswerCannotBeKept) {
+    ASSERT_EQ(call(verb::put, "/v1/users/alice/phone", R"({"number":"+491701234567"})").status,
+              200u);
+    refuse_keeping();
+    EXPECT_EQ(call(verb::post, "/v1/users/alice/otp", "", api::Role::portal, "otp-1").status, 503u);
+    EXPECT_EQ(f.queue->stats().depth, 0u);
+
+    allow_keeping();
+    const auto retried = call(verb::post, "/v1/users/alice/otp", "", api::Role::portal, "otp-1");
+    EXPECT_EQ(retried.status, 201u);
+    EXPECT_EQ(f.queue->stats().depth, 1u);
+    const auto replayed = call(verb::post, "/v1/users/alice/otp", "", api::Role::portal, "otp-1");
+    EXPECT_EQ(header(replayed, "Idempotent-Replayed"), "true");
+    EXPECT_EQ(f.queue->stats().depth, 1u);
+}
+
 TEST_F(RouterTest, ReadingAPhoneMakesNoUser) {
     for (const auto* user : {"never.seen", "..", "x"}) {
         const auto answer = call(verb::get, std::string("/v1/users/") + user + "/phone");

@@ -42,7 +42,9 @@ class ChallengeService {
     Challenge pincard_challenge(const std::string& user, TimePoint now);
     Challenge sms_challenge(const UserRow& row, TimePoint now, SmsToSend& out);
     void refuse_if_over_sms_limit(const std::string& user, TimePoint now);
-    void send(const SmsToSend& sms);
+    // Queues the SMS in the caller's transaction; the modem pool is woken
+    // once it commits.
+    void queue(const SmsToSend& sms);
     bool response_well_formed(const std::string& method, const std::string& response);
     bool pincard_matches(const std::string& user, const std::vector<std::string>& cells,
                          const std::string& response, TimePoint now);

@@ -65,9 +65,16 @@ class Database {
 
     // Runs work inside BEGIN IMMEDIATE ... COMMIT under the process's lock;
     // rolls back when work throws, and rethrows. Called inside another
-    // transaction, work joins it: both commit or roll back together.
+    // transaction, work runs in a savepoint of it: when work throws, only
+    // its own changes are undone, and the outer transaction decides about
+    // the rest; nothing is durable before the outermost commit.
     template <class Work>
     auto transaction(Work&& work) -> decltype(work());
+
+    // Runs action once the outermost transaction around this call has
+    // committed (at once outside any); forgotten when the part of the
+    // transaction that asked for it is rolled back. An action must not throw.
+    void after_commit(std::function<void()> action);
 
     // A read without a transaction of its own, under the lock.
     template <class Work>
@@ -76,36 +83,61 @@ class Database {
     [[nodiscard]] Statement prepare(std::string_view sql) { return Statement(m_db, sql); }
     void execute(std::string_view sql);
 
+    // The connection, for a library that writes its own tables in this
+    // database inside a transaction of this class (the SMS queue). Only
+    // under transaction().
+    [[nodiscard]] sqlite3* connection() noexcept { return m_db; }
+
     [[nodiscard]] bool healthy();
     [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
 
   private:
     void create_schema();
+    // Starts the outermost transaction or a savepoint inside it.
+    void begin(bool outermost);
+    // Commits the outermost transaction or releases the savepoint.
+    void finish(bool outermost);
+    // Undoes the transaction or the savepoint and the actions it asked for
+    // (those after the first `kept`). Never throws.
+    void undo(bool outermost, std::size_t kept) noexcept;
+    void run_after_commit() noexcept;
 
     std::filesystem::path m_path;
     sqlite3* m_db = nullptr;
     std::recursive_mutex m_mutex;
+    std::vector<std::function<void()>> m_after_commit;  // under m_mutex
 };
 
 template <class Work>
 auto Database::transaction(Work&& work) -> decltype(work()) {
     std::lock_guard lock(m_mutex);
-    if (sqlite3_get_autocommit(m_db) == 0) {
-        return work();
-    }
-    execute("BEGIN IMMEDIATE");
-    try {
-        if constexpr (std::is_void_v<decltype(work())>) {
+    const bool outermost = sqlite3_get_autocommit(m_db) != 0;
+    const auto kept = m_after_commit.size();
+    begin(outermost);
+    if constexpr (std::is_void_v<decltype(work())>) {
+        try {
             work();
-            execute("COMMIT");
-        } else {
-            auto result = work();
-            execute("COMMIT");
-            return result;
+            finish(outermost);
+        } catch (...) {
+            undo(outermost, kept);
+            throw;
         }
-    } catch (...) {
-        sqlite3_exec(m_db, "ROLLBACK", nullptr, nullptr, nullptr);
-        throw;
+        if (outermost) {
+            run_after_commit();
+        }
+    } else {
+        std::optional<decltype(work())> result;
+        try {
+            result.emplace(work());
+            finish(outermost);
+        } catch (...) {
+            undo(outermost, kept);
+            throw;
+        }
+        if (outermost) {
+            run_after_commit();
+        }
+        return std::move(*result);
     }
 }
 

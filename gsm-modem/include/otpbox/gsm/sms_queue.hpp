@@ -15,6 +15,8 @@
 
 #include "otpbox/gsm/sealer.hpp"
 
+struct sqlite3;
+
 namespace otpbox::gsm {
 
 using TimePoint = std::chrono::system_clock::time_point;
@@ -67,6 +69,15 @@ class SmsQueue {
 
     // Durable when it returns; wakes the modem pool.
     void enqueue(const OutgoingSms& sms);
+
+    // Writes sms through the caller's own connection to the same database,
+    // inside the caller's open transaction, so that the SMS and the work
+    // that asked for it commit or roll back together. Durable with that
+    // commit; the caller calls wake() after it.
+    void enqueue_within(sqlite3* connection, const OutgoingSms& sms);
+
+    // Tells the modem pool that a committed SMS may be waiting.
+    void wake();
 
     [[nodiscard]] std::optional<SmsRecord> find(std::string_view id);
     [[nodiscard]] QueueStats stats();

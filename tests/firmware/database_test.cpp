@@ -1,0 +1,103 @@
+// Transactions of the firmware's store: nested work runs in a savepoint,
+// actions wait for the outermost commit.
+
+#include "otpbox/firmware/database.hpp"
+
+#include <gtest/gtest.h>
+
+#include <stdexcept>
+
+#include "test_support.hpp"
+
+namespace otpbox::firmware {
+namespace {
+
+class DatabaseTest : public ::testing::Test {
+  protected:
+    DatabaseTest() : database(dir.path() / "otpbox.db") {
+        database.execute("CREATE TABLE notes (text TEXT NOT NULL)");
+    }
+
+    std::int64_t notes() {
+        auto count = database.prepare("SELECT count(*) FROM notes");
+        EXPECT_TRUE(count.step());
+        return count.integer(0);
+    }
+
+    void note(const char* text) {
+        database.prepare("INSERT INTO notes (text) VALUES (?)").bind(1, text).run();
+    }
+
+    otpbox::test::TempDir dir;
+    Database database;
+};
+
+TEST_F(DatabaseTest, FailedInnerWorkUndoesOnlyItsOwnChanges) {
+    database.transaction([&] {
+        note("outer");
+        try {
+            database.transaction([&] {
+                note("inner");
+                throw std::runtime_error("inner work fails");
+            });
+        } catch (const std::runtime_error&) {
+        }
+        note("after");
+    });
+    auto texts = database.prepare("SELECT group_concat(text, ',') FROM notes");
+    ASSERT_TRUE(texts.step());
+    EXPECT_EQ(texts.text(0), "outer,after");
+}
+
+TEST_F(DatabaseTest, FailedOuterWorkUndoesCompletedInnerWork) {
+    EXPECT_THROW(database.transaction([&] {
+        database.transaction([&] { note("inner"); });
+        throw std::runtime_error("outer work fails");
+    }),
+                 std::runtime_error);
+    EXPECT_EQ(notes(), 0);
+}
+
+TEST_F(DatabaseTest, ActionsRunAfterTheOutermostCommitOnly) {
+    int ran = 0;
+    database.transaction([&] {
+        database.transaction([&] {
+            note("inner");
+            database.after_commit([&] { ++ran; });
+        });
+        // The inner transaction has ended, the outer one has not committed.
+        EXPECT_EQ(ran, 0);
+    });
+    EXPECT_EQ(ran, 1);
+
+    database.after_commit([&] { ++ran; });
+    EXPECT_EQ(ran, 2) << "outside a transaction an action runs at once";
+}
+
+TEST_F(DatabaseTest, ActionsOfUndoneWorkNeverRun) {
+    int kept = 0;
+    int undone = 0;
+    database.transaction([&] {
+        database.after_commit([&] { ++kept; });
+        try {
+            database.transaction([&] {
+                database.after_commit([&] { ++undone; });
+                throw std::runtime_error("inner work fails");
+            });
+        } catch (const std::runtime_error&) {
+        }
+    });
+    EXPECT_EQ(kept, 1);
+    EXPECT_EQ(undone, 0);
+
+    EXPECT_THROW(database.transaction([&] {
+        database.after_commit([&] { ++undone; });
+        throw std::runtime_error("outer work fails");
+    }),
+                 std::runtime_error);
+    database.transaction([&] { note("next"); });
+    EXPECT_EQ(undone, 0);
+}
+
+}  // namespace
+}  // namespace otpbox::firmware
