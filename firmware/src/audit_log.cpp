@@ -20,12 +20,18 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 )sql";
 
+// Rows made before the audit key rotated have no version column: version 1.
+constexpr std::string_view kAddKeyVersion =
+    "ALTER TABLE audit ADD COLUMN key_version INTEGER NOT NULL DEFAULT 1";
+
 void append_field(std::string& out, std::string_view field) {
     // Length-prefixed, so that no two different rows have the same input.
     out += std::to_string(field.size());
     out += ':';
     out += field;
 }
+
+constexpr std::int64_t kMaxKeyVersion = 255;
 
 std::span<const std::uint8_t> as_bytes(const std::string& text) {
     return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
@@ -35,13 +41,22 @@ std::span<const std::uint8_t> as_bytes(const std::string& text) {
 
 AuditLog::AuditLog(Database& database, Secrets& secrets)
     : m_database(database), m_secrets(secrets) {
-    m_database.execute(kSchema);
+    m_database.transaction([&] {
+        m_database.execute(kSchema);
+        auto column = m_database.prepare(
+            "SELECT 1 FROM pragma_table_info('audit') WHERE name = 'key_version'");
+        if (!column.step()) {
+            m_database.execute(kAddKeyVersion);
+        }
+    });
 }
 
-std::vector<std::uint8_t> AuditLog::mac_of(std::int64_t sequence, std::int64_t at,
-                                           const AuditEntry& entry,
+std::vector<std::uint8_t> AuditLog::mac_of(unsigned key_version, std::int64_t sequence,
+                                           std::int64_t at, const AuditEntry& entry,
                                            std::span<const std::uint8_t> previous) {
-    std::string input = "otpbox-audit|";
+    // Rows of later key versions name their version in the MAC too.
+    std::string input =
+        key_version == 1 ? "otpbox-audit|" : "otpbox-audit-v" + std::to_string(key_version) + "|";
     append_field(input, std::to_string(sequence));
     append_field(input, std::to_string(at));
     append_field(input, entry.actor);
@@ -49,8 +64,7 @@ std::vector<std::uint8_t> AuditLog::mac_of(std::int64_t sequence, std::int64_t a
     append_field(input, entry.subject);
     append_field(input, entry.outcome);
     append_field(input, to_hex(previous));
-    return m_secrets.hsm().hmac_sha256(hsm::keys::versioned(hsm::keys::kAuditMac, 1),
-                                       as_bytes(input));
+    return m_secrets.audit_mac(key_version, as_bytes(input));
 }
 
 void AuditLog::record(const AuditEntry& entry, TimePoint when) {
@@ -64,11 +78,12 @@ void AuditLog::record(const AuditEntry& entry, TimePoint when) {
         }
     }
     const auto at = to_millis(when);
-    const auto mac = mac_of(sequence, at, entry, previous);
+    const auto key_version = m_secrets.key_version(hsm::keys::kAuditMac);
+    const auto mac = mac_of(key_version, sequence, at, entry, previous);
     m_database
         .prepare(
-            "INSERT INTO audit (seq, at, actor, action, subject, outcome, mac) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)")
+            "INSERT INTO audit (seq, at, actor, action, subject, outcome, mac, key_version) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)")
         .bind(1, sequence)
         .bind(2, at)
         .bind(3, entry.actor)
@@ -76,6 +91,7 @@ void AuditLog::record(const AuditEntry& entry, TimePoint when) {
         .bind(5, entry.subject)
         .bind(6, entry.outcome)
         .bind_blob(7, mac)
+        .bind(8, key_version)
         .run();
 }
 
@@ -95,7 +111,8 @@ AuditVerdict AuditLog::verify(const std::optional<AuditAnchor>& anchor) {
     return m_database.read([&] {
         AuditVerdict verdict;
         auto rows = m_database.prepare(
-            "SELECT seq, at, actor, action, subject, outcome, mac FROM audit ORDER BY seq");
+            "SELECT seq, at, actor, action, subject, outcome, mac, key_version FROM audit "
+            "ORDER BY seq");
         std::vector<std::uint8_t> previous;
         std::int64_t expected = 1;
         while (rows.step()) {
@@ -106,7 +123,12 @@ AuditVerdict AuditLog::verify(const std::optional<AuditAnchor>& anchor) {
             }
             const AuditEntry entry{rows.text(2), rows.text(3), rows.text(4), rows.text(5)};
             const auto stored = rows.blob(6);
-            if (mac_of(sequence, rows.integer(1), entry, previous) != stored) {
+            const auto key_version = rows.integer(7);
+            if (key_version < 1 || key_version > kMaxKeyVersion ||
+                !m_secrets.hsm().has_key(hsm::keys::versioned(
+                    hsm::keys::kAuditMac, static_cast<unsigned>(key_version))) ||
+                mac_of(static_cast<unsigned>(key_version), sequence, rows.integer(1), entry,
+                       previous) != stored) {
                 verdict.problem = "row " + std::to_string(sequence) + " was changed";
                 return verdict;
             }

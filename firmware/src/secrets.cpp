@@ -1,21 +1,63 @@
 #include "otpbox/firmware/secrets.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <functional>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 #include "otpbox/hsm/key_labels.hpp"
 
 namespace otpbox::firmware {
 
+class Secrets::KeyVersions {
+  public:
+    explicit KeyVersions(std::shared_ptr<hsm::Hsm> hsm) : m_hsm(std::move(hsm)) {}
+
+    unsigned newest(std::string_view base) {
+        constexpr auto kRecheck = std::chrono::seconds(2);
+        std::lock_guard lock(m_mutex);
+        auto known = m_known.find(base);
+        if (known == m_known.end()) {
+            known = m_known.emplace(std::string(base), Known{}).first;
+        }
+        const auto now = std::chrono::steady_clock::now();
+        if (known->second.version == 0 || now - known->second.checked >= kRecheck) {
+            known->second = {probe(base, std::max(known->second.version, kKeyVersion)), now};
+        }
+        return known->second.version;
+    }
+
+    // The newest version from `from` up, asking the token.
+    unsigned probe(std::string_view base, unsigned from) {
+        unsigned version = from;
+        while (m_hsm->has_key(hsm::keys::versioned(base, version + 1))) {
+            ++version;
+        }
+        return version;
+    }
+
+    void forget() {
+        std::lock_guard lock(m_mutex);
+        m_known.clear();
+    }
+
+  private:
+    struct Known {
+        unsigned version = 0;
+        std::chrono::steady_clock::time_point checked;
+    };
+
+    std::shared_ptr<hsm::Hsm> m_hsm;
+    std::mutex m_mutex;  // guards m_known
+    std::map<std::string, Known, std::less<>> m_known;
+};
+
 namespace {
 
 std::span<const std::uint8_t> as_bytes(std::string_view text) {
     return {reinterpret_cast<const std::uint8_t*>(text.data()), text.size()};
-}
-
-std::string label(std::string_view base) {
-    return hsm::keys::versioned(base, 1);
 }
 
 // Draws uniform values below limit from a byte source by rejection, so that
@@ -53,21 +95,55 @@ void require_own_purpose(std::string_view purpose) {
     }
 }
 
+// A sealed record of a later key version: kSealedMarker, the version, then
+// the AES-GCM record (IV, ciphertext, tag). A version 1 record is the bare
+// AES-GCM record, as made before keys rotated.
+constexpr std::uint8_t kSealedMarker = 0xA7;
+
+std::vector<std::uint8_t> seal_with(hsm::Hsm& token, Secrets::KeyVersions& versions,
+                                    std::span<const std::uint8_t> plaintext,
+                                    std::string_view associated) {
+    const unsigned version = versions.newest(hsm::keys::kDataEnc);
+    auto sealed = token.aes_gcm_encrypt(hsm::keys::versioned(hsm::keys::kDataEnc, version),
+                                        plaintext, as_bytes(associated));
+    if (version == 1) {
+        return sealed;
+    }
+    std::vector<std::uint8_t> record{kSealedMarker, static_cast<std::uint8_t>(version)};
+    record.insert(record.end(), sealed.begin(), sealed.end());
+    return record;
+}
+
+std::optional<hsm::SecureBytes> open_with(hsm::Hsm& token, std::span<const std::uint8_t> sealed,
+                                          std::string_view associated) {
+    // A version 1 record may begin with the marker by chance; GCM's tag
+    // tells the two readings apart.
+    if (sealed.size() > 2 && sealed[0] == kSealedMarker && sealed[1] > 1) {
+        const auto label = hsm::keys::versioned(hsm::keys::kDataEnc, sealed[1]);
+        if (token.has_key(label)) {
+            if (auto plain =
+                    token.aes_gcm_decrypt(label, sealed.subspan(2), as_bytes(associated))) {
+                return plain;
+            }
+        }
+    }
+    return token.aes_gcm_decrypt(hsm::keys::versioned(hsm::keys::kDataEnc, 1), sealed,
+                                 as_bytes(associated));
+}
+
 class HsmSealer final : public gsm::Sealer {
   public:
-    explicit HsmSealer(std::shared_ptr<hsm::Hsm> hsm) : m_hsm(std::move(hsm)) {}
+    HsmSealer(std::shared_ptr<hsm::Hsm> hsm, std::shared_ptr<Secrets::KeyVersions> versions)
+        : m_hsm(std::move(hsm)), m_versions(std::move(versions)) {}
 
     std::vector<std::uint8_t> seal(std::string_view plaintext,
                                    std::string_view record_id) override {
-        const std::string aad = "sms:" + std::string(record_id);
-        return m_hsm->aes_gcm_encrypt(label(hsm::keys::kDataEnc), as_bytes(plaintext),
-                                      as_bytes(aad));
+        return seal_with(*m_hsm, *m_versions, as_bytes(plaintext), "sms:" + std::string(record_id));
     }
 
     std::optional<std::string> open(std::span<const std::uint8_t> sealed,
                                     std::string_view record_id) override {
-        const std::string aad = "sms:" + std::string(record_id);
-        auto plain = m_hsm->aes_gcm_decrypt(label(hsm::keys::kDataEnc), sealed, as_bytes(aad));
+        auto plain = open_with(*m_hsm, sealed, "sms:" + std::string(record_id));
         if (!plain) {
             return std::nullopt;
         }
@@ -76,6 +152,7 @@ class HsmSealer final : public gsm::Sealer {
 
   private:
     std::shared_ptr<hsm::Hsm> m_hsm;
+    std::shared_ptr<Secrets::KeyVersions> m_versions;
 };
 
 }  // namespace
@@ -91,7 +168,16 @@ std::string to_hex(std::span<const std::uint8_t> bytes) {
     return hex;
 }
 
-Secrets::Secrets(std::shared_ptr<hsm::Hsm> hsm) : m_hsm(std::move(hsm)) {}
+Secrets::Secrets(std::shared_ptr<hsm::Hsm> hsm)
+    : m_hsm(std::move(hsm)), m_versions(std::make_shared<KeyVersions>(m_hsm)) {}
+
+unsigned Secrets::key_version(std::string_view base) {
+    return m_versions->newest(base);
+}
+
+void Secrets::forget_key_versions() {
+    m_versions->forget();
+}
 
 std::string Secrets::random_id() {
     static constexpr char kAlphabet[] =
@@ -141,11 +227,7 @@ std::vector<unsigned> Secrets::random_distinct(unsigned count, unsigned limit) {
 }
 
 unsigned Secrets::card_key_version() {
-    unsigned version = kKeyVersion;
-    while (m_hsm->has_key(hsm::keys::versioned(hsm::keys::kCardKdk, version + 1))) {
-        ++version;
-    }
-    return version;
+    return m_versions->probe(hsm::keys::kCardKdk, kKeyVersion);
 }
 
 std::string Secrets::card_cell(std::string_view serial, unsigned key_version, std::string_view cell,
@@ -169,24 +251,50 @@ std::string Secrets::card_cell(std::string_view serial, unsigned key_version, st
 
 std::vector<std::uint8_t> Secrets::otp_record(std::string_view challenge, std::string_view code) {
     const std::string input = "otpbox-otp|" + std::string(challenge) + "|" + std::string(code);
-    return m_hsm->hmac_sha256(label(hsm::keys::kOtpMac), as_bytes(input));
+    const unsigned version = key_version(hsm::keys::kOtpMac);
+    const auto mac =
+        m_hsm->hmac_sha256(hsm::keys::versioned(hsm::keys::kOtpMac, version), as_bytes(input));
+    if (version == 1) {
+        return mac;
+    }
+    std::vector<std::uint8_t> record{static_cast<std::uint8_t>(version)};
+    record.insert(record.end(), mac.begin(), mac.end());
+    return record;
 }
 
 bool Secrets::otp_matches(std::string_view challenge, std::string_view code,
                           std::span<const std::uint8_t> record) {
+    constexpr std::size_t kMacSize = 32;
+    unsigned version = 1;
+    if (record.size() == kMacSize + 1) {
+        version = record[0];
+        record = record.subspan(1);
+    }
+    const auto label = hsm::keys::versioned(hsm::keys::kOtpMac, version);
+    if (version == 0 || !m_hsm->has_key(label)) {
+        return false;
+    }
     const std::string input = "otpbox-otp|" + std::string(challenge) + "|" + std::string(code);
-    return m_hsm->hmac_sha256_verify(label(hsm::keys::kOtpMac), as_bytes(input), record);
+    return m_hsm->hmac_sha256_verify(label, as_bytes(input), record);
+}
+
+std::vector<std::uint8_t> Secrets::seal(std::span<const std::uint8_t> plaintext,
+                                        std::string_view associated) {
+    return seal_with(*m_hsm, *m_versions, plaintext, associated);
+}
+
+std::optional<hsm::SecureBytes> Secrets::open(std::span<const std::uint8_t> sealed,
+                                              std::string_view associated) {
+    return open_with(*m_hsm, sealed, associated);
 }
 
 std::vector<std::uint8_t> Secrets::seal_phone(std::string_view user, std::string_view e164) {
-    const std::string aad = "phone:" + std::string(user);
-    return m_hsm->aes_gcm_encrypt(label(hsm::keys::kDataEnc), as_bytes(e164), as_bytes(aad));
+    return seal(as_bytes(e164), "phone:" + std::string(user));
 }
 
 std::optional<std::string> Secrets::open_phone(std::string_view user,
                                                std::span<const std::uint8_t> sealed) {
-    const std::string aad = "phone:" + std::string(user);
-    auto plain = m_hsm->aes_gcm_decrypt(label(hsm::keys::kDataEnc), sealed, as_bytes(aad));
+    auto plain = open(sealed, "phone:" + std::string(user));
     if (!plain) {
         return std::nullopt;
     }
@@ -196,29 +304,37 @@ std::optional<std::string> Secrets::open_phone(std::string_view user,
 std::vector<std::uint8_t> Secrets::seal_secret(std::string_view purpose,
                                                std::string_view plaintext) {
     require_own_purpose(purpose);
-    return m_hsm->aes_gcm_encrypt(label(hsm::keys::kDataEnc), as_bytes(plaintext),
-                                  as_bytes(purpose));
+    return seal(as_bytes(plaintext), purpose);
 }
 
 std::optional<hsm::SecureBytes> Secrets::open_secret(std::string_view purpose,
                                                      std::span<const std::uint8_t> sealed) {
     require_own_purpose(purpose);
-    return m_hsm->aes_gcm_decrypt(label(hsm::keys::kDataEnc), sealed, as_bytes(purpose));
+    return open(sealed, purpose);
 }
 
 std::string Secrets::phone_index(std::string_view e164) {
     const std::string input = "otpbox-phone|" + std::string(e164);
-    return to_hex(m_hsm->hmac_sha256(label(hsm::keys::kDataIndex), as_bytes(input)));
+    const unsigned version = key_version(hsm::keys::kDataIndex);
+    const auto hex = to_hex(
+        m_hsm->hmac_sha256(hsm::keys::versioned(hsm::keys::kDataIndex, version), as_bytes(input)));
+    return version == 1 ? hex : "v" + std::to_string(version) + ":" + hex;
 }
 
 std::string Secrets::pseudonym(std::string_view user) {
     const std::string input = "otpbox-user|" + std::string(user);
-    return "u-" +
-           to_hex(m_hsm->hmac_sha256(label(hsm::keys::kAuditMac), as_bytes(input))).substr(0, 16);
+    return "u-" + to_hex(m_hsm->hmac_sha256(hsm::keys::versioned(hsm::keys::kAuditMac, 1),
+                                            as_bytes(input)))
+                      .substr(0, 16);
+}
+
+std::vector<std::uint8_t> Secrets::audit_mac(unsigned key_version,
+                                             std::span<const std::uint8_t> input) {
+    return m_hsm->hmac_sha256(hsm::keys::versioned(hsm::keys::kAuditMac, key_version), input);
 }
 
 std::shared_ptr<gsm::Sealer> Secrets::sms_sealer() {
-    return std::make_shared<HsmSealer>(m_hsm);
+    return std::make_shared<HsmSealer>(m_hsm, m_versions);
 }
 
 }  // namespace otpbox::firmware

@@ -322,26 +322,41 @@ TEST_F(Console_Session, ReattachingFindsTheConsoleStillThere) {
     EXPECT_NE(run("status", "Version").find("HSM token"), std::string::npos);
 }
 
-TEST_F(Console_Session, RotatesOnlyTheCardKey) {
+TEST_F(Console_Session, RotatesEveryKeyAndOldRecordsStillCount) {
     log_in(*screen, password);
-    EXPECT_NE(run("hsm rotate data-enc", "Nothing changed").find("Only card-kdk"),
-              std::string::npos);
+    EXPECT_NE(run("hsm rotate tls", "Nothing changed").find("No such key"), std::string::npos);
     screen->line("hsm rotate card-kdk");
     ASSERT_TRUE(screen->expect("Make otpbox-card-kdk-v2? [y/N]")) << screen->since_mark();
     EXPECT_NE(run("y", "made in the HSM").find("otpbox-card-kdk-v2"), std::string::npos);
-    const auto keys = run("hsm keys", "otpbox-otp-mac-v1");
-    EXPECT_NE(keys.find("otpbox-card-kdk-v2"), std::string::npos) << keys;
-    EXPECT_NE(keys.find("version 2"), std::string::npos) << keys;
 
     const auto pdf = instance.root() / "card-v2.pdf";
     const auto issued = run("pincard issue dr.rotated " + pdf.string(), "delete the file");
     std::smatch serial;
     ASSERT_TRUE(std::regex_search(issued, serial, std::regex("Card ([0-9A-Z]{12}) issued")));
+
+    for (const auto* key : {"otp-mac", "data-enc", "data-index", "audit-mac"}) {
+        screen->line(std::string("hsm rotate ") + key);
+        const auto label = std::string("otpbox-") + key + "-v2";
+        ASSERT_TRUE(screen->expect("Make " + label + "? [y/N]")) << screen->since_mark();
+        EXPECT_NE(run("y", "made in the HSM").find(label), std::string::npos);
+    }
+    const auto keys = run("hsm keys", "otpbox-tls");
+    for (const auto* label : {"otpbox-card-kdk-v2", "otpbox-otp-mac-v2", "otpbox-data-enc-v2",
+                              "otpbox-data-index-v2", "otpbox-audit-mac-v2"}) {
+        EXPECT_NE(keys.find(label), std::string::npos) << keys;
+    }
+    // Rows MACed before and after the audit key's rotation verify together.
+    EXPECT_NE(run("audit verify", "rows").find("intact"), std::string::npos);
+
     firmware::Database database(instance.root() / "otpbox.db");
-    auto row = database.prepare("SELECT key_version FROM pincards WHERE serial = ?");
-    row.bind(1, serial[1].str());
-    ASSERT_TRUE(row.step());
-    EXPECT_EQ(row.integer(0), 2);
+    auto card = database.prepare("SELECT key_version FROM pincards WHERE serial = ?");
+    card.bind(1, serial[1].str());
+    ASSERT_TRUE(card.step());
+    EXPECT_EQ(card.integer(0), 2);
+    auto audit = database.prepare("SELECT min(key_version), max(key_version) FROM audit");
+    ASSERT_TRUE(audit.step());
+    EXPECT_EQ(audit.integer(0), 1);
+    EXPECT_EQ(audit.integer(1), 2);
 }
 
 TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <array>
 
 #include "console/console.hpp"
 #include "file_io.hpp"
@@ -90,21 +91,48 @@ void Console::initialise_token() {
     say("The HSM is ready. Next: 'tls csr'.\n");
 }
 
-// Only the card key rotates: a card's record names the key version it was
-// derived with. Phone numbers, OTP records and audit MACs name none, so a
-// new version of their keys would leave the old records unreadable.
+namespace {
+
+struct Rotation {
+    std::string_view base;
+    hsm::KeyKind kind;
+    std::string_view effect;  // what the new version changes, for the technician
+};
+
+// Every record names the version of the key that made it (firmware/secrets.hpp),
+// so older versions stay in the token and keep opening what they made.
+constexpr std::array<Rotation, 5> kRotations{{
+    {hsm::keys::kCardKdk, hsm::KeyKind::hmac_sha256,
+     "New cards will be derived with it; cards issued so far keep their version."},
+    {hsm::keys::kOtpMac, hsm::KeyKind::hmac_sha256,
+     "New SMS codes will be kept under it; codes already sent stay valid."},
+    {hsm::keys::kDataEnc, hsm::KeyKind::aes_256,
+     "Numbers, SIM PINs and SMS sealed from now on use it; older ones still open."},
+    {hsm::keys::kDataIndex, hsm::KeyKind::hmac_sha256,
+     "Numbers registered from now on are indexed with it."},
+    {hsm::keys::kAuditMac, hsm::KeyKind::hmac_sha256,
+     "New audit rows are MACed with it; audit verify checks each row with its own."},
+}};
+
+constexpr unsigned kMaxKeyVersion = 255;  // records keep the version in one byte
+
+}  // namespace
+
 void Console::hsm_rotate(std::span<const std::string> arguments) {
     if (arguments.size() != 1) {
-        say("Usage: hsm rotate KEY, e.g. hsm rotate card-kdk\n");
+        say("Usage: hsm rotate KEY, e.g. hsm rotate card-kdk\n"
+            "KEY is one of card-kdk, otp-mac, data-enc, data-index, audit-mac.\n");
         return;
     }
     auto base = arguments[0];
     if (base.rfind("otpbox-", 0) != 0) {
         base = "otpbox-" + base;
     }
-    if (base != hsm::keys::kCardKdk) {
-        say("Only card-kdk can be rotated: records under " + base.substr(0, 40) +
-            " name no\nkey version, so a new one would leave them unreadable. Nothing changed.\n");
+    const auto* rotation = std::find_if(kRotations.begin(), kRotations.end(),
+                                        [&](const Rotation& entry) { return entry.base == base; });
+    if (rotation == kRotations.end()) {
+        say("No such key. KEY is one of card-kdk, otp-mac, data-enc, data-index,\n"
+            "audit-mac. Nothing changed.\n");
         return;
     }
     auto& token = m_appliance.hsm();
@@ -112,14 +140,22 @@ void Console::hsm_rotate(std::span<const std::string> arguments) {
     while (token.has_key(hsm::keys::versioned(base, version + 1))) {
         ++version;
     }
+    if (version >= kMaxKeyVersion) {
+        say(base + " has reached version " + std::to_string(kMaxKeyVersion) +
+            ", the last one records can name. Nothing changed.\n");
+        return;
+    }
     const auto label = hsm::keys::versioned(base, version + 1);
-    say("New cards will be derived with " + label + ";\ncards issued so far keep " +
-        hsm::keys::versioned(base, version) + ". Take an HSM backup afterwards.\n");
+    say("The current key is " + hsm::keys::versioned(base, version) + ".\n" +
+        std::string(rotation->effect) + "\nThe daemon takes the new version within seconds." +
+        " Take an HSM backup afterwards.\n");
     if (!confirm("Make " + label + "?")) {
         say("Nothing changed.\n");
         return;
     }
-    token.generate_secret_key(label, hsm::KeyKind::hmac_sha256);
+    token.generate_secret_key(label, rotation->kind);
+    // This console's own records (its audit rows) use the new version at once.
+    m_appliance.secrets().forget_key_versions();
     say(label + " made in the HSM.\n");
     m_appliance.record("hsm.rotate", label, "ok");
 }

@@ -319,7 +319,7 @@ std::span<const Command> Console::commands() {
         {"status", "status", "provisioning, HSM, TLS, modems, database, clock", &Console::status},
         {"hsm init", "hsm init", "initialise the HSM token, create the keys", &Console::hsm_init},
         {"hsm keys", "hsm keys", "the keys in the token, with versions", &Console::hsm_keys},
-        {"hsm rotate", "hsm rotate KEY", "a new version of a key (card-kdk)", &Console::hsm_rotate},
+        {"hsm rotate", "hsm rotate KEY", "a new version of a key", &Console::hsm_rotate},
         {"tls csr", "tls csr [SUBJECT]", "make the TLS key in the HSM, print a CSR",
          &Console::tls_csr},
         {"tls install", "tls install", "paste the signed server certificate",

@@ -51,8 +51,8 @@ class AuditLog {
     [[nodiscard]] AuditVerdict verify(const std::optional<AuditAnchor>& anchor = std::nullopt);
 
   private:
-    [[nodiscard]] std::vector<std::uint8_t> mac_of(std::int64_t sequence, std::int64_t at,
-                                                   const AuditEntry& entry,
+    [[nodiscard]] std::vector<std::uint8_t> mac_of(unsigned key_version, std::int64_t sequence,
+                                                   std::int64_t at, const AuditEntry& entry,
                                                    std::span<const std::uint8_t> previous);
 
     Database& m_database;

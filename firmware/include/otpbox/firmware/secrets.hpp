@@ -25,6 +25,17 @@ struct CardLayout {
     std::string alphabet = "0123456789";
 };
 
+// Every key rotates: new records use the newest version of their key in the
+// token, and each record says which version made it, so older versions keep
+// opening and verifying what they made.
+//
+// - card cells: the card's row keeps its key version;
+// - OTP records: a first byte names the version (a 32-byte record without
+//   it is version 1);
+// - sealed data (phone numbers, SIM PINs, SMS): a marker byte and the
+//   version precede the AES-GCM record (a record without them is version 1);
+// - phone index: "v<N>:" precedes the hex of versions after 1;
+// - audit rows: a column keeps the version of the MAC.
 class Secrets {
   public:
     static constexpr unsigned kKeyVersion = 1;
@@ -45,6 +56,12 @@ class Secrets {
     // each time (a card is issued rarely), so a key rotated at the console
     // counts at once.
     [[nodiscard]] unsigned card_key_version();
+
+    // The newest version of the key named base (hsm::keys) in the token.
+    // Looked up again at most every two seconds, or after
+    // forget_key_versions(), so a key rotated at the console counts soon.
+    [[nodiscard]] unsigned key_version(std::string_view base);
+    void forget_key_versions();
 
     // HMAC(card key, serial, key version, cell) mapped to the card's alphabet.
     [[nodiscard]] std::string card_cell(std::string_view serial, unsigned key_version,
@@ -74,16 +91,34 @@ class Secrets {
     [[nodiscard]] std::optional<hsm::SecureBytes> open_secret(std::string_view purpose,
                                                               std::span<const std::uint8_t> sealed);
 
-    // The name under which audit rows and logs refer to a user.
+    // The name under which audit rows and logs refer to a user. Always made
+    // with version 1 of the audit key, so a user keeps one name in the
+    // audit log across rotations.
     [[nodiscard]] std::string pseudonym(std::string_view user);
+
+    // HMAC of input under that version of the audit key.
+    [[nodiscard]] std::vector<std::uint8_t> audit_mac(unsigned key_version,
+                                                      std::span<const std::uint8_t> input);
 
     // Seals the SMS queue's rows under the data key.
     [[nodiscard]] std::shared_ptr<gsm::Sealer> sms_sealer();
 
     [[nodiscard]] hsm::Hsm& hsm() { return *m_hsm; }
 
+    // AES-GCM under the newest data key, with the version in front.
+    [[nodiscard]] std::vector<std::uint8_t> seal(std::span<const std::uint8_t> plaintext,
+                                                 std::string_view associated);
+    // nullopt when sealed was changed, made for other associated data, or
+    // names a key version the token does not have.
+    [[nodiscard]] std::optional<hsm::SecureBytes> open(std::span<const std::uint8_t> sealed,
+                                                       std::string_view associated);
+
+    // The newest version of each key, shared with the SMS queue's sealer.
+    class KeyVersions;
+
   private:
     std::shared_ptr<hsm::Hsm> m_hsm;
+    std::shared_ptr<KeyVersions> m_versions;
 };
 
 [[nodiscard]] std::string to_hex(std::span<const std::uint8_t> bytes);
