@@ -1,13 +1,18 @@
-// SMS throughput through otpbox-modemsim at its configured send delay,
-// measured in one run and printed as ratios:
+// SMS through otpbox-modemsim at a fixed send delay (its --latency-ms),
+// measured in one run and printed as ratios to references from the same run:
 //
 // - messages a minute through the real SmsQueue (SQLite, every row sealed
-//   under a SoftHSM2 data key) and ModemPool, with 1 and 3 simulators each
-//   on a pty of its own, against the ideal of modems x 60 / delay;
+//   under a SoftHSM2 data key) and ModemPool, with 1, 2 and 4 simulators
+//   each on a pty of its own, against the ideal of modems x 60 / delay
+//   (target: at least 0.95 at every pool size);
+// - the time from the return of SmsQueue::enqueue (the row is durable: what
+//   the API waits for before it answers) to the first byte of AT+CMGS at an
+//   idle modem's pty, as the simulator timed its read, p50 and max of lone
+//   SMS against 50 ms (target: at most 1);
 // - the time per message through queue and pool against the bare AT+CMGS
 //   exchange of one gsm::Modem on the same simulator, at that delay and with
-//   none (where the queue's own cost shows undiluted);
-// - how long a lone SMS takes from enqueue to +CMGS against the bare send.
+//   none (where the queue's own cost shows undiluted), and for the lone SMS
+//   from enqueue to their +CMGS.
 //
 // A pool run enqueues its burst once every modem is ready. Its rate counts
 // from the moment every modem has sent its first SMS to the last +CMGS, so
@@ -15,6 +20,7 @@
 // lone SMS show that.
 
 #include <algorithm>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -39,16 +45,28 @@ using namespace otpbox::bench;
 using namespace std::chrono_literals;
 
 constexpr auto kSendDelay = 250ms;
-constexpr std::size_t kMessagesPerModem = 40;
+constexpr std::array<std::size_t, 3> kPoolSizes{1, 2, 4};
+constexpr std::size_t kMessagesPerModem = 30;
+constexpr double kThroughputTarget = 0.95;
 constexpr std::size_t kUndelayedMessages = 100;
 constexpr std::size_t kUndelayedRuns = 3;
-constexpr std::size_t kLoneMessages = 10;
-constexpr auto kLoneSpacing = 100ms;
+constexpr std::size_t kLoneMessages = 16;
+// The nth lone SMS is enqueued kLoneSettle + n x kLoneSpacing after the one
+// before it was sent: after the worker has finished with that one, and
+// together at every point of its first second of idleness, longer than its
+// idle cycle (a listen for reports, then a wait for work).
+constexpr auto kLoneSettle = 30ms;
+constexpr auto kLoneSpacing = 60ms;
+constexpr double kFirstByteTargetMs = 50.0;
 constexpr const char* kRecipient = "+491701234567";
 
 [[noreturn]] void fail(const std::string& why) {
     std::fprintf(stderr, "bench: %s\n", why.c_str());
     std::exit(1);
+}
+
+[[nodiscard]] double to_ms(Clock::duration duration) {
+    return 1000.0 * Seconds(duration).count();
 }
 
 struct Timed {
@@ -59,9 +77,29 @@ struct Timed {
     [[nodiscard]] double ms_per_message() const { return 1000.0 * took.count() / messages; }
 };
 
-struct Latency {
-    double mean_ms = 0;
-    double worst_ms = 0;
+// Milliseconds, one a lone SMS.
+struct Samples {
+    std::vector<double> ms;
+
+    [[nodiscard]] double mean() const {
+        double sum = 0;
+        for (const double value : ms) {
+            sum += value;
+        }
+        return sum / static_cast<double>(ms.size());
+    }
+    [[nodiscard]] double median() const {
+        auto sorted = ms;
+        std::sort(sorted.begin(), sorted.end());
+        const auto middle = sorted.size() / 2;
+        return sorted.size() % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2;
+    }
+    [[nodiscard]] double max() const { return *std::max_element(ms.begin(), ms.end()); }
+};
+
+struct LoneSms {
+    Samples first_byte;  // enqueue's return to the first byte of AT+CMGS
+    Samples sent;        // enqueue's call to the worker's count of its +CMGS
 };
 
 // The daemon's default OTP text, one part.
@@ -184,33 +222,41 @@ Timed through_pool(const std::vector<const ModemSimulator*>& simulators,
     return {messages - modems, times.last - times.first_round};
 }
 
-// One SMS at a time on one modem, the nth enqueued n x kLoneSpacing after the
-// one before it was sent: together they meet the idle worker at every point
-// of its first second of idleness, longer than its idle cycle (a listen for
-// reports, then a wait for work).
-Latency lone_sms(const ModemSimulator& simulator, std::shared_ptr<gsm::Sealer> sealer,
+// The simulator's record of the AT+CMGS that came after the first `before`.
+Clock::time_point cmgs_arrival(const ModemSimulator& simulator, std::size_t before) {
+    const auto arrivals = simulator.cmgs_arrivals();
+    if (arrivals.size() != before + 1) {
+        fail("the simulator recorded " + std::to_string(arrivals.size() - before) +
+             " AT+CMGS for one lone SMS");
+    }
+    return arrivals.back();
+}
+
+// One SMS at a time on one modem whose worker is idle when it comes.
+LoneSms lone_sms(const ModemSimulator& simulator, std::shared_ptr<gsm::Sealer> sealer,
                  const fs::path& database) {
     gsm::SmsQueue queue(database, std::move(sealer));
     gsm::ModemPool pool(configs_of({&simulator}), queue);
     pool.start();
     wait_until_ready(pool);
 
-    Latency latency;
+    LoneSms lone;
     std::vector<std::string> ids;
     for (std::size_t index = 0; index < kLoneMessages; ++index) {
-        std::this_thread::sleep_for(kLoneSpacing * index);
+        std::this_thread::sleep_for(kLoneSettle + kLoneSpacing * index);
         const auto sms = sms_of(index);
+        const auto before = simulator.cmgs_arrivals().size();
         const auto start = Clock::now();
         queue.enqueue(sms);
+        const auto enqueued = Clock::now();
         ids.push_back(sms.id);
         const auto sent = watch_sends(pool, 1, index + 1, Seconds(30)).last;
-        const double ms = 1000.0 * Seconds(sent - start).count();
-        latency.mean_ms += ms / kLoneMessages;
-        latency.worst_ms = std::max(latency.worst_ms, ms);
+        lone.first_byte.ms.push_back(to_ms(cmgs_arrival(simulator, before) - enqueued));
+        lone.sent.ms.push_back(to_ms(sent - start));
     }
     pool.stop();
     require_all_sent(queue, ids);
-    return latency;
+    return lone;
 }
 
 Timed through_bare_modem(const ModemSimulator& simulator, std::size_t messages) {
@@ -254,16 +300,32 @@ PerMessage undelayed_per_message(const ModemSimulator& simulator,
 
 struct Results {
     Timed bare;
-    Timed one;
-    Timed three;
-    Latency lone;
+    std::vector<Timed> pools;  // one a size in kPoolSizes
+    LoneSms lone;
     PerMessage undelayed;
 };
 
-void print_throughput(const char* what, std::size_t modems, const Timed& run) {
+[[nodiscard]] const char* verdict(bool met) {
+    return met ? "met" : "MISSED";
+}
+
+void print_throughput(const std::string& what, std::size_t modems, const Timed& run,
+                      bool has_target) {
     const double ideal = modems * 60.0 / Seconds(kSendDelay).count();
-    std::printf("%-36s %8zu %10.0f %12.1f %8.2f\n", what, run.messages, ideal, run.per_minute(),
-                run.per_minute() / ideal);
+    const double ratio = run.per_minute() / ideal;
+    std::printf("%-36s %8zu %10.0f %12.1f %8.2f", what.c_str(), run.messages, ideal,
+                run.per_minute(), ratio);
+    if (has_target) {
+        std::printf("  (target >= %.2f: %s)", kThroughputTarget,
+                    verdict(ratio >= kThroughputTarget));
+    }
+    std::printf("\n");
+}
+
+void print_first_byte(const char* what, double ms) {
+    const double ratio = ms / kFirstByteTargetMs;
+    std::printf("%-36s %8zu %10.1f %12.1f %8.2f  (target <= 1: %s)\n", what, kLoneMessages,
+                kFirstByteTargetMs, ms, ratio, verdict(ratio <= 1.0));
 }
 
 void print_per_message(const std::string& what, const PerMessage& run) {
@@ -275,26 +337,39 @@ void print(const Results& results) {
     const auto delay = "send delay " + std::to_string(kSendDelay.count()) + " ms";
     std::printf("%-36s %8s %10s %12s %8s\n", ("SMS a minute, " + delay).c_str(), "messages",
                 "ideal", "achieved", "ratio");
-    print_throughput("1 modem, queue and pool", 1, results.one);
-    print_throughput("3 modems, queue and pool", 3, results.three);
-    print_throughput("1 modem, bare AT+CMGS", 1, results.bare);
+    for (std::size_t index = 0; index < kPoolSizes.size(); ++index) {
+        const auto modems = kPoolSizes[index];
+        const auto what =
+            std::to_string(modems) + (modems == 1 ? " modem" : " modems") + ", queue and pool";
+        print_throughput(what, modems, results.pools[index], true);
+    }
+    print_throughput("1 modem, bare AT+CMGS", 1, results.bare, false);
+
+    std::printf("\n%-36s %8s %10s %12s %8s\n", "Enqueued to first byte of AT+CMGS", "messages",
+                "target ms", "measured ms", "ratio");
+    print_first_byte("lone SMS, idle modem, p50", results.lone.first_byte.median());
+    print_first_byte("lone SMS, idle modem, max", results.lone.first_byte.max());
 
     const double bare_ms = results.bare.ms_per_message();
+    const auto& one = results.pools.front();
     std::printf("\n%-36s %8s %10s %12s %8s\n", "Per message, 1 modem", "messages", "pool ms",
                 "bare AT ms", "ratio");
-    print_per_message(delay, {results.one.messages, results.one.ms_per_message(), bare_ms});
+    print_per_message(delay, {one.messages, one.ms_per_message(), bare_ms});
     print_per_message("no send delay, median of " + std::to_string(kUndelayedRuns),
                       results.undelayed);
-    print_per_message("lone SMS, mean, " + delay, {kLoneMessages, results.lone.mean_ms, bare_ms});
-    print_per_message("lone SMS, worst, " + delay, {kLoneMessages, results.lone.worst_ms, bare_ms});
+    print_per_message("lone SMS to +CMGS, mean",
+                      {kLoneMessages, results.lone.sent.mean(), bare_ms});
+    print_per_message("lone SMS to +CMGS, worst",
+                      {kLoneMessages, results.lone.sent.max(), bare_ms});
 }
 
 }  // namespace
 
 int main() {
     BenchToken token;
+    const auto largest = *std::max_element(kPoolSizes.begin(), kPoolSizes.end());
     std::vector<std::unique_ptr<ModemSimulator>> delayed;
-    for (int index = 0; index < 3; ++index) {
+    for (std::size_t index = 0; index < largest; ++index) {
         delayed.push_back(std::make_unique<ModemSimulator>(
             token.dir(), "sim" + std::to_string(index), kSendDelay));
     }
@@ -308,10 +383,15 @@ int main() {
 
     Results results;
     results.bare = through_bare_modem(*delayed[0], kMessagesPerModem);
-    results.one =
-        through_pool({delayed[0].get()}, sealer, token.dir() / "one.db", kMessagesPerModem);
-    results.three = through_pool({delayed[0].get(), delayed[1].get(), delayed[2].get()}, sealer,
-                                 token.dir() / "three.db", 3 * kMessagesPerModem);
+    for (const auto modems : kPoolSizes) {
+        std::vector<const ModemSimulator*> simulators;
+        for (std::size_t index = 0; index < modems; ++index) {
+            simulators.push_back(delayed[index].get());
+        }
+        results.pools.push_back(through_pool(
+            simulators, sealer, token.dir() / ("pool-" + std::to_string(modems) + ".db"),
+            modems * kMessagesPerModem));
+    }
     results.lone = lone_sms(*delayed[0], sealer, token.dir() / "lone.db");
     results.undelayed = undelayed_per_message(undelayed, sealer, token.dir());
     print(results);

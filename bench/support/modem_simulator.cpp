@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <thread>
 #include <vector>
 
@@ -61,11 +62,13 @@ pid_t spawn(std::vector<std::string> argv, const fs::path& log) {
 
 ModemSimulator::ModemSimulator(const fs::path& dir, const std::string& name,
                                std::chrono::milliseconds send_delay)
-    : m_link(dir / name), m_send_delay(send_delay) {
-    m_pid = spawn(
-        {OTPBOX_MODEMSIM_PATH, "--link", m_link.string(), "--outbox",
-         (dir / (name + ".jsonl")).string(), "--latency-ms", std::to_string(send_delay.count())},
-        dir / (name + ".log"));
+    : m_link(dir / name),
+      m_cmgs_arrivals(dir / (name + ".cmgs-arrivals")),
+      m_send_delay(send_delay) {
+    m_pid = spawn({OTPBOX_MODEMSIM_PATH, "--link", m_link.string(), "--outbox",
+                   (dir / (name + ".jsonl")).string(), "--latency-ms",
+                   std::to_string(send_delay.count()), "--cmgs-arrivals", m_cmgs_arrivals.string()},
+                  dir / (name + ".log"));
     const auto deadline = std::chrono::steady_clock::now() + 10s;
     while (!fs::exists(m_link)) {
         if (std::chrono::steady_clock::now() >= deadline) {
@@ -92,6 +95,15 @@ gsm::ModemConfig ModemSimulator::modem_config(const std::string& modem_name) con
     config.send_timeout = 10s;
     config.registration_wait = 5s;
     return config;
+}
+
+std::vector<std::chrono::steady_clock::time_point> ModemSimulator::cmgs_arrivals() const {
+    std::vector<std::chrono::steady_clock::time_point> arrivals;
+    std::ifstream file(m_cmgs_arrivals);
+    for (long long nanoseconds = 0; file >> nanoseconds;) {
+        arrivals.emplace_back(std::chrono::nanoseconds(nanoseconds));
+    }
+    return arrivals;
 }
 
 }  // namespace otpbox::bench

@@ -1,13 +1,15 @@
 #pragma once
 
 // otpbox-modemsim as a child process on a pseudo-terminal of its own: its
-// link, outbox and log appear in the folder given. Stopped when it goes.
+// link, outbox, log and the arrival times of its AT+CMGS commands appear in
+// the folder given. Stopped when it goes.
 
 #include <sys/types.h>
 
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "otpbox/gsm/modem.hpp"
 
@@ -29,8 +31,15 @@ class ModemSimulator {
     // A configuration for a gsm::Modem on this simulator.
     [[nodiscard]] gsm::ModemConfig modem_config(const std::string& modem_name) const;
 
+    // When the first byte of each AT+CMGS the simulator accepted so far
+    // reached it, oldest first, as the simulator read the pty (its
+    // --cmgs-arrivals). Comparable with std::chrono::steady_clock::now():
+    // both are CLOCK_MONOTONIC.
+    [[nodiscard]] std::vector<std::chrono::steady_clock::time_point> cmgs_arrivals() const;
+
   private:
     std::filesystem::path m_link;
+    std::filesystem::path m_cmgs_arrivals;
     std::chrono::milliseconds m_send_delay;
     pid_t m_pid = -1;
 };

@@ -263,6 +263,12 @@ std::string ModemSession::format(const Reply& reply) const {
     return text + "\r\n" + reply.final_result + "\r\n";
 }
 
+bool ModemSession::between_commands() const {
+    return m_mode == Mode::command && std::all_of(m_line.begin(), m_line.end(), [](char c) {
+               return c == ' ' || static_cast<unsigned char>(c) < 0x20;
+           });
+}
+
 bool ModemSession::hangup_due() const {
     return m_options.hangup_after && m_sent >= *m_options.hangup_after;
 }

@@ -46,6 +46,12 @@ class ModemSession {
     [[nodiscard]] std::string noise_line();
     [[nodiscard]] bool hangup_due() const;
 
+    // True while the command line so far holds nothing but line ends and
+    // spaces, so that the next byte may begin a command.
+    [[nodiscard]] bool between_commands() const;
+    // True from an accepted AT+CMGS until its PDU ends or is cancelled.
+    [[nodiscard]] bool taking_pdu() const { return m_mode == Mode::pdu; }
+
   private:
     enum class Mode { command, pdu };
     using Handler = Reply (ModemSession::*)(const Command&);

@@ -43,6 +43,9 @@ SimOptions parse_options(int argc, char** argv) {
 
     app.add_option("--link", options.link, "symlink to create for the pty")->required();
     app.add_option("--outbox", options.outbox, "JSONL file of sent messages")->required();
+    app.add_option("--cmgs-arrivals", options.cmgs_arrivals,
+                   "file to append the CLOCK_MONOTONIC nanoseconds at which each accepted "
+                   "AT+CMGS's first byte was read, one a line");
     app.add_option("--latency-ms", latency, "delay before the +CMGS answer")
         ->check(CLI::NonNegativeNumber);
     app.add_option("--report-delay-ms", report_delay, "delay of the +CDS status report")

@@ -1,7 +1,8 @@
 #pragma once
 
 // The simulator's command line: where it appears, where it writes what it
-// "sent", and the faults it injects (all off unless asked for).
+// "sent" (and, when asked, when each AT+CMGS arrived), and the faults it
+// injects (all off unless asked for).
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +21,7 @@ struct ErrorRate {
 struct SimOptions {
     std::filesystem::path link;
     std::filesystem::path outbox;
+    std::filesystem::path cmgs_arrivals;  // empty: not written
     std::chrono::milliseconds latency{0};
     std::chrono::milliseconds report_delay{1000};
     bool status_reports = true;

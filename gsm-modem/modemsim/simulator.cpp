@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <stdexcept>
 #include <system_error>
 
 namespace otpbox::modemsim {
@@ -32,7 +33,14 @@ Simulator::Simulator(const SimOptions& options, PseudoTerminal& pty, ModemSessio
     : m_options(options),
       m_pty(pty),
       m_session(session),
-      m_next_noise(Clock::now() + options.noise) {}
+      m_next_noise(Clock::now() + options.noise) {
+    if (!options.cmgs_arrivals.empty()) {
+        m_cmgs_arrivals.open(options.cmgs_arrivals, std::ios::app);
+        if (!m_cmgs_arrivals) {
+            throw std::runtime_error("cannot open " + options.cmgs_arrivals.string());
+        }
+    }
+}
 
 void Simulator::run(const volatile std::sig_atomic_t& stop, const sigset_t& signal_mask) {
     while (stop == 0) {
@@ -65,17 +73,50 @@ void Simulator::release_due(Clock::time_point now) {
 void Simulator::feed_input(Clock::time_point now) {
     std::size_t used = 0;
     while (m_blocking == 0 && used < m_input.size() && !m_session.hangup_due()) {
-        for (auto& output : m_session.feed(m_input[used++])) {
-            if (output.delay.count() == 0 && m_scheduled.empty()) {
-                m_output += output.text;
-                continue;
-            }
-            m_scheduled.push_back(
-                {now + output.delay, m_next_order++, std::move(output.text), output.blocking});
-            m_blocking += output.blocking ? 1 : 0;
+        const auto arrived = take_arrival();
+        if (m_session.between_commands()) {
+            m_command_arrived = arrived;
+        }
+        const bool was_taking_pdu = m_session.taking_pdu();
+        schedule(m_session.feed(m_input[used++]), now);
+        if (!was_taking_pdu && m_session.taking_pdu()) {
+            record_cmgs_arrival();
         }
     }
     m_input.erase(0, used);
+}
+
+void Simulator::schedule(std::vector<Output> outputs, Clock::time_point now) {
+    for (auto& output : outputs) {
+        if (output.delay.count() == 0 && m_scheduled.empty()) {
+            m_output += output.text;
+            continue;
+        }
+        m_scheduled.push_back(
+            {now + output.delay, m_next_order++, std::move(output.text), output.blocking});
+        m_blocking += output.blocking ? 1 : 0;
+    }
+}
+
+// When the next byte of m_input was read.
+Simulator::Clock::time_point Simulator::take_arrival() {
+    auto& oldest = m_arrivals.front();
+    const auto at = oldest.at;
+    if (--oldest.bytes == 0) {
+        m_arrivals.pop_front();
+    }
+    return at;
+}
+
+// Flushed at once: a bench reads the file as soon as the host has its
+// +CMGS answer, which comes later.
+void Simulator::record_cmgs_arrival() {
+    if (!m_cmgs_arrivals.is_open()) {
+        return;
+    }
+    const auto since_boot =
+        std::chrono::duration_cast<std::chrono::nanoseconds>(m_command_arrived.time_since_epoch());
+    m_cmgs_arrivals << since_boot.count() << '\n' << std::flush;
 }
 
 void Simulator::emit_noise(Clock::time_point now) {
@@ -123,6 +164,7 @@ void Simulator::read_input() {
         }
         if (m_input.size() < kMaxBuffered) {
             m_input.append(buffer, static_cast<std::size_t>(count));
+            m_arrivals.push_back({static_cast<std::size_t>(count), Clock::now()});
         }
     }
 }

@@ -3,10 +3,17 @@
 // The simulator's event loop: bytes from the pty to the session, the
 // session's answers back at the time they are due, noise on a period.
 // Single-threaded; every wait is a ppoll with a deadline.
+//
+// Every read from the pty is timed, so that when asked (--cmgs-arrivals) it
+// can say when the first byte of each accepted AT+CMGS arrived: the
+// steady_clock time, which on Linux is CLOCK_MONOTONIC and so comparable
+// with the host's clock.
 
 #include <chrono>
 #include <csignal>
 #include <cstdint>
+#include <deque>
+#include <fstream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -36,9 +43,17 @@ class Simulator {
         std::string text;
         bool blocking = false;
     };
+    // One read's bytes, still in m_input.
+    struct Arrival {
+        std::size_t bytes = 0;
+        Clock::time_point at;
+    };
 
     void release_due(Clock::time_point now);
     void feed_input(Clock::time_point now);
+    void schedule(std::vector<Output> outputs, Clock::time_point now);
+    [[nodiscard]] Clock::time_point take_arrival();
+    void record_cmgs_arrival();
     void emit_noise(Clock::time_point now);
     void write_output();
     void read_input();
@@ -52,6 +67,9 @@ class Simulator {
     std::uint64_t m_next_order = 0;
     int m_blocking = 0;
     std::string m_input;
+    std::deque<Arrival> m_arrivals;  // of the bytes in m_input, oldest first
+    Clock::time_point m_command_arrived;
+    std::ofstream m_cmgs_arrivals;
     std::string m_output;
     Clock::time_point m_next_noise;
     std::optional<Clock::time_point> m_hangup_since;

@@ -7,6 +7,10 @@ namespace {
 
 constexpr auto kIdleListen = std::chrono::milliseconds(200);
 constexpr auto kIdleWait = std::chrono::milliseconds(800);
+// The idle listen looks at the queue this often: a read of the serial port
+// cannot also wait for an enqueue, and an SMS that comes meanwhile should
+// not wait for the whole listen before its AT+CMGS.
+constexpr auto kListenSlice = std::chrono::milliseconds(10);
 
 [[nodiscard]] bool is_sim_locked(const AtError& error) noexcept {
     return error.code() == make_error_code(AtErrc::sim_locked);
@@ -106,12 +110,21 @@ void ModemWorker::serve_once() {
     const auto seen = m_queue.wake_count();
     auto sms = m_queue.claim(m_config.name);
     if (!sms) {
-        m_modem.listen(kIdleListen);
-        forward_reports();
+        listen_while_idle(seen);
         m_queue.wait_for_work(kIdleWait, seen);
         return;
     }
     send_one(*sms);
+}
+
+// Collects status reports for up to kIdleListen, and less when the queue
+// was woken since `seen`.
+void ModemWorker::listen_while_idle(std::uint64_t seen) {
+    const auto until = std::chrono::steady_clock::now() + kIdleListen;
+    while (m_queue.wake_count() == seen && std::chrono::steady_clock::now() < until) {
+        m_modem.listen(kListenSlice);
+    }
+    forward_reports();
 }
 
 void ModemWorker::send_one(ClaimedSms& sms) {

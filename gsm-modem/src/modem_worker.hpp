@@ -37,6 +37,7 @@ class ModemWorker {
     void run();
     bool bring_up();
     void serve_once();
+    void listen_while_idle(std::uint64_t seen);
     void send_one(ClaimedSms& sms);
     void handle_send_error(const ClaimedSms& sms, const AtError& error);
     void forward_reports();

@@ -13,6 +13,7 @@
 #include <fstream>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "otpbox/gsm/pdu.hpp"
@@ -345,6 +346,36 @@ TEST_F(Modemsim, LatencyDelaysOnlyTheAnswer) {
     const auto answer = m_line->read_until("\r\nOK\r\n\r\nOK\r\n");
     // The AT after the PDU waits for the +CMGS answer, as on a busy modem.
     EXPECT_NE(answer.find("+CMGS: 0\r\n\r\nOK\r\n\r\nOK\r\n"), std::string::npos) << answer;
+}
+
+TEST_F(Modemsim, CmgsArrivalsTimeTheFirstByteOfEachAcceptedCmgs) {
+    using Clock = std::chrono::steady_clock;
+    const auto arrivals = m_dir.path() / "cmgs-arrivals";
+    ASSERT_NO_FATAL_FAILURE(start({"--cmgs-arrivals", arrivals.string()}));
+    const auto part = encode_submit("+491701234567", "wann")[0];
+    const auto command = "AT+CMGS=" + std::to_string(part.tpdu_length) + "\r";
+
+    // The command comes in two pieces; its time is the first one's.
+    const auto before = Clock::now();
+    m_line->send(command.substr(0, 5));
+    std::this_thread::sleep_for(200ms);
+    const auto second_piece = Clock::now();
+    m_line->send(command.substr(5));
+    ASSERT_TRUE(m_line->read_until("> ").ends_with("> "));
+    m_line->send(part.hex + kCtrlZ);
+    ASSERT_NE(m_line->read_until("\r\nOK\r\n").find("+CMGS: "), std::string::npos);
+    // Neither a refused AT+CMGS nor another command is recorded.
+    EXPECT_NE(m_line->command("AT+CMGS=0").find("ERROR"), std::string::npos);
+    EXPECT_EQ(m_line->command("AT"), "\r\nOK\r\n");
+
+    std::ifstream in(arrivals);
+    std::vector<Clock::time_point> recorded;
+    for (long long nanoseconds = 0; in >> nanoseconds;) {
+        recorded.emplace_back(std::chrono::nanoseconds(nanoseconds));
+    }
+    ASSERT_EQ(recorded.size(), 1u);
+    EXPECT_GE(recorded[0], before);
+    EXPECT_LT(recorded[0], second_piece);
 }
 
 TEST_F(Modemsim, NoRegistrationFault) {
