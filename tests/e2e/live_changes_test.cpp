@@ -1,6 +1,6 @@
 // otpboxd takes what the technician console changes without a restart: a
-// clients file, the TLS certificate, the TLS key in the HSM, and a SIM PIN
-// stored in the database. Each test provisions its own instance and runs
+// clients file, the TLS certificate, the TLS key in the HSM, a SIM PIN
+// stored in the database, and new versions of the HSM's keys. Each test provisions its own instance and runs
 // the daemon on a free port.
 
 #include <gtest/gtest.h>
@@ -256,6 +256,62 @@ TEST_F(LiveChanges, SimPinStoredThroughTheDatabaseReadiesTheModemAndSmsLeave) {
     const auto otp = dev.call("POST", "/v1/users/e2e.pin/otp");
     ASSERT_EQ(otp.status, 201) << otp.body;
     EXPECT_TRUE(dev.sms_code("1702468000")) << "no SMS in the outbox";
+}
+
+TEST_F(LiveChanges, KeysRotatedInTheTokenAreUsedAndOldRecordsStillOpen) {
+    dev.start_simulator();
+    dev.start_daemon();
+    ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.before/phone", R"({"number":"0170 1357900"})").status,
+              200);
+
+    // As the console's hsm rotate does it: new versions beside the old ones.
+    const auto config = firmware::load_config(dev.root() / "otpbox.toml");
+    {
+        auto token = hsm::Hsm::open(config.hsm);
+        token->generate_secret_key(hsm::keys::versioned(hsm::keys::kDataEnc, 2),
+                                   hsm::KeyKind::aes_256);
+        token->generate_secret_key(hsm::keys::versioned(hsm::keys::kOtpMac, 2),
+                                   hsm::KeyKind::hmac_sha256);
+    }
+    firmware::Database database(config.database);
+    const auto sealed_version = [&](const std::string& user) -> int {
+        auto row = database.prepare("SELECT phone_sealed FROM users WHERE id = ?");
+        row.bind(1, user);
+        if (!row.step()) {
+            return 0;
+        }
+        const auto sealed = row.blob(0);
+        return sealed.size() > 2 && sealed[0] == 0xA7 ? sealed[1] : 1;
+    };
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+            return dev.call("PUT", "/v1/users/e2e.after/phone", R"({"number":"0170 2468100"})")
+                           .status == 200 &&
+                   sealed_version("e2e.after") == 2;
+        },
+        10s, 500ms))
+        << "the daemon does not seal with the new data key";
+    EXPECT_EQ(sealed_version("e2e.before"), 1);
+
+    // The number sealed under version 1 still opens; the code's record is
+    // kept under the new OTP key.
+    for (const auto& [user, suffix] :
+         {std::pair{"e2e.before", "1701357900"}, std::pair{"e2e.after", "1702468100"}}) {
+        const auto otp = dev.call("POST", std::string("/v1/users/") + user + "/otp");
+        ASSERT_EQ(otp.status, 201) << otp.body;
+        const auto code = dev.sms_code(suffix);
+        ASSERT_TRUE(code) << "no SMS to " << user;
+        auto record = database.prepare("SELECT code_mac FROM challenges WHERE id = ?");
+        record.bind(1, otp.field("challenge"));
+        ASSERT_TRUE(record.step());
+        const auto mac = record.blob(0);
+        ASSERT_EQ(mac.size(), 33u);
+        EXPECT_EQ(mac[0], 2);
+        EXPECT_EQ(dev.call("POST", "/v1/challenges/" + otp.field("challenge") + "/verify",
+                           "{\"response\":\"" + *code + "\"}")
+                      .status,
+                  200);
+    }
 }
 
 }  // namespace
