@@ -1,7 +1,7 @@
 // otpboxd takes what the technician console changes without a restart: a
 // clients file, the TLS certificate, the TLS key in the HSM, a SIM PIN
-// stored in the database, and new versions of the HSM's keys. Each test provisions its own instance and runs
-// the daemon on a free port.
+// stored in the database, and new versions of the HSM's keys. Each test
+// provisions its own instance and runs the daemon on a free port.
 
 #include <gtest/gtest.h>
 
