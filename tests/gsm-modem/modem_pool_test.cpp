@@ -407,7 +407,7 @@ TEST_F(ModemPool_Simulator, HundredSmsThroughThreeFaultyModemsEachFinalOnce) {
 
 // The process that sends dies by SIGKILL while a send is in progress; a new
 // one takes over the same database. Each SMS goes out once or twice, never
-// not at all.
+// not at all, and one whose +CMGS was recorded exactly once.
 TEST(ModemPool_Process, KilledMidSendLosesNone) {
     test::TempDir dir;
     Simulator simulator(dir.path(), "sim0", {"--latency-ms", "300"});
@@ -440,6 +440,15 @@ TEST(ModemPool_Process, KilledMidSendLosesNone) {
     ASSERT_TRUE(reached);
 
     SmsQueue reopened(database, std::make_shared<PlainSealer>());
+    // Those whose +CMGS was recorded before the kill must go out exactly once.
+    std::vector<std::string> recorded;
+    for (std::size_t index = 0; index < ids.size(); ++index) {
+        const auto state = reopened.find(ids[index])->status;
+        if (state == SmsStatus::sent || state == SmsStatus::delivered) {
+            recorded.push_back("Code " + std::to_string(100000 + index));
+        }
+    }
+    ASSERT_FALSE(recorded.empty());
     ModemPool pool({simulator.config("modem0")}, reopened);
     pool.start();
     ASSERT_TRUE(test::wait_until(
@@ -462,6 +471,9 @@ TEST(ModemPool_Process, KilledMidSendLosesNone) {
         repeated += times - 1;
     }
     EXPECT_LE(repeated, 1) << "one send was in flight";
+    for (const auto& text : recorded) {
+        EXPECT_EQ(seen.at(text), 1) << text << " was sent again after its +CMGS was recorded";
+    }
 }
 
 }  // namespace
