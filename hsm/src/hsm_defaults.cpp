@@ -18,6 +18,14 @@ std::vector<std::uint8_t> Hsm::sign_with_private_key(std::string_view /*label*/,
     throw HsmError(Fault::other, "this HSM holds no key pairs");
 }
 
+void Hsm::store_certificate(std::string_view /*label*/, std::span<const std::uint8_t> /*der*/) {
+    throw HsmError(Fault::other, "this HSM holds no certificates");
+}
+
+std::optional<std::vector<std::uint8_t>> Hsm::stored_certificate(std::string_view /*label*/) {
+    return std::nullopt;
+}
+
 std::vector<CK_MECHANISM_TYPE> Hsm::mechanisms() {
     throw HsmError(Fault::other, "this HSM cannot list its mechanisms");
 }

@@ -3,6 +3,7 @@
 #include <functional>
 
 #include "call_deadline.hpp"
+#include "certificate_fields.hpp"
 #include "key_info.hpp"
 #include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/hsm.hpp"
@@ -149,6 +150,9 @@ class Pkcs11Hsm final : public Hsm {
     std::vector<std::uint8_t> public_key_der(std::string_view label) override;
     std::vector<std::uint8_t> sign_with_private_key(std::string_view label,
                                                     std::span<const std::uint8_t> input) override;
+
+    void store_certificate(std::string_view label, std::span<const std::uint8_t> der) override;
+    std::optional<std::vector<std::uint8_t>> stored_certificate(std::string_view label) override;
 
     std::vector<CK_MECHANISM_TYPE> mechanisms() override;
 
@@ -361,6 +365,121 @@ void Pkcs11Hsm::generate_key_pair(std::string_view label, KeyKind kind) {
                                     public_attributes.size(), private_attributes.data(),
                                     private_attributes.size(), &public_key, &private_key);
     });
+}
+
+// Certificate objects of a label, at most a few (one after a replacement).
+std::vector<CK_OBJECT_HANDLE> find_certificates(CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session,
+                                                std::string& label, CK_RV& rv) {
+    constexpr CK_ULONG kMaxCertificates = 8;
+    CK_OBJECT_CLASS object_class = CKO_CERTIFICATE;
+    CK_ATTRIBUTE query[] = {{CKA_LABEL, label.data(), label.size()},
+                            {CKA_CLASS, &object_class, sizeof object_class}};
+    std::vector<CK_OBJECT_HANDLE> handles(kMaxCertificates);
+    CK_ULONG count = 0;
+    rv = fn.C_FindObjectsInit(session, query, 2);
+    if (rv != CKR_OK) {
+        return {};
+    }
+    rv = fn.C_FindObjects(session, handles.data(), handles.size(), &count);
+    fn.C_FindObjectsFinal(session);
+    handles.resize(rv == CKR_OK ? count : 0);
+    return handles;
+}
+
+void Pkcs11Hsm::store_certificate(std::string_view label, std::span<const std::uint8_t> der) {
+    struct StoreJob {
+        std::string label;
+        CertificateFields fields;
+        std::vector<std::uint8_t> value;
+        std::vector<std::uint8_t> id = std::vector<std::uint8_t>(64);
+    };
+    auto job = std::make_shared<StoreJob>();
+    job->label = std::string(label);
+    job->fields = certificate_fields(der);
+    job->value = copy_of(der);
+    if (job->fields.public_key != public_key_der(label)) {
+        throw HsmError(Fault::data, "the certificate is not for the key pair " + job->label);
+    }
+    with_key(
+        label, "reading the key pair's CKA_ID",
+        [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session, CK_OBJECT_HANDLE key) {
+            CK_ATTRIBUTE id{CKA_ID, job->id.data(), job->id.size()};
+            const CK_RV rv = fn.C_GetAttributeValue(session, key, &id, 1);
+            job->id.resize(rv == CKR_OK ? id.ulValueLen : 0);
+            return rv;
+        },
+        CKO_PRIVATE_KEY);
+    // The new object first, then the old ones go: a failure in between
+    // leaves two certificates of the label, never none. A retry on another
+    // session finds the one made here among the old ones.
+    run("C_CreateObject (certificate)", [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+        CK_RV rv = CKR_OK;
+        const auto old = find_certificates(fn, session, job->label, rv);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        CK_OBJECT_CLASS object_class = CKO_CERTIFICATE;
+        CK_CERTIFICATE_TYPE type = CKC_X_509;
+        CK_BBOOL yes = CK_TRUE;
+        CK_BBOOL no = CK_FALSE;
+        auto& fields = job->fields;
+        CK_ATTRIBUTE attributes[] = {
+            {CKA_CLASS, &object_class, sizeof object_class},
+            {CKA_CERTIFICATE_TYPE, &type, sizeof type},
+            {CKA_TOKEN, &yes, sizeof yes},
+            {CKA_PRIVATE, &no, sizeof no},
+            {CKA_MODIFIABLE, &no, sizeof no},
+            {CKA_LABEL, job->label.data(), job->label.size()},
+            {CKA_ID, job->id.data(), job->id.size()},
+            {CKA_SUBJECT, fields.subject.data(), fields.subject.size()},
+            {CKA_ISSUER, fields.issuer.data(), fields.issuer.size()},
+            {CKA_SERIAL_NUMBER, fields.serial.data(), fields.serial.size()},
+            {CKA_VALUE, job->value.data(), job->value.size()},
+        };
+        CK_OBJECT_HANDLE made = CK_INVALID_HANDLE;
+        rv = fn.C_CreateObject(session, attributes, std::size(attributes), &made);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        for (const auto handle : old) {
+            rv = fn.C_DestroyObject(session, handle);
+            if (rv != CKR_OK) {
+                return rv;
+            }
+        }
+        return CKR_OK;
+    });
+}
+
+std::optional<std::vector<std::uint8_t>> Pkcs11Hsm::stored_certificate(std::string_view label) {
+    struct ReadJob {
+        std::string label;
+        bool found = false;
+        std::vector<std::uint8_t> value;
+    };
+    auto job = std::make_shared<ReadJob>();
+    job->label = std::string(label);
+    run("reading a certificate", [job](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+        CK_RV rv = CKR_OK;
+        const auto handles = find_certificates(fn, session, job->label, rv);
+        if (rv != CKR_OK || handles.empty()) {
+            return rv;
+        }
+        CK_ATTRIBUTE value{CKA_VALUE, nullptr, 0};
+        rv = fn.C_GetAttributeValue(session, handles.front(), &value, 1);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+        job->value.resize(value.ulValueLen);
+        value.pValue = job->value.data();
+        rv = fn.C_GetAttributeValue(session, handles.front(), &value, 1);
+        job->found = rv == CKR_OK;
+        return rv;
+    });
+    if (!job->found) {
+        return std::nullopt;
+    }
+    return job->value;
 }
 
 std::vector<std::uint8_t> Pkcs11Hsm::public_key_der(std::string_view label) {

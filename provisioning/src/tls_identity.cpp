@@ -6,6 +6,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 
 #include "file_io.hpp"
 #include "openssl_handles.hpp"
@@ -36,6 +37,24 @@ std::string read_text(const std::filesystem::path& file) {
     return text.str();
 }
 
+// The DER of the first certificate in PEM text; empty when there is none.
+std::vector<std::uint8_t> first_certificate_der(std::string_view pem) {
+    const detail::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    const detail::X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    ERR_clear_error();
+    if (!certificate) {
+        return {};
+    }
+    unsigned char* der = nullptr;
+    const int size = i2d_X509(certificate.get(), &der);
+    if (size <= 0) {
+        return {};
+    }
+    std::vector<std::uint8_t> bytes(der, der + size);
+    OPENSSL_free(der);
+    return bytes;
+}
+
 }  // namespace
 
 StepResult make_tls_key(hsm::Hsm& hsm, std::string_view label) {
@@ -63,6 +82,19 @@ bool certificate_fits_key(hsm::Hsm& hsm, std::string_view label, std::string_vie
     return public_key_der(certificate.get()) == hsm.public_key_der(label);
 }
 
+StepResult store_tls_certificate(hsm::Hsm& hsm, std::string_view label,
+                                 std::string_view certificate_pem) {
+    const auto der = first_certificate_der(certificate_pem);
+    if (der.empty()) {
+        throw std::invalid_argument("no certificate to keep in the token");
+    }
+    if (hsm.stored_certificate(label) == der) {
+        return StepResult::present;
+    }
+    hsm.store_certificate(label, der);
+    return StepResult::created;
+}
+
 StepReport make_dev_tls_identity(std::shared_ptr<hsm::Hsm> hsm, std::string_view label,
                                  const std::filesystem::path& certificate_file,
                                  const std::filesystem::path& pki_dir) {
@@ -72,12 +104,15 @@ StepReport make_dev_tls_identity(std::shared_ptr<hsm::Hsm> hsm, std::string_view
     if (std::filesystem::exists(certificate_file) &&
         certificate_fits_key(*hsm, label, read_text(certificate_file))) {
         report.push_back({name, StepResult::present});
-        return report;
+    } else {
+        const auto certificate =
+            sign_with_dev_ca(pki_dir, make_tls_csr(hsm, label, kDevServerSubject));
+        detail::write_file_atomically(certificate_file, certificate,
+                                      S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH);
+        report.push_back({name, StepResult::created});
     }
-    const auto certificate = sign_with_dev_ca(pki_dir, make_tls_csr(hsm, label, kDevServerSubject));
-    detail::write_file_atomically(certificate_file, certificate,
-                                  S_IRUSR | S_IWUSR | S_IRGRP | S_IROTH);
-    report.push_back({name, StepResult::created});
+    report.push_back({std::string(label) + " certificate",
+                      store_tls_certificate(*hsm, label, read_text(certificate_file))});
     return report;
 }
 

@@ -1,11 +1,15 @@
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509.h>
+
+#include <memory>
 
 #include "hsm_test_support.hpp"
 #include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/key_labels.hpp"
 #include "otpbox/hsm/tls_key.hpp"
+#include "test_support.hpp"
 
 namespace otpbox::hsm {
 namespace {
@@ -29,6 +33,38 @@ std::vector<std::uint8_t> der_of(EVP_PKEY* key) {
     std::vector<std::uint8_t> der(static_cast<std::size_t>(length));
     unsigned char* out = der.data();
     i2d_PUBKEY(key, &out);
+    return der;
+}
+
+// A certificate for the public key (DER SubjectPublicKeyInfo), issued by a
+// throwaway P-256 key made here.
+std::vector<std::uint8_t> certificate_for(const std::vector<std::uint8_t>& public_key,
+                                          long serial) {
+    const unsigned char* in = public_key.data();
+    const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> subject_key(
+        d2i_PUBKEY(nullptr, &in, static_cast<long>(public_key.size())), EVP_PKEY_free);
+    const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> issuer_key(EVP_EC_gen("P-256"),
+                                                                         EVP_PKEY_free);
+    const std::unique_ptr<X509, decltype(&X509_free)> certificate(X509_new(), X509_free);
+    if (!subject_key || !issuer_key || !certificate) {
+        return {};
+    }
+    X509_set_version(certificate.get(), X509_VERSION_3);
+    ASN1_INTEGER_set(X509_get_serialNumber(certificate.get()), serial);
+    X509_gmtime_adj(X509_getm_notBefore(certificate.get()), 0);
+    X509_gmtime_adj(X509_getm_notAfter(certificate.get()), 3600);
+    X509_NAME* name = X509_get_subject_name(certificate.get());
+    X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
+                               reinterpret_cast<const unsigned char*>("localhost"), -1, -1, 0);
+    X509_set_issuer_name(certificate.get(), name);
+    X509_set_pubkey(certificate.get(), subject_key.get());
+    if (X509_sign(certificate.get(), issuer_key.get(), EVP_sha256()) <= 0) {
+        return {};
+    }
+    const int length = i2d_X509(certificate.get(), nullptr);
+    std::vector<std::uint8_t> der(static_cast<std::size_t>(length));
+    unsigned char* out = der.data();
+    i2d_X509(certificate.get(), &out);
     return der;
 }
 
@@ -104,6 +140,48 @@ TEST_F(TlsKey, MissingPair_IsMissingKey) {
     } catch (const HsmError& error) {
         EXPECT_EQ(error.fault(), Fault::missing_key);
     }
+}
+
+TEST_F(TlsKey, Certificate_KeptBesideItsPairAndReplaced) {
+    m_hsm->generate_key_pair(m_label, KeyKind::ec_p256);
+    EXPECT_FALSE(m_hsm->stored_certificate(m_label));
+
+    const auto first = certificate_for(m_hsm->public_key_der(m_label), 1);
+    ASSERT_FALSE(first.empty());
+    m_hsm->store_certificate(m_label, first);
+    EXPECT_EQ(m_hsm->stored_certificate(m_label), first);
+
+    const auto second = certificate_for(m_hsm->public_key_der(m_label), 2);
+    m_hsm->store_certificate(m_label, second);
+    EXPECT_EQ(m_hsm->stored_certificate(m_label), second);
+
+    // Still one private key, one public key and now one certificate object.
+    const auto listing = otpbox::test::run_command(
+        "SOFTHSM2_CONF='" + m_token.conf_path().string() + "' pkcs11-tool --module " +
+        SoftHsmToken::module_path() + " --token-label " + m_token.label() + " --login --pin " +
+        m_token.user_pin() + " --list-objects --type cert 2>&1");
+    std::size_t certificates = 0;
+    for (auto at = listing.output.find("Certificate Object"); at != std::string::npos;
+         at = listing.output.find("Certificate Object", at + 1)) {
+        ++certificates;
+    }
+    EXPECT_EQ(certificates, 1u) << listing.output;
+}
+
+TEST_F(TlsKey, Certificate_OfAnotherKeyOrNoCertificateIsRefused) {
+    m_hsm->generate_key_pair(m_label, KeyKind::ec_p256);
+    const std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)> other(EVP_EC_gen("P-256"),
+                                                                    EVP_PKEY_free);
+    const auto foreign = certificate_for(der_of(other.get()), 3);
+    try {
+        m_hsm->store_certificate(m_label, foreign);
+        ADD_FAILURE() << "a certificate for another key was stored";
+    } catch (const HsmError& error) {
+        EXPECT_EQ(error.fault(), Fault::data);
+    }
+    const std::vector<std::uint8_t> garbage{0x30, 0x03, 0x02, 0x01, 0x01};
+    EXPECT_THROW(m_hsm->store_certificate(m_label, garbage), HsmError);
+    EXPECT_FALSE(m_hsm->stored_certificate(m_label));
 }
 
 }  // namespace

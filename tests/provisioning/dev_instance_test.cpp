@@ -32,6 +32,19 @@ TEST(DevInstance_Fresh, KeepsTheServerKeyInTheTokenAndNoKeyFile) {
     ASSERT_EQ(config.api.key_label, "otpbox-tls-v1");
     const auto token = otpbox::hsm::Hsm::open(config.hsm);
     EXPECT_TRUE(token->has_key("otpbox-tls-v1"));
+    // The certificate is kept in the token beside its pair, too.
+    const auto der =
+        otpbox::test::run_command("openssl x509 -in '" + (dir.path() / "pki/server.crt").string() +
+                                  "' -outform DER | od -An -v -tx1 | tr -d ' \\n'");
+    const auto stored = token->stored_certificate("otpbox-tls-v1");
+    ASSERT_TRUE(stored);
+    std::string stored_hex;
+    for (const auto byte : *stored) {
+        static constexpr char kDigits[] = "0123456789abcdef";
+        stored_hex += kDigits[byte >> 4];
+        stored_hex += kDigits[byte & 0x0f];
+    }
+    EXPECT_EQ(stored_hex, der.output);
     EXPECT_TRUE(prov::console::check_password(
         dir.path() / "console.passwd",
         otpbox::test::read_file(dir.path() / "console.pass").substr(0, 16)));

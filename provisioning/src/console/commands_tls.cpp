@@ -114,6 +114,8 @@ void Console::tls_install(std::span<const std::string>) {
         say("This certificate has expired; nothing changed.\n");
         return;
     }
+    // The token's copy first: when the HSM fails here, nothing has changed.
+    (void)store_tls_certificate(m_appliance.hsm(), api.key_label, pem);
     detail::write_file_atomically(api.certificate_file, pem_of(chain), kPublicFile);
     const auto subject = detail::name_rfc2253(X509_get_subject_name(leaf));
     say("Installed " + subject + "\n  issuer  " + detail::name_rfc2253(X509_get_issuer_name(leaf)) +

@@ -108,6 +108,16 @@ class Hsm {
     [[nodiscard]] virtual std::vector<std::uint8_t> sign_with_private_key(
         std::string_view label, std::span<const std::uint8_t> input);
 
+    // Keeps the pair's X.509 certificate (DER) in the token as a certificate
+    // object with the pair's label and CKA_ID, public and unchangeable,
+    // replacing the one stored before. Throws HsmError(Fault::data) when der
+    // is no certificate or not for this pair's public key.
+    virtual void store_certificate(std::string_view label, std::span<const std::uint8_t> der);
+
+    // The certificate stored with the pair, nullopt when there is none.
+    [[nodiscard]] virtual std::optional<std::vector<std::uint8_t>> stored_certificate(
+        std::string_view label);
+
     // What the token offers (C_GetMechanismList), so that a caller can tell
     // a token that lacks a mechanism from one that fails at it.
     [[nodiscard]] virtual std::vector<CK_MECHANISM_TYPE> mechanisms();

@@ -26,9 +26,16 @@ namespace otpbox::provisioning {
 [[nodiscard]] bool certificate_fits_key(hsm::Hsm& hsm, std::string_view label,
                                         std::string_view certificate_pem);
 
+// Keeps the first certificate of the PEM text in the token beside the pair
+// of that label (same label and CKA_ID), unless the token holds that one
+// already. The daemon serves the certificate file; the copy in the token
+// keeps the identity whole for the vendor's tools and a token backup.
+StepResult store_tls_certificate(hsm::Hsm& hsm, std::string_view label,
+                                 std::string_view certificate_pem);
+
 // The development instance's server identity: the pair in the token, and a
 // certificate for it from the development CA in pki_dir at certificate_file
-// (made again when missing or for another key).
+// (made again when missing or for another key), also kept in the token.
 [[nodiscard]] StepReport make_dev_tls_identity(std::shared_ptr<hsm::Hsm> hsm,
                                                std::string_view label,
                                                const std::filesystem::path& certificate_file,
