@@ -18,268 +18,32 @@
 // router, no handler work. s_server runs with -rev and answers a line of the
 // same length with that line reversed.
 
-#include <arpa/inet.h>
-#include <fcntl.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <openssl/err.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
 #include <sched.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <array>
-#include <chrono>
 #include <cstdio>
-#include <cstdlib>
 #include <exception>
 #include <filesystem>
-#include <fstream>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <regex>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <utility>
 #include <vector>
 
-#include "modem_simulator.hpp"
+#include "instance.hpp"
 #include "rounds.hpp"
-
-extern char** environ;
+#include "tls_client.hpp"
 
 namespace {
 
 namespace fs = std::filesystem;
-using otpbox::bench::Clock;
-using otpbox::bench::measure;
-using namespace std::chrono_literals;
+using namespace otpbox::bench;
 
 constexpr unsigned kParallelClients = 4;
-constexpr const char* kSuite = "TLS_AES_256_GCM_SHA384";
-constexpr const char* kGroup = "P-256";
 constexpr std::string_view kHttpRequest = "GET /bench HTTP/1.1\r\nHost: localhost\r\n\r\n";
-
-using SslCtxPtr = std::unique_ptr<SSL_CTX, decltype(&SSL_CTX_free)>;
-using X509Ptr = std::unique_ptr<X509, decltype(&X509_free)>;
-
-std::runtime_error failure(const std::string& what) {
-    std::string reason;
-    if (const unsigned long code = ERR_get_error(); code != 0) {
-        char text[256];
-        ERR_error_string_n(code, text, sizeof(text));
-        reason = std::string(": ") + text;
-    }
-    ERR_clear_error();
-    return std::runtime_error(what + reason);
-}
-
-void run(const std::string& command) {
-    if (std::system(command.c_str()) != 0) {
-        throw std::runtime_error("failed: " + command);
-    }
-}
-
-std::string read_text(const fs::path& path) {
-    std::ifstream in(path);
-    std::stringstream text;
-    text << in.rdbuf();
-    return text.str();
-}
-
-// Writes a 0600 file beside path and renames it over path.
-void replace_text(const fs::path& path, const std::string& text) {
-    const fs::path next = path.string() + ".next";
-    std::ofstream(next) << text;
-    fs::permissions(next, fs::perms::owner_read | fs::perms::owner_write);
-    fs::rename(next, path);
-}
-
-class TempDir {
-  public:
-    TempDir() {
-        std::string pattern = (fs::temp_directory_path() / "otpbox-bench-tls-XXXXXX").string();
-        if (::mkdtemp(pattern.data()) == nullptr) {
-            throw std::runtime_error("mkdtemp failed");
-        }
-        m_path = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        fs::remove_all(m_path, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    [[nodiscard]] const fs::path& path() const { return m_path; }
-
-  private:
-    fs::path m_path;
-};
-
-// A program started in the background with its output in a log file, and
-// stopped by its pid: SIGTERM, then SIGKILL after a grace time.
-class Child {
-  public:
-    Child(const std::vector<std::string>& argv, const fs::path& log) {
-        std::vector<char*> args;
-        for (const auto& arg : argv) {
-            args.push_back(const_cast<char*>(arg.c_str()));
-        }
-        args.push_back(nullptr);
-        posix_spawn_file_actions_t actions;
-        posix_spawn_file_actions_init(&actions);
-        posix_spawn_file_actions_addopen(&actions, 1, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
-                                         0600);
-        posix_spawn_file_actions_adddup2(&actions, 1, 2);
-        const int error = ::posix_spawn(&m_pid, args[0], &actions, nullptr, args.data(), environ);
-        posix_spawn_file_actions_destroy(&actions);
-        if (error != 0) {
-            throw std::runtime_error("cannot start " + argv[0]);
-        }
-    }
-    ~Child() {
-        ::kill(m_pid, SIGTERM);
-        for (int i = 0; i < 100; ++i) {
-            if (::waitpid(m_pid, nullptr, WNOHANG) == m_pid) {
-                return;
-            }
-            std::this_thread::sleep_for(100ms);
-        }
-        ::kill(m_pid, SIGKILL);
-        ::waitpid(m_pid, nullptr, 0);
-    }
-    Child(const Child&) = delete;
-    Child& operator=(const Child&) = delete;
-
-  private:
-    pid_t m_pid = -1;
-};
-
-std::uint16_t free_port() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t length = sizeof(address);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&address), length);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&address), &length);
-    ::close(fd);
-    return ntohs(address.sin_port);
-}
-
-int connect_loopback(std::uint16_t port) {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(port);
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) != 0) {
-        ::close(fd);
-        throw std::runtime_error("cannot connect to port " + std::to_string(port));
-    }
-    const int one = 1;
-    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    return fd;
-}
-
-// The portal's side: TLS 1.3 only, one suite, one group, the development CA
-// as the only trust anchor, no session resumption (neither server offers it).
-SslCtxPtr client_context(const fs::path& pki) {
-    SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free);
-    SSL_CTX* c = ctx.get();
-    if (c == nullptr || SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION) != 1 ||
-        SSL_CTX_set_ciphersuites(c, kSuite) != 1 || SSL_CTX_set1_groups_list(c, kGroup) != 1 ||
-        SSL_CTX_load_verify_locations(c, (pki / "ca.pem").c_str(), nullptr) != 1 ||
-        SSL_CTX_use_certificate_chain_file(c, (pki / "portal.crt").c_str()) != 1 ||
-        SSL_CTX_use_PrivateKey_file(c, (pki / "portal.key").c_str(), SSL_FILETYPE_PEM) != 1) {
-        throw failure("client TLS context");
-    }
-    SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
-    SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
-    return ctx;
-}
-
-// One client connection, handshake done on construction.
-class TlsConnection {
-  public:
-    TlsConnection(SSL_CTX* ctx, std::uint16_t port)
-        : m_fd(connect_loopback(port)), m_ssl(SSL_new(ctx)) {
-        if (m_ssl == nullptr || SSL_set_fd(m_ssl, m_fd) != 1 || SSL_connect(m_ssl) != 1) {
-            cleanup();
-            throw failure("TLS handshake with port " + std::to_string(port));
-        }
-    }
-    ~TlsConnection() {
-        SSL_shutdown(m_ssl);
-        cleanup();
-    }
-    TlsConnection(const TlsConnection&) = delete;
-    TlsConnection& operator=(const TlsConnection&) = delete;
-
-    void write(std::string_view data) {
-        if (SSL_write(m_ssl, data.data(), static_cast<int>(data.size())) <= 0) {
-            throw failure("TLS write");
-        }
-    }
-
-    // Reads until `done` finds a whole answer in what has arrived; returns it.
-    std::string read_until(const std::function<std::size_t(std::string_view)>& done) {
-        for (;;) {
-            if (const std::size_t length = done(m_buffer); length != 0) {
-                std::string answer = m_buffer.substr(0, length);
-                m_buffer.erase(0, length);
-                return answer;
-            }
-            char chunk[4096];
-            const int got = SSL_read(m_ssl, chunk, sizeof(chunk));
-            if (got <= 0) {
-                throw failure("TLS read (the server closed the connection)");
-            }
-            m_buffer.append(chunk, static_cast<std::size_t>(got));
-        }
-    }
-
-    [[nodiscard]] X509* peer_certificate() const { return SSL_get0_peer_certificate(m_ssl); }
-
-  private:
-    // A shutdown after the server has closed leaves errors in this thread's
-    // queue; they belong to no later call.
-    void cleanup() {
-        SSL_free(m_ssl);
-        ::close(m_fd);
-        ERR_clear_error();
-    }
-
-    int m_fd;
-    SSL* m_ssl;
-    std::string m_buffer;
-};
-
-// The length of a whole HTTP/1.1 answer at the start of data, 0 if incomplete.
-std::size_t http_answer_length(std::string_view data) {
-    const auto header_end = data.find("\r\n\r\n");
-    if (header_end == std::string_view::npos) {
-        return 0;
-    }
-    const auto field = data.substr(0, header_end).find("Content-Length: ");
-    if (field == std::string_view::npos) {
-        throw std::runtime_error("an answer without Content-Length");
-    }
-    const std::size_t body = std::strtoul(data.data() + field + 16, nullptr, 10);
-    const std::size_t total = header_end + 4 + body;
-    return data.size() >= total ? total : 0;
-}
 
 std::size_t line_length(std::string_view data) {
     const auto end = data.find('\n');
@@ -308,61 +72,13 @@ struct Target {
     }
 };
 
-X509Ptr read_certificate(const fs::path& path) {
-    FILE* file = std::fopen(path.c_str(), "r");
-    if (file == nullptr) {
-        throw std::runtime_error("cannot read " + path.string());
-    }
-    X509Ptr certificate(PEM_read_X509(file, nullptr, nullptr, nullptr), &X509_free);
-    std::fclose(file);
-    if (!certificate) {
-        throw failure("reading " + path.string());
-    }
-    return certificate;
-}
-
 // Waits until target serves `expected`: it has started, and with the key it
 // is meant to have.
 void wait_for_certificate(SSL_CTX* ctx, const Target& target, const fs::path& expected) {
-    const auto wanted = read_certificate(expected);
-    const auto deadline = Clock::now() + 30s;
-    while (Clock::now() < deadline) {
-        try {
-            TlsConnection connection(ctx, target.port);
-            target.request(connection);
-            if (X509_cmp(connection.peer_certificate(), wanted.get()) == 0) {
-                return;
-            }
-        } catch (const std::exception&) {
-            ERR_clear_error();  // not serving yet
-        }
-        std::this_thread::sleep_for(200ms);
-    }
-    throw std::runtime_error(target.name + " did not serve " + expected.string());
+    otpbox::bench::wait_for_certificate(
+        ctx, target.port, target.name, expected,
+        [&](TlsConnection& connection) { target.request(connection); });
 }
-
-// The first failure any client met. A work must not throw from a round's
-// threads (that would end the program with its servers still running), so
-// it records the failure and the run stops after the round.
-class Failures {
-  public:
-    void record(const std::exception& error) {
-        const std::lock_guard lock(m_mutex);
-        if (m_first.empty()) {
-            m_first = error.what();
-        }
-    }
-    void throw_if_any() {
-        const std::lock_guard lock(m_mutex);
-        if (!m_first.empty()) {
-            throw std::runtime_error(m_first);
-        }
-    }
-
-  private:
-    std::mutex m_mutex;
-    std::string m_first;
-};
 
 // A new connection and one request per operation, so the server has checked
 // the client's certificate (in TLS 1.3 it does so after the client's
@@ -410,26 +126,13 @@ struct RequestWork {
     }
 };
 
-// The development instance, provisioned into dir by otpbox-provision with its
-// port changed to a free one (never 8443); returns the port.
-std::uint16_t provision(const fs::path& dir) {
-    run(std::string(OTPBOX_PROVISION_PATH) + " dev --dir '" + dir.string() + "' >'" + dir.string() +
-        ".provision.log' 2>&1");
-    const std::uint16_t port = free_port();
-    const auto config = dir / "otpbox.toml";
-    replace_text(config, std::regex_replace(read_text(config), std::regex("port = 8443"),
-                                            "port = " + std::to_string(port)));
-    return port;
-}
-
 // A key file and a certificate for it from the development CA in pki, with
 // the server profile that provisioning gives the HSM key's certificate.
 void make_file_identity(const fs::path& pki) {
     const auto base = (pki / "file-server").string();
-    run("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" + base +
-        ".key' -subj /CN=localhost -out '" + base + ".csr' 2>/dev/null");
-    run(std::string(OTPBOX_PROVISION_PATH) + " sign-csr --pki '" + pki.string() + "' --csr '" +
-        base + ".csr' >'" + base + ".crt'");
+    run_command("openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" +
+                base + ".key' -subj /CN=localhost -out '" + base + ".csr' 2>/dev/null");
+    sign_csr(pki, base + ".csr", base + ".crt");
 }
 
 // Has the instance in dir serve the key file of make_file_identity instead of
@@ -446,25 +149,6 @@ void use_file_key(const fs::path& dir) {
     }
     replace_text(path, text);
 }
-
-// The folder of the instance's modem link (otpbox.toml names modem/modem0).
-fs::path modem_dir(const fs::path& dir) {
-    fs::create_directories(dir / "modem");
-    return dir / "modem";
-}
-
-// otpboxd on a provisioned instance, with its modem simulator.
-class Daemon {
-  public:
-    explicit Daemon(const fs::path& dir)
-        : m_modem(modem_dir(dir), "modem0", 0ms),
-          m_daemon({OTPBOXD_PATH, "--config", (dir / "otpbox.toml").string()},
-                   dir / "otpboxd.log") {}
-
-  private:
-    otpbox::bench::ModemSimulator m_modem;
-    Child m_daemon;
-};
 
 Child start_s_server(std::uint16_t port, const fs::path& pki) {
     std::vector<std::string> argv{"/usr/bin/openssl", "s_server", "-rev",
@@ -566,7 +250,7 @@ void print_header(int cpu) {
 
 int bench() {
     const int cpu = use_one_cpu();
-    const TempDir temp;
+    const TempDir temp("tls");
     const auto hsm_dir = temp.path() / "hsm-key";
     const auto file_dir = temp.path() / "file-key";
     const auto pki = hsm_dir / "pki";

@@ -11,7 +11,11 @@
 #include <array>
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <functional>
+#include <mutex>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -110,14 +114,22 @@ class Measurement {
     std::vector<Cycle> m_cycles;
 };
 
+// A work and the number of threads its rounds run on.
+template <class Work>
+struct OnThreads {
+    unsigned threads;
+    Work& work;
+};
+
 // Measures the works in kCycles cycles. A cycle runs a round of each work
 // in the order given and then in reverse (A B B A), so that load that
 // drifts within it (a build running beside) weighs on every work alike;
 // the cycles' medians then drop the cycles that a burst of load disturbed.
 template <class... Works>
-Measurement<sizeof...(Works)> measure(unsigned threads, Works&... works) {
+Measurement<sizeof...(Works)> measure_each(OnThreads<Works>... works) {
     constexpr std::size_t kWorks = sizeof...(Works);
-    std::array<std::function<Tally()>, kWorks> rounds{[&] { return run_round(threads, works); }...};
+    std::array<std::function<Tally()>, kWorks> rounds{
+        [works] { return run_round(works.threads, works.work); }...};
     Measurement<kWorks> measurement;
     for (unsigned cycle = 0; cycle < kCycles; ++cycle) {
         std::array<Tally, kWorks> tallies{};
@@ -135,5 +147,35 @@ Measurement<sizeof...(Works)> measure(unsigned threads, Works&... works) {
     }
     return measurement;
 }
+
+// The same, every work on the same number of threads.
+template <class... Works>
+Measurement<sizeof...(Works)> measure(unsigned threads, Works&... works) {
+    return measure_each(OnThreads<Works>{threads, works}...);
+}
+
+// The first failure any thread of a round met. A work must not throw from
+// a round's threads (that would end the program with the servers it started
+// still running), so it records the failure and the run stops after the
+// round.
+class Failures {
+  public:
+    void record(const std::exception& error) {
+        const std::lock_guard lock(m_mutex);
+        if (m_first.empty()) {
+            m_first = error.what();
+        }
+    }
+    void throw_if_any() {
+        const std::lock_guard lock(m_mutex);
+        if (!m_first.empty()) {
+            throw std::runtime_error(m_first);
+        }
+    }
+
+  private:
+    std::mutex m_mutex;
+    std::string m_first;
+};
 
 }  // namespace otpbox::bench
