@@ -527,7 +527,13 @@ HealthReport Daemon::Impl::health() {
     const auto hsm_health = m_hsm ? m_hsm->health() : hsm::HsmHealth{false, "absent", ""};
     const bool database_ok = m_database && m_database->healthy();
     body["hsm"] = json::object{{"ok", hsm_health.ok}, {"state", hsm_health.state}};
-    body["database"] = json::object{{"ok", database_ok}};
+    json::object database{{"ok", database_ok}};
+    if (!database_ok && m_database) {
+        if (const auto fault = m_database->write_fault()) {
+            database["detail"] = "writes fail: " + *fault;
+        }
+    }
+    body["database"] = std::move(database);
     body["provisioned"] = m_serving != nullptr;
 
     bool degraded = false;

@@ -11,7 +11,26 @@ namespace otpbox::firmware {
 namespace {
 
 [[noreturn]] void fail(sqlite3* db, std::string_view what) {
-    throw DatabaseError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory"));
+    throw DatabaseError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory"),
+                        db ? sqlite3_errcode(db) & 0xff : SQLITE_NOMEM);
+}
+
+// Result codes that say the file cannot take writes now, whatever was written.
+bool is_storage_fault(int code) {
+    switch (code) {
+        case SQLITE_IOERR:
+        case SQLITE_FULL:
+        case SQLITE_READONLY:
+        case SQLITE_CORRUPT:
+        case SQLITE_NOTADB:
+        case SQLITE_CANTOPEN:
+        case SQLITE_PERM:
+        case SQLITE_BUSY:
+        case SQLITE_LOCKED:
+            return true;
+        default:
+            return false;
+    }
 }
 
 // Tables of the firmware. The SMS queue keeps its own tables (sms_*) in the
@@ -95,6 +114,11 @@ CREATE TABLE IF NOT EXISTS sim_pins (
 CREATE TABLE IF NOT EXISTS sim_pins_version (
     id            INTEGER PRIMARY KEY CHECK (id = 1),
     version       INTEGER NOT NULL
+);
+-- Written only by the health check, to see whether writes work again.
+CREATE TABLE IF NOT EXISTS health_probe (
+    id INTEGER PRIMARY KEY,
+    at INTEGER NOT NULL
 );
 )sql";
 
@@ -220,10 +244,11 @@ Database::~Database() {
 void Database::execute(std::string_view sql) {
     const std::string statement(sql);
     char* message = nullptr;
-    if (sqlite3_exec(m_db, statement.c_str(), nullptr, nullptr, &message) != SQLITE_OK) {
+    const int result = sqlite3_exec(m_db, statement.c_str(), nullptr, nullptr, &message);
+    if (result != SQLITE_OK) {
         const std::string text = message ? message : "unknown error";
         sqlite3_free(message);
-        throw DatabaseError(text);
+        throw DatabaseError(text, result & 0xff);
     }
 }
 
@@ -275,14 +300,39 @@ void Database::create_schema() {
     }
 }
 
+void Database::note(const DatabaseError& error) {
+    if (is_storage_fault(error.code())) {
+        m_write_fault = error.what();
+    }
+}
+
 bool Database::healthy() {
     std::lock_guard lock(m_mutex);
     try {
         auto statement = prepare("SELECT count(*) FROM sqlite_master");
-        return statement.step();
+        if (!statement.step()) {
+            return false;
+        }
     } catch (const DatabaseError&) {
         return false;
     }
+    if (!m_write_fault) {
+        return true;
+    }
+    // One small write, to see whether the storage takes writes again.
+    try {
+        transaction([&] {
+            execute("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, unixepoch())");
+        });
+    } catch (const DatabaseError&) {
+        return false;
+    }
+    return true;
+}
+
+std::optional<std::string> Database::write_fault() {
+    std::lock_guard lock(m_mutex);
+    return m_write_fault;
 }
 
 }  // namespace otpbox::firmware

@@ -1,5 +1,5 @@
 // Transactions of the firmware's store: nested work runs in a savepoint,
-// actions wait for the outermost commit.
+// actions wait for the outermost commit, and failing writes show in health.
 
 #include "otpbox/firmware/database.hpp"
 
@@ -97,6 +97,32 @@ TEST_F(DatabaseTest, ActionsOfUndoneWorkNeverRun) {
                  std::runtime_error);
     database.transaction([&] { note("next"); });
     EXPECT_EQ(undone, 0);
+}
+
+TEST_F(DatabaseTest, FailingWritesMakeItUnhealthyUntilOneCommitsAgain) {
+    EXPECT_TRUE(database.healthy());
+    // The connection refuses writes as a read-only or full file would.
+    database.execute("PRAGMA query_only=ON");
+    EXPECT_THROW(database.transaction([&] { note("lost"); }), DatabaseError);
+    EXPECT_FALSE(database.healthy()) << "reads work, but writes do not";
+    ASSERT_TRUE(database.write_fault());
+    EXPECT_NE(database.write_fault()->find("readonly"), std::string::npos)
+        << *database.write_fault();
+
+    database.execute("PRAGMA query_only=OFF");
+    EXPECT_TRUE(database.healthy()) << "the health check's own write commits again";
+    EXPECT_FALSE(database.write_fault());
+    EXPECT_EQ(notes(), 0);
+}
+
+TEST_F(DatabaseTest, RefusedWorkIsNoStorageFault) {
+    database.execute("CREATE TABLE unique_notes (text TEXT UNIQUE)");
+    database.execute("INSERT INTO unique_notes VALUES ('one')");
+    EXPECT_THROW(
+        database.transaction([&] { database.execute("INSERT INTO unique_notes VALUES ('one')"); }),
+        DatabaseError);
+    EXPECT_FALSE(database.write_fault());
+    EXPECT_TRUE(database.healthy());
 }
 
 }  // namespace

@@ -21,7 +21,14 @@ namespace otpbox::firmware {
 
 class DatabaseError : public std::runtime_error {
   public:
-    using std::runtime_error::runtime_error;
+    // code: SQLite's primary result code, 0 when the error is not SQLite's.
+    explicit DatabaseError(const std::string& what, int code = 0)
+        : std::runtime_error(what), m_code(code) {}
+
+    [[nodiscard]] int code() const noexcept { return m_code; }
+
+  private:
+    int m_code;
 };
 
 // One prepared statement, finalized when it goes out of scope.
@@ -88,7 +95,12 @@ class Database {
     // under transaction().
     [[nodiscard]] sqlite3* connection() noexcept { return m_db; }
 
+    // Reads work, and writes too: after a write failed for a reason of the
+    // storage (full, read-only, I/O error, locked too long), a small write
+    // is tried each time until one commits again.
     [[nodiscard]] bool healthy();
+    // Why writes fail, while they do.
+    [[nodiscard]] std::optional<std::string> write_fault();
     [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
 
   private:
@@ -101,11 +113,14 @@ class Database {
     // (those after the first `kept`). Never throws.
     void undo(bool outermost, std::size_t kept) noexcept;
     void run_after_commit() noexcept;
+    // Remembers a failure that says the storage cannot take writes.
+    void note(const DatabaseError& error);
 
     std::filesystem::path m_path;
     sqlite3* m_db = nullptr;
     std::recursive_mutex m_mutex;
     std::vector<std::function<void()>> m_after_commit;  // under m_mutex
+    std::optional<std::string> m_write_fault;           // under m_mutex
 };
 
 template <class Work>
@@ -113,28 +128,39 @@ auto Database::transaction(Work&& work) -> decltype(work()) {
     std::lock_guard lock(m_mutex);
     const bool outermost = sqlite3_get_autocommit(m_db) != 0;
     const auto kept = m_after_commit.size();
-    begin(outermost);
     if constexpr (std::is_void_v<decltype(work())>) {
         try {
+            begin(outermost);
             work();
             finish(outermost);
+        } catch (const DatabaseError& error) {
+            note(error);
+            undo(outermost, kept);
+            throw;
         } catch (...) {
             undo(outermost, kept);
             throw;
         }
         if (outermost) {
+            m_write_fault.reset();
             run_after_commit();
         }
     } else {
         std::optional<decltype(work())> result;
         try {
+            begin(outermost);
             result.emplace(work());
             finish(outermost);
+        } catch (const DatabaseError& error) {
+            note(error);
+            undo(outermost, kept);
+            throw;
         } catch (...) {
             undo(outermost, kept);
             throw;
         }
         if (outermost) {
+            m_write_fault.reset();
             run_after_commit();
         }
         return std::move(*result);
