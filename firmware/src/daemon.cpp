@@ -10,6 +10,7 @@
 
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
@@ -149,6 +150,7 @@ class Daemon::Impl {
     void schedule_poll();
     void on_poll();
     void write_status();
+    void log_modem_changes();
     void poll_serving();
     void reload_if_changed();
     void restart_modems_if_pins_changed();
@@ -176,6 +178,7 @@ class Daemon::Impl {
     std::unique_ptr<Serving> m_serving;
     Metrics m_metrics;
     std::set<std::string> m_reported_missing;
+    std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
     std::string m_reported_error;  // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
     std::int64_t m_sim_pins_version = 0;
@@ -422,7 +425,32 @@ void Daemon::Impl::on_poll() {
 
 void Daemon::Impl::poll_serving() {
     reload_if_changed();
+    // Before a restart, so that the state that made the technician act
+    // (a locked SIM) is logged.
+    log_modem_changes();
     restart_modems_if_pins_changed();
+}
+
+// A modem that leaves "ready" (failed, SIM locked) is a degraded part: one
+// WARN line when it changes, INFO when it is back. The lower layer only
+// reports its state; the daemon is the edge that logs.
+void Daemon::Impl::log_modem_changes() {
+    for (const auto& modem : m_serving->modems->health()) {
+        auto& known = m_modem_states[modem.name];
+        // Passing states, and a pool stopped on purpose (a new SIM PIN).
+        if (modem.state == known || modem.state == "initialising" || modem.state == "stopped") {
+            continue;
+        }
+        if (modem.state == "ready") {
+            if (!known.empty()) {
+                spdlog::info("event=modem_state modem={} state=ready was={}", modem.name, known);
+            }
+        } else {
+            spdlog::warn("event=modem_state modem={} state={} was={} error=\"{}\"", modem.name,
+                         modem.state, known.empty() ? "starting" : known, modem.last_error);
+        }
+        known = modem.state;
+    }
 }
 
 // A changed file means the whole configuration is read again, and the TLS

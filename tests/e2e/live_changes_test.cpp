@@ -246,6 +246,10 @@ TEST_F(LiveChanges, SimPinStoredThroughTheDatabaseReadiesTheModemAndSmsLeave) {
         << modem_state() << "\n"
         << log();
     const auto text = log();
+    EXPECT_NE(text.find("event=modem_state modem=modem0 state=sim_locked"), std::string::npos)
+        << text;
+    EXPECT_TRUE(log_shows("event=modem_state modem=modem0 state=ready was=sim_locked", 5s))
+        << log();
     const auto restarted = text.find("event=modems_restarted reason=sim_pin");
     ASSERT_NE(restarted, std::string::npos) << text;
     const auto line = text.substr(restarted, text.find('\n', restarted) - restarted);
