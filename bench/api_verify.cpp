@@ -28,8 +28,6 @@
 //
 // Nothing is pinned: the daemon uses both CPUs, and the clients share them.
 
-#include <signal.h>
-
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -48,6 +46,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_main.hpp"
 #include "instance.hpp"
 #include "otpbox/firmware/database.hpp"
 #include "rounds.hpp"
@@ -449,12 +448,5 @@ int bench() {
 }  // namespace
 
 int main() {
-    // A server closing first must be a failed read, not a signal.
-    ::signal(SIGPIPE, SIG_IGN);
-    try {
-        return bench();
-    } catch (const std::exception& error) {
-        std::fprintf(stderr, "api_verify: %s\n", error.what());
-        return 1;
-    }
+    return otpbox::bench::run_main("api_verify", bench);
 }

@@ -16,7 +16,6 @@
 // second reading every connection answers once more, to show that all of
 // them were still open.
 
-#include <signal.h>
 #include <sys/resource.h>
 
 #include <chrono>
@@ -30,6 +29,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_main.hpp"
 #include "instance.hpp"
 #include "tls_client.hpp"
 
@@ -139,12 +139,5 @@ int bench() {
 }  // namespace
 
 int main() {
-    // A server closing first must be a failed read, not a signal.
-    ::signal(SIGPIPE, SIG_IGN);
-    try {
-        return bench();
-    } catch (const std::exception& error) {
-        std::fprintf(stderr, "daemon_memory: %s\n", error.what());
-        return 1;
-    }
+    return otpbox::bench::run_main("daemon_memory", bench);
 }

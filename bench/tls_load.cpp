@@ -19,7 +19,6 @@
 // same length with that line reversed.
 
 #include <sched.h>
-#include <signal.h>
 
 #include <array>
 #include <cstdio>
@@ -33,6 +32,7 @@
 #include <utility>
 #include <vector>
 
+#include "bench_main.hpp"
 #include "instance.hpp"
 #include "rounds.hpp"
 #include "tls_client.hpp"
@@ -277,12 +277,5 @@ int bench() {
 }  // namespace
 
 int main() {
-    // A server closing first must be a failed read, not a signal.
-    ::signal(SIGPIPE, SIG_IGN);
-    try {
-        return bench();
-    } catch (const std::exception& error) {
-        std::fprintf(stderr, "tls_load: %s\n", error.what());
-        return 1;
-    }
+    return otpbox::bench::run_main("tls_load", bench);
 }

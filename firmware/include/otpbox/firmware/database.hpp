@@ -125,27 +125,15 @@ class Database {
 
 template <class Work>
 auto Database::transaction(Work&& work) -> decltype(work()) {
-    std::lock_guard lock(m_mutex);
-    const bool outermost = sqlite3_get_autocommit(m_db) != 0;
-    const auto kept = m_after_commit.size();
     if constexpr (std::is_void_v<decltype(work())>) {
-        try {
-            begin(outermost);
+        (void)transaction([&] {
             work();
-            finish(outermost);
-        } catch (const DatabaseError& error) {
-            note(error);
-            undo(outermost, kept);
-            throw;
-        } catch (...) {
-            undo(outermost, kept);
-            throw;
-        }
-        if (outermost) {
-            m_write_fault.reset();
-            run_after_commit();
-        }
+            return true;
+        });
     } else {
+        std::lock_guard lock(m_mutex);
+        const bool outermost = sqlite3_get_autocommit(m_db) != 0;
+        const auto kept = m_after_commit.size();
         std::optional<decltype(work())> result;
         try {
             begin(outermost);
