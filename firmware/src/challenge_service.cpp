@@ -269,6 +269,14 @@ bool ChallengeService::pincard_matches(const std::string& user,
     if (matched) {
         m_cards.activate(*matched, now);
         m_context.database.prepare("DELETE FROM cell_sets WHERE user_id = ?").bind(1, user).run();
+        // The user's other open card challenges ask the same cells: an
+        // answer seen once must not open them as well.
+        m_context.database
+            .prepare(
+                "UPDATE challenges SET state = 'used' "
+                "WHERE user_id = ? AND method = 'pincard' AND state = 'open'")
+            .bind(1, user)
+            .run();
     }
     return matched.has_value();
 }

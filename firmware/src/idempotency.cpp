@@ -43,7 +43,7 @@ void check_key(const std::string& key) {
     const bool visible = std::all_of(key.begin(), key.end(), [](char c) {
         return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7F;
     });
-    if (key.size() > kMaxKeyLength || !visible) {
+    if (key.empty() || key.size() > kMaxKeyLength || !visible) {
         throw Refused(Reason::invalid_request,
                       "Idempotency-Key must be 1 to 255 visible ASCII characters");
     }
@@ -120,7 +120,8 @@ void store_answer(Database& database, const api::Request& request, const api::Re
 
 api::Response Idempotency::run(const api::Request& request,
                                const std::function<api::Response()>& handle) {
-    if (request.idempotency_key.empty() || request.method != boost::beast::http::verb::post) {
+    const bool keyed = request.has_idempotency_key || !request.idempotency_key.empty();
+    if (!keyed || request.method != boost::beast::http::verb::post) {
         return handle();
     }
     check_key(request.idempotency_key);

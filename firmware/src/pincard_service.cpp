@@ -116,7 +116,8 @@ std::string PincardService::change_state(const std::string& serial, const std::s
         const auto next = next_state(action, state, before_block);
         const auto pseudonym = m_context.secrets.pseudonym(user);
         if (next.empty()) {
-            throw Refused(Reason::invalid_state, "a " + state + " card cannot be " + action + "ed");
+            const auto done = action + (action.back() == 'e' ? "d" : "ed");
+            throw Refused(Reason::invalid_state, "a " + state + " card cannot be " + done);
         }
         m_context.database
             .prepare(

@@ -164,6 +164,19 @@ TEST(Pincard_Verify, FirstUseOfANewCardReplacesTheActiveOne) {
               Reason::rejected);
 }
 
+TEST(Pincard_Verify, AnAnswerOpensOneChallengeNotAnotherWithTheSameCells) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto waiting =
+        f.challenges->login("alice", kActor);  // opened first, as an attacker would
+    const auto own = f.challenges->login("alice", kActor);
+    ASSERT_EQ(waiting.cells, own.cells);
+
+    const auto answer = ServiceFixture::answer(card, own);
+    f.challenges->verify(own.id, answer, kActor);
+    EXPECT_EQ(refusal_of([&] { f.challenges->verify(waiting.id, answer, kActor); }), Reason::gone);
+}
+
 TEST(Pincard_Challenge, CellsStayUntilAnsweredWhateverHappensBetween) {
     ServiceFixture f;
     const auto card = f.cards->issue("alice", kActor);

@@ -149,6 +149,8 @@ TEST_F(RouterTest, CardCallsAnswerAsTheContractSays) {
     answer = call(verb::post, "/v1/pincards/" + serial + "/block");
     EXPECT_EQ(answer.status, 409u);
     EXPECT_EQ(error_of(answer), "invalid_state");
+    EXPECT_EQ(boost::json::parse(answer.body).at("message").as_string(),
+              "a blocked card cannot be blocked");
     answer = call(verb::post, "/v1/pincards/" + serial + "/unblock");
     EXPECT_EQ(boost::json::parse(answer.body).at("state").as_string(), "pending");
     answer = call(verb::post, "/v1/pincards/unknown-serial/revoke");
@@ -246,6 +248,20 @@ TEST_F(RouterKeepFailsTest, NoSmsIsQueuedWhenItsAnswerCannotBeKept) {
     const auto replayed = call(verb::post, "/v1/users/alice/otp", "", api::Role::portal, "otp-1");
     EXPECT_EQ(header(replayed, "Idempotent-Replayed"), "true");
     EXPECT_EQ(f.queue->stats().depth, 1u);
+}
+
+TEST_F(RouterTest, AnEmptyIdempotencyKeyIsRefusedAndDoesNothing) {
+    api::Request request;
+    request.method = verb::post;
+    request.method_name = "POST";
+    request.target = "/v1/users/alice/pincards";
+    request.client_subject = kActor;
+    request.role = api::Role::portal;
+    request.has_idempotency_key = true;  // "Idempotency-Key:" with no value
+    const auto answer = router.handle(request);
+    EXPECT_EQ(answer.status, 400u);
+    EXPECT_EQ(error_of(answer), "invalid_request");
+    EXPECT_TRUE(f.cards->list("alice").empty());
 }
 
 TEST_F(RouterTest, ReadingAPhoneMakesNoUser) {

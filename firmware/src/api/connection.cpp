@@ -210,6 +210,7 @@ Request Connection::make_request() const {
     request.target = message.target();
     request.content_type = message[http::field::content_type];
     request.idempotency_key = message["Idempotency-Key"];
+    request.has_idempotency_key = message.find("Idempotency-Key") != message.end();
     request.body = message.body();
     request.has_body = m_has_body;
     request.client_subject = m_subject;

@@ -52,7 +52,8 @@ struct Request {
     std::string method_name;  // as sent, for 405 messages
     std::string target;       // path and query, as sent
     std::string content_type;
-    std::string idempotency_key;  // "" when absent
+    std::string idempotency_key;
+    bool has_idempotency_key = false;  // the header came, even if empty
     std::string body;
     bool has_body = false;
     std::string client_subject;  // RFC 2253 form of the client certificate's subject
