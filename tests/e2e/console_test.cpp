@@ -281,7 +281,8 @@ TEST_F(Console_Session, StatusAndKeysWithoutTheDaemon) {
     const auto keys = run("hsm keys", "otpbox-otp-mac-v1");
     EXPECT_NE(keys.find("version 1, stays in the HSM"), std::string::npos) << keys;
     EXPECT_EQ(keys.find("EXTRACTABLE"), std::string::npos) << keys;
-    const auto test_sms = run("modem test +491701234567", "nothing queued");
+    // Typed with spaces as people write it, the number is still read.
+    const auto test_sms = run("modem test 0170 123 4567", "nothing queued");
     EXPECT_NE(test_sms.find("daemon is not running"), std::string::npos) << test_sms;
 }
 
@@ -384,8 +385,14 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     EXPECT_NE(run("pincard block " + serial[1].str(), "nothing changed").find("nothing changed"),
               std::string::npos)
         << "a revoked card stays revoked";
-    EXPECT_NE(run("pincard block NOSUCHCARD", "nothing changed").find("nothing changed"),
+    EXPECT_NE(run("pincard block NOSUCHCARD", "nothing changed").find("No PINCard has this serial"),
               std::string::npos);
+    // Nothing to confirm for a card that is not there or revoked already.
+    const auto unknown = run("pincard revoke NOSUCHCARD", "nothing changed");
+    EXPECT_EQ(unknown.find("[y/N]"), std::string::npos) << unknown;
+    EXPECT_NE(unknown.find("No PINCard has this serial"), std::string::npos) << unknown;
+    const auto again = run("pincard revoke " + serial[1].str(), "nothing changed");
+    EXPECT_NE(again.find("revoked already"), std::string::npos) << again;
 
     const auto backup = instance.root() / "backup.db";
     EXPECT_NE(run("backup " + backup.string(), "vendor's way").find("copied"), std::string::npos);

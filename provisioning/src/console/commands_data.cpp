@@ -172,7 +172,8 @@ void Console::audit_verify(std::span<const std::string>) {
         say("Audit log intact: " + std::to_string(verdict.rows) + " rows, every MAC checked" +
             (anchor ? ", the anchor (row " + std::to_string(anchor->sequence) + ") reached.\n"
                     : ".\nNo anchor file is configured: rows removed at the end would not\n"
-                      "show here; compare with the anchors in the system journal.\n"));
+                      "show here; compare with the event=audit_anchor lines otpboxd logs\n"
+                      "(the system journal, or its log file).\n"));
         m_appliance.record("audit.verify", "", "intact");
         return;
     }

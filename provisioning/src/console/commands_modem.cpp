@@ -56,14 +56,19 @@ void Console::modem_pin(std::span<const std::string> arguments) {
 }
 
 void Console::modem_test(std::span<const std::string> arguments) {
-    if (arguments.size() != 1) {
-        say("Usage: modem test NUMBER, e.g. modem test +491701234567\n");
+    if (arguments.empty()) {
+        say("Usage: modem test NUMBER, e.g. modem test +491701234567 or 0170 1234567\n");
         return;
     }
+    // A number typed with spaces arrives as several words.
+    std::string typed;
+    for (const auto& word : arguments) {
+        typed += word;
+    }
     const auto& config = m_appliance.config();
-    const auto number = gsm::normalize_number(arguments[0], config.sms.default_country);
+    const auto number = gsm::normalize_number(typed, config.sms.default_country);
     if (!number) {
-        say("That is not a phone number (write it without spaces); nothing sent.\n");
+        say("That is not a phone number; nothing sent.\n");
         return;
     }
     if (!gsm::country_allowed(*number, config.sms.allowed_countries)) {

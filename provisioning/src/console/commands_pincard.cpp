@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <optional>
 #include <system_error>
@@ -22,6 +23,15 @@ namespace otpbox::provisioning::console {
 namespace {
 
 namespace fs = std::filesystem;
+
+// A refusal of the services, as a sentence for the technician.
+std::string refusal_line(const firmware::Refused& refused) {
+    std::string line = refused.what();
+    if (!line.empty()) {
+        line[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(line[0])));
+    }
+    return line + "; nothing changed.\n";
+}
 
 // The services of otpboxd, run in the console's process on the shared
 // database and token. The queue never takes over the daemon's sends.
@@ -122,7 +132,7 @@ void Console::pincard_block(std::span<const std::string> arguments) {
         const auto state = desk.cards.block(arguments[0], reason, std::string(kActor));
         say("Card " + arguments[0] + " is " + state + ".\n");
     } catch (const firmware::Refused& refused) {
-        say(std::string(refused.what()) + "; nothing changed.\n");
+        say(refusal_line(refused));
     }
 }
 
@@ -131,7 +141,22 @@ void Console::pincard_revoke(std::span<const std::string> arguments) {
         say("Usage: pincard revoke SERIAL\n");
         return;
     }
-    if (!confirm("Revoking is final. Revoke card " + arguments[0].substr(0, 40) + "?")) {
+    // Asked only about a card that exists and can still be revoked.
+    auto& database = m_appliance.database();
+    const auto current = database.read([&]() -> std::optional<std::string> {
+        auto row = database.prepare("SELECT state FROM pincards WHERE serial = ?");
+        row.bind(1, arguments[0]);
+        return row.step() ? std::optional(row.text(0)) : std::nullopt;
+    });
+    if (!current) {
+        say("No PINCard has this serial; nothing changed.\n");
+        return;
+    }
+    if (*current == "revoked") {
+        say("Card " + arguments[0] + " is revoked already; nothing changed.\n");
+        return;
+    }
+    if (!confirm("Revoking is final. Revoke card " + arguments[0] + "?")) {
         say("Nothing changed.\n");
         return;
     }
@@ -140,7 +165,7 @@ void Console::pincard_revoke(std::span<const std::string> arguments) {
         const auto state = desk.cards.revoke(arguments[0], std::string(kActor));
         say("Card " + arguments[0] + " is " + state + ".\n");
     } catch (const firmware::Refused& refused) {
-        say(std::string(refused.what()) + "; nothing changed.\n");
+        say(refusal_line(refused));
     }
 }
 
