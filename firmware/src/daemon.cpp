@@ -553,7 +553,7 @@ HealthReport Daemon::Impl::health() {
     HealthReport report;
     json::object body;
     const auto hsm_health = m_hsm ? m_hsm->health() : hsm::HsmHealth{false, "absent", ""};
-    const bool database_ok = m_database && m_database->healthy();
+    bool database_ok = m_database && m_database->healthy();
     body["hsm"] = json::object{{"ok", hsm_health.ok}, {"state", hsm_health.state}};
     json::object database{{"ok", database_ok}};
     if (!database_ok && m_database) {
@@ -561,7 +561,6 @@ HealthReport Daemon::Impl::health() {
             database["detail"] = "writes fail: " + *fault;
         }
     }
-    body["database"] = std::move(database);
     body["provisioned"] = m_serving != nullptr;
 
     bool degraded = false;
@@ -574,14 +573,25 @@ HealthReport Daemon::Impl::health() {
                                           {"registration", modem.registration},
                                           {"signal_rssi", modem.signal_rssi},
                                           {"sent", modem.sent},
-                                          {"failed", modem.failed}});
+                                          {"failed", modem.failed},
+                                          {"last_error", modem.last_error}});
         }
-        const auto stats = m_serving->queue->stats();
-        json::object queue{{"depth", stats.depth}};
-        queue["oldest_age_seconds"] =
-            stats.oldest_age ? json::value(stats.oldest_age->count()) : json::value(nullptr);
-        body["queue"] = std::move(queue);
+        // The queue's tables are read through its own connection: a
+        // database that lost them (a foreign file restored) is down, and
+        // health still answers.
+        try {
+            const auto stats = m_serving->queue->stats();
+            json::object queue{{"depth", stats.depth}};
+            queue["oldest_age_seconds"] =
+                stats.oldest_age ? json::value(stats.oldest_age->count()) : json::value(nullptr);
+            body["queue"] = std::move(queue);
+        } catch (const std::exception& error) {
+            database_ok = false;
+            database["ok"] = false;
+            database["detail"] = std::string("the SMS queue cannot be read: ") + error.what();
+        }
     }
+    body["database"] = std::move(database);
     degraded = degraded || !m_serving || m_serving->config->modems.empty();
     body["modems"] = std::move(modems);
     const bool synced = clock_synchronized();
@@ -600,12 +610,16 @@ std::string Daemon::Impl::metrics() {
     const bool hsm_ok = m_hsm && m_hsm->health().ok;
     append_metric(out, "otpbox_hsm_up", "1 when the HSM answers", "gauge", "", hsm_ok ? 1 : 0);
     if (m_serving) {
-        const auto stats = m_serving->queue->stats();
-        append_metric(out, "otpbox_sms_queue_depth", "SMS queued or being sent", "gauge", "",
-                      static_cast<double>(stats.depth));
-        append_metric(out, "otpbox_sms_queue_oldest_seconds", "age of the oldest queued SMS",
-                      "gauge", "",
-                      stats.oldest_age ? static_cast<double>(stats.oldest_age->count()) : 0);
+        // Left out while the queue cannot be read; health says why.
+        try {
+            const auto stats = m_serving->queue->stats();
+            append_metric(out, "otpbox_sms_queue_depth", "SMS queued or being sent", "gauge", "",
+                          static_cast<double>(stats.depth));
+            append_metric(out, "otpbox_sms_queue_oldest_seconds", "age of the oldest queued SMS",
+                          "gauge", "",
+                          stats.oldest_age ? static_cast<double>(stats.oldest_age->count()) : 0);
+        } catch (const std::exception&) {
+        }
         bool first = true;
         for (const auto& modem : m_serving->modems->health()) {
             const auto labels = "modem=\"" + modem.name + "\"";

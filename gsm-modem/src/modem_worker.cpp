@@ -91,7 +91,8 @@ bool ModemWorker::bring_up() {
         take_out(error.what());
         return false;
     }
-    m_backoff = kFirstBackoff;
+    // The backoff starts over only once an SMS went out: a modem that comes
+    // up but fails every send waits longer each time (see send_one).
     m_consecutive_errors = 0;
     m_next_poll = std::chrono::steady_clock::now() + m_config.poll_interval;
     update_health("ready");
@@ -150,6 +151,7 @@ void ModemWorker::send_one(ClaimedSms& sms) {
         throw;
     }
     m_consecutive_errors = 0;
+    m_backoff = kFirstBackoff;
     std::lock_guard lock(m_health_mutex);
     ++m_health.sent;
 }

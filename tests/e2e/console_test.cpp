@@ -401,6 +401,16 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     EXPECT_NE(run("restore " + (instance.root() / "not-a-db").string(), "nothing changed")
                   .find("not an SQLite database"),
               std::string::npos);
+    // An SQLite file with the right table names but not otpbox's columns.
+    const auto look_alike = instance.root() / "look-alike.db";
+    ASSERT_EQ(test::run_command("sqlite3 '" + look_alike.string() +
+                                "' 'CREATE TABLE users(x); CREATE TABLE pincards(x); "
+                                "CREATE TABLE challenges(x); CREATE TABLE audit(x);'")
+                  .status,
+              0);
+    const auto refused = run("restore " + look_alike.string(), "nothing changed");
+    EXPECT_NE(refused.find("not an otpbox database"), std::string::npos) << refused;
+    EXPECT_EQ(refused.find("[y/N]"), std::string::npos) << refused;
     screen->mark();
     screen->line("restore " + backup.string());
     ASSERT_TRUE(screen->expect("[y/N]"));

@@ -7,8 +7,10 @@
 
 #include <boost/json.hpp>
 
-#include <array>
+#include <algorithm>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "console/console.hpp"
 #include "file_io.hpp"
@@ -55,8 +57,46 @@ void copy_database(sqlite3* from, sqlite3* to) {
     }
 }
 
-// Why file is not a backup of an otpbox database, or "" when it is one.
-std::string backup_problem(const fs::path& file) {
+// The rows of a one-column query, as text.
+std::vector<std::string> column_of(sqlite3* db, const std::string& sql) {
+    sqlite3_stmt* statement = nullptr;
+    std::vector<std::string> values;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
+        return values;
+    }
+    while (sqlite3_step(statement) == SQLITE_ROW) {
+        const auto* text = sqlite3_column_text(statement, 0);
+        values.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
+    }
+    sqlite3_finalize(statement);
+    return values;
+}
+
+// Why the candidate lacks what the running appliance's tables have (every
+// table, every column), or "" when it has all. The daemon keeps its
+// connection across a restore and makes no table anew, so a missing one
+// would fail every request that needs it.
+std::string schema_problem(sqlite3* live, sqlite3* candidate) {
+    const auto tables = column_of(
+        live, "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'");
+    for (const auto& table : tables) {
+        const auto query = "SELECT name FROM pragma_table_info('" + table + "')";
+        const auto has = column_of(candidate, query);
+        if (has.empty()) {
+            return "not an otpbox database of this version (no table " + table + ")";
+        }
+        for (const auto& column : column_of(live, query)) {
+            if (std::find(has.begin(), has.end(), column) == has.end()) {
+                return "not an otpbox database of this version (table " + table + " has no " +
+                       column + ")";
+            }
+        }
+    }
+    return {};
+}
+
+// Why file is not a backup of the otpbox database at live, or "" when it is one.
+std::string backup_problem(const fs::path& file, const fs::path& live) {
     if (!fs::is_regular_file(file)) {
         return "no such file";
     }
@@ -75,15 +115,7 @@ std::string backup_problem(const fs::path& file) {
         if (!ok) {
             return "damaged (quick_check fails)";
         }
-        constexpr std::array<std::string_view, 4> kTables{"users", "pincards", "challenges",
-                                                          "audit"};
-        for (const auto table : kTables) {
-            const auto sql = "SELECT 1 FROM " + std::string(table) + " LIMIT 1";
-            if (sqlite3_prepare_v2(db.get(), sql.c_str(), -1, &statement, nullptr) != SQLITE_OK) {
-                return "not an otpbox database (no table " + std::string(table) + ")";
-            }
-            sqlite3_finalize(statement);
-        }
+        return schema_problem(open_sqlite(live, SQLITE_OPEN_READONLY).get(), db.get());
     } catch (const std::exception& error) {
         return error.what();
     }
@@ -140,13 +172,15 @@ void Console::restore(std::span<const std::string> arguments) {
         return;
     }
     const auto path = fs::absolute(arguments[0]);
-    if (const auto problem = backup_problem(path); !problem.empty()) {
+    if (const auto problem = backup_problem(path, m_appliance.config().database);
+        !problem.empty()) {
         say(path.string() + ": " + problem + ";\nnothing changed.\n");
         m_appliance.record("restore", path.filename().string(), "refused");
         return;
     }
     say("This replaces every card, phone number, challenge and audit row with the\n"
-        "backup's. Changes since the backup are lost.\n");
+        "backup's. Changes since the backup are lost: codes used since become\n"
+        "usable again until they expire, and SMS limits and locks go back too.\n");
     if (!confirm("Restore " + path.filename().string() + "?")) {
         say("Nothing changed.\n");
         return;
