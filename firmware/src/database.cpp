@@ -230,6 +230,8 @@ Database::Database(const std::filesystem::path& path) : m_path(path) {
         // FULL: a commit is on disk before the answer that depends on it.
         execute("PRAGMA synchronous=FULL");
         execute("PRAGMA foreign_keys=ON");
+        // Erased numbers and SMS payloads are overwritten, not left in free pages.
+        execute("PRAGMA secure_delete=ON");
         create_schema();
     } catch (const DatabaseError& error) {
         sqlite3_close(m_db);

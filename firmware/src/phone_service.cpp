@@ -71,6 +71,15 @@ void PhoneService::erase(const std::string& user, const std::string& actor) {
                 "sms_day = NULL WHERE id = ?")
             .bind(1, user)
             .run();
+        // An SMS still waiting for a modem holds the number too: it is not
+        // sent after the number was erased.
+        auto waiting = m_context.database.prepare(
+            "SELECT sms_id FROM challenges WHERE user_id = ? AND sms_id IS NOT NULL");
+        waiting.bind(1, user);
+        while (waiting.step()) {
+            m_context.sms.cancel_within(m_context.database.connection(), waiting.text(0),
+                                        "the number was erased before the SMS was sent");
+        }
         m_context.audit.record({actor, "phone.erase", pseudonym, "ok"}, now);
     });
 }

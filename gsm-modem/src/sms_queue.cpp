@@ -58,6 +58,10 @@ void SmsQueue::enqueue_within(sqlite3* connection, const OutgoingSms& sms) {
     m_impl->insert(connection, sms);
 }
 
+void SmsQueue::cancel_within(sqlite3* connection, std::string_view id, std::string_view reason) {
+    m_impl->cancel(connection, id, reason);
+}
+
 void SmsQueue::wake() {
     m_impl->wake();
 }

@@ -140,6 +140,16 @@ void SmsQueue::Impl::insert(sqlite3* connection, const OutgoingSms& sms) {
         .run();
 }
 
+void SmsQueue::Impl::cancel(sqlite3* connection, std::string_view id, std::string_view reason) {
+    SqliteStatement(connection,
+                    "UPDATE sms_messages SET status = 'failed', payload = NULL, updated_at = ?2, "
+                    "failure = ?3 WHERE id = ?1 AND status = 'queued'")
+        .bind(1, id)
+        .bind(2, to_ms(now()))
+        .bind(3, reason)
+        .run();
+}
+
 void SmsQueue::Impl::expire_due(std::int64_t now_ms) {
     m_db.prepare(
             "UPDATE sms_messages SET status = 'expired', payload = NULL, updated_at = ?1, "

@@ -41,6 +41,8 @@ class SmsQueue::Impl {
     // Seals sms and inserts it as "queued" through connection, which may be
     // another's; does not wake.
     void insert(sqlite3* connection, const OutgoingSms& sms);
+    // "queued" becomes "failed" with its payload erased, through connection.
+    void cancel(sqlite3* connection, std::string_view id, std::string_view reason);
     [[nodiscard]] std::optional<SmsRecord> find(std::string_view id);
     [[nodiscard]] QueueStats stats();
 

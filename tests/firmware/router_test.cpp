@@ -329,5 +329,24 @@ TEST_F(RouterTest, DeletingAUserRevokesCardsAndErasesThePhone) {
     EXPECT_EQ(cards.at("pincards").as_array().at(0).at("state").as_string(), "revoked");
 }
 
+TEST_F(RouterTest, ErasingANumberStopsTheSmsStillWaitingForAModem) {
+    (void)call(verb::put, "/v1/users/alice/phone", R"({"number":"0170 1234567"})");
+    const auto otp = boost::json::parse(call(verb::post, "/v1/users/alice/otp").body);
+    const std::string sms(otp.at("sms").as_string());
+    ASSERT_EQ(f.queue->stats().depth, 1u);
+
+    EXPECT_EQ(call(verb::delete_, "/v1/users/alice").status, 204u);
+    EXPECT_EQ(f.queue->stats().depth, 0u);
+    const auto record = f.queue->find(sms);
+    ASSERT_TRUE(record);
+    EXPECT_EQ(record->status, gsm::SmsStatus::failed);
+    EXPECT_NE(record->failure.find("erased"), std::string::npos) << record->failure;
+    auto payload = f.database->prepare("SELECT payload IS NULL FROM sms_messages WHERE id = ?");
+    payload.bind(1, sms);
+    ASSERT_TRUE(payload.step());
+    EXPECT_EQ(payload.integer(0), 1) << "the sealed number and text are erased";
+    EXPECT_EQ(call(verb::get, "/v1/sms/" + sms).status, 200u);
+}
+
 }  // namespace
 }  // namespace otpbox::firmware

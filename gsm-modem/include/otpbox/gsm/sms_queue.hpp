@@ -79,6 +79,11 @@ class SmsQueue {
     // Tells the modem pool that a committed SMS may be waiting.
     void wake();
 
+    // Fails the SMS of that id while it is still queued, erasing its sealed
+    // recipient and text, through the caller's connection inside its open
+    // transaction. One being sent is left to finish.
+    void cancel_within(sqlite3* connection, std::string_view id, std::string_view reason);
+
     [[nodiscard]] std::optional<SmsRecord> find(std::string_view id);
     [[nodiscard]] QueueStats stats();
 
