@@ -13,6 +13,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string_view>
 #include <thread>
 
 #include "file_stamp.hpp"
@@ -53,17 +54,26 @@ const std::vector<std::string>& secret_key_labels() {
 }
 
 std::string route_of(const std::string& target) {
-    // Logs name the route, not the user id or serial in the path.
-    auto path = target.substr(0, target.find('?'));
+    // Logs name the route, never what a client put in the path (a user id,
+    // a serial, a number in a malformed path): only the API's own words are
+    // kept, every other segment is "*".
+    static const std::set<std::string, std::less<>> kWords = {
+        "v1",     "users", "phone",  "pincards", "login",   "otp",    "challenges",
+        "verify", "sms",   "health", "block",    "unblock", "revoke", "metrics"};
+    if (!target.starts_with('/')) {
+        return "-";
+    }
+    const auto path = std::string_view(target).substr(0, target.find('?'));
     std::string out;
     std::size_t start = 1;
-    int index = 0;
-    while (start <= path.size()) {
+    for (int index = 0;; ++index) {
         const auto end = path.find('/', start);
-        auto segment = path.substr(start, end - start);
-        out += "/" + ((index == 2 && path.rfind("/v1/", 0) == 0) ? std::string("*") : segment);
-        ++index;
-        if (end == std::string::npos) {
+        const auto segment = path.substr(start, end == std::string_view::npos ? end : end - start);
+        // The third segment of an API path is always a name the client chose.
+        const bool known = kWords.contains(segment) && !(index == 2 && out.starts_with("/v1/"));
+        out += '/';
+        out += known ? segment : std::string_view(segment.empty() ? "" : "*");
+        if (end == std::string_view::npos) {
             break;
         }
         start = end + 1;

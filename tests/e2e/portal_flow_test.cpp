@@ -91,6 +91,23 @@ TEST_F(PortalFlow, MonitorSeesHealthAndMetricsOnly) {
     EXPECT_EQ(refused.field("error"), "forbidden");
 }
 
+TEST_F(PortalFlow, TheLogNamesRoutesNeverWhatTheClientPutInThePath) {
+    auto& dev = *instance;
+    (void)dev.call("GET", "/v1/users/secret.user/phone");
+    (void)dev.call("GET", "/v1//users/other.secret/phone");
+    (void)dev.call("GET", "/v1/users/login/phone");
+    ASSERT_TRUE(test::wait_until(
+        [&] {
+            return test::read_file(dev.daemon_log()).find("route=/v1//*/*/phone") !=
+                   std::string::npos;
+        },
+        std::chrono::seconds(5)));
+    const auto log = test::read_file(dev.daemon_log());
+    EXPECT_NE(log.find("route=/v1/users/*/phone"), std::string::npos) << log;
+    EXPECT_EQ(log.find("secret"), std::string::npos) << log;
+    EXPECT_EQ(log.find("/v1/users/login"), std::string::npos) << log;
+}
+
 TEST_F(PortalFlow, BadInputGetsItsErrorAndChangesNothing) {
     auto& dev = *instance;
     ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.bad/phone", R"({"number":"0170 1111111"})").status,
