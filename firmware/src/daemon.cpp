@@ -161,6 +161,7 @@ class Daemon::Impl {
     void on_poll();
     void write_status();
     void log_modem_changes();
+    void log_key_versions();
     void poll_serving();
     void reload_if_changed();
     void restart_modems_if_pins_changed();
@@ -189,6 +190,7 @@ class Daemon::Impl {
     Metrics m_metrics;
     std::set<std::string> m_reported_missing;
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
+    std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
     std::string m_reported_error;  // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
     std::int64_t m_sim_pins_version = 0;
@@ -438,7 +440,23 @@ void Daemon::Impl::poll_serving() {
     // Before a restart, so that the state that made the technician act
     // (a locked SIM) is logged.
     log_modem_changes();
+    log_key_versions();
     restart_modems_if_pins_changed();
+}
+
+// The version of each key new records are made with, logged when it
+// changes (a rotation at the console), so an operator sees when it counted.
+void Daemon::Impl::log_key_versions() {
+    for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
+                            hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
+        const auto version = base == hsm::keys::kCardKdk ? m_serving->secrets->card_key_version()
+                                                         : m_serving->secrets->key_version(base);
+        auto& known = m_key_versions[std::string(base)];
+        if (version != known) {
+            spdlog::info("event=key_version key={} version={}", base, version);
+            known = version;
+        }
+    }
 }
 
 // A modem that leaves "ready" (failed, SIM locked) is a degraded part: one

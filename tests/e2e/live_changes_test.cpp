@@ -296,6 +296,8 @@ TEST_F(LiveChanges, KeysRotatedInTheTokenAreUsedAndOldRecordsStillOpen) {
         10s, 500ms))
         << "the daemon does not seal with the new data key";
     EXPECT_EQ(sealed_version("e2e.before"), 1);
+    EXPECT_TRUE(log_shows("event=key_version key=otpbox-data-enc version=2", 5s)) << log();
+    EXPECT_TRUE(log_shows("event=key_version key=otpbox-otp-mac version=2", 5s)) << log();
 
     // The number sealed under version 1 still opens; the code's record is
     // kept under the new OTP key.
