@@ -80,6 +80,7 @@ void Connection::on_handshake(error_code error) {
         return;
     }
     m_role = *role;
+    m_state->authenticated(m_id);
     wait_for_request();
 }
 

@@ -1,5 +1,6 @@
 #include "api/server_state.hpp"
 
+#include "api/connection.hpp"
 #include "api/http_answers.hpp"
 #include "api/tls_context.hpp"
 
@@ -45,17 +46,39 @@ void ServerState::log_access(const AccessEntry& entry) const {
 }
 
 bool ServerState::admit(const std::shared_ptr<Connection>& connection, std::uint64_t id) {
-    const std::lock_guard lock(m_mutex);
-    if (m_stopped || m_connections.size() >= m_limits.max_connections) {
-        return false;
+    std::shared_ptr<Connection> evicted;
+    {
+        const std::lock_guard lock(m_mutex);
+        if (m_stopped) {
+            return false;
+        }
+        if (m_connections.size() >= m_limits.max_connections) {
+            if (m_in_handshake.empty()) {
+                return false;
+            }
+            const auto oldest = *m_in_handshake.begin();
+            m_in_handshake.erase(m_in_handshake.begin());
+            evicted = m_connections[oldest].lock();
+            m_connections.erase(oldest);
+        }
+        m_connections.emplace(id, connection);
+        m_in_handshake.insert(id);
     }
-    m_connections.emplace(id, connection);
+    if (evicted) {
+        evicted->close();
+    }
     return true;
+}
+
+void ServerState::authenticated(std::uint64_t id) {
+    const std::lock_guard lock(m_mutex);
+    m_in_handshake.erase(id);
 }
 
 void ServerState::forget(std::uint64_t id) {
     const std::lock_guard lock(m_mutex);
     m_connections.erase(id);
+    m_in_handshake.erase(id);
 }
 
 std::vector<std::shared_ptr<Connection>> ServerState::stop() {

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -43,9 +44,14 @@ class ServerState {
     void log_access(const AccessEntry& entry) const;
     void set_access_log(AccessLog log) { m_access_log = std::move(log); }
 
-    // Registers a new connection; false when max_connections are open or the
-    // server is stopped.
+    // Registers a new connection; false when the server is stopped, or when
+    // max_connections are open and every one of them has finished its
+    // handshake. At the limit, the oldest connection still in its handshake
+    // is closed to make room: connections that never send a byte cannot
+    // keep a portal that completes its handshake out.
     [[nodiscard]] bool admit(const std::shared_ptr<Connection>& connection, std::uint64_t id);
+    // The connection's client passed the handshake: it is no longer evicted.
+    void authenticated(std::uint64_t id);
     void forget(std::uint64_t id);
     [[nodiscard]] std::uint64_t next_id() { return m_next_id++; }
     // Marks the server stopped and hands back every live connection.
@@ -61,6 +67,7 @@ class ServerState {
     std::atomic<std::uint64_t> m_next_id{1};
     std::mutex m_mutex;
     std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> m_connections;
+    std::set<std::uint64_t> m_in_handshake;  // ids of m_connections, oldest first
 };
 
 }  // namespace otpbox::api
