@@ -326,6 +326,38 @@ TEST_F(Console_Session, ReattachingFindsTheConsoleStillThere) {
     EXPECT_NE(run("status", "Version").find("HSM token"), std::string::npos);
 }
 
+TEST_F(Console_Session, EveryCommandLeavesAnAuditRowEvenWhenItChangesNothing) {
+    log_in(*screen, password);
+    const auto rows = [&] {
+        firmware::Database database(instance.root() / "otpbox.db");
+        auto count = database.prepare("SELECT count(*), max(seq) FROM audit");
+        EXPECT_TRUE(count.step());
+        return count.integer(0);
+    };
+    const auto last_action = [&] {
+        firmware::Database database(instance.root() / "otpbox.db");
+        auto last = database.prepare("SELECT action, outcome FROM audit ORDER BY seq DESC LIMIT 1");
+        EXPECT_TRUE(last.step());
+        return last.text(0) + " " + last.text(1);
+    };
+    auto before = rows();
+    (void)run("frobnicate secret-typed-here", "lists them");
+    EXPECT_EQ(rows(), before + 1);
+    EXPECT_EQ(last_action(), "console.unknown refused");
+    before = rows();
+    (void)run("hsm rotate nonsense", "Nothing changed");
+    EXPECT_EQ(rows(), before + 1);
+    EXPECT_EQ(last_action(), "console.hsm.rotate nothing changed");
+    before = rows();
+    (void)run("pincard block NOPE", "nothing changed");
+    EXPECT_EQ(rows(), before + 1);
+
+    firmware::Database database(instance.root() / "otpbox.db");
+    auto typed = database.prepare("SELECT count(*) FROM audit WHERE subject LIKE '%secret-typed%'");
+    ASSERT_TRUE(typed.step());
+    EXPECT_EQ(typed.integer(0), 0) << "what was typed is not kept";
+}
+
 TEST_F(Console_Session, RotatesEveryKeyAndOldRecordsStillCount) {
     log_in(*screen, password);
     EXPECT_NE(run("hsm rotate tls", "Nothing changed").find("No such key"), std::string::npos);

@@ -96,6 +96,7 @@ firmware::AuditLog& Appliance::audit() {
 
 void Appliance::record(std::string_view action, std::string_view subject,
                        std::string_view outcome) {
+    ++m_records;
     const firmware::AuditEntry entry{std::string(kActor), "console." + std::string(action),
                                      std::string(subject), std::string(outcome)};
     try {

@@ -6,6 +6,7 @@
 // docs/console.md); each part is opened when a command first needs it.
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -60,8 +61,11 @@ class Appliance {
     // Records a console action in the audit log; without the HSM (before
     // the token exists) it goes to the console's own log instead.
     void record(std::string_view action, std::string_view subject, std::string_view outcome);
+    // How many actions were recorded so far (in the log or the console's own).
+    [[nodiscard]] std::uint64_t records() const { return m_records; }
 
   private:
+    std::uint64_t m_records = 0;
     std::filesystem::path m_config_file;
     firmware::Config m_config;
     ConsoleSettings m_settings;

@@ -188,6 +188,7 @@ void Console::execute(const std::string& line) {
     }
     if (words.size() > kMaxWords) {
         say("Too many words; 'help' shows how each command is used.\n");
+        m_appliance.record("unknown", "", "refused");
         return;
     }
     const Command* found = nullptr;
@@ -202,9 +203,24 @@ void Console::execute(const std::string& line) {
     }
     if (found == nullptr) {
         say("Unknown command '" + words.front().substr(0, 40) + "'; 'help' lists them.\n");
+        // What was typed is not kept: it may be a password typed at the wrong prompt.
+        m_appliance.record("unknown", "", "refused");
         return;
     }
-    (this->*(found->run))(std::span<const std::string>(words).subspan(used));
+    // Every command leaves an audit row: one that records none of its own
+    // (a usage message, a refusal before any change) gets one here.
+    std::string action(found->name);
+    std::replace(action.begin(), action.end(), ' ', '.');
+    const auto recorded = m_appliance.records();
+    try {
+        (this->*(found->run))(std::span<const std::string>(words).subspan(used));
+    } catch (...) {
+        m_appliance.record(action, "", "failed");
+        throw;
+    }
+    if (m_appliance.records() == recorded) {
+        m_appliance.record(action, "", "nothing changed");
+    }
 }
 
 std::string Console::ask_hidden(std::string_view prompt) {
