@@ -102,9 +102,18 @@ TEST_F(PortalFlow, TheLogNamesRoutesNeverWhatTheClientPutInThePath) {
                    std::string::npos;
         },
         std::chrono::seconds(5)));
+    // Answers the server gives before the router, too.
+    EXPECT_EQ(dev.call("PUT", "/v1/users/big.body/phone",
+                       "{\"number\":\"" + std::string(20000, '1') + "\"}")
+                  .status,
+              413);
+    ASSERT_TRUE(test::wait_until(
+        [&] { return test::read_file(dev.daemon_log()).find("status=413") != std::string::npos; },
+        std::chrono::seconds(5)));
     const auto log = test::read_file(dev.daemon_log());
     EXPECT_NE(log.find("route=/v1/users/*/phone"), std::string::npos) << log;
     EXPECT_EQ(log.find("secret"), std::string::npos) << log;
+    EXPECT_EQ(log.find("big.body"), std::string::npos) << log;
     EXPECT_EQ(log.find("/v1/users/login"), std::string::npos) << log;
 }
 
