@@ -210,6 +210,7 @@ Request Connection::make_request() const {
     request.method_name = message.method_string();
     request.target = message.target();
     request.content_type = message[http::field::content_type];
+    // With two Idempotency-Key headers the first counts; the request is not refused.
     request.idempotency_key = message["Idempotency-Key"];
     request.has_idempotency_key = message.find("Idempotency-Key") != message.end();
     request.body = message.body();

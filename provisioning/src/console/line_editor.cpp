@@ -62,6 +62,8 @@ LineEvent LineEditor::feed(char byte, std::string& echo) {
         default:
             break;
     }
+    // Bytes from 0x80 up are taken and echoed as they come, UTF-8 or not:
+    // an 8-bit control byte typed by mistake reaches the terminal too.
     if (static_cast<unsigned char>(byte) >= 0x20) {
         append(byte, echo);
     }
