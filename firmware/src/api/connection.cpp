@@ -27,6 +27,37 @@ constexpr std::chrono::seconds kLingerTime{2};
 constexpr std::size_t kLingerBytes = 1024 * 1024;
 constexpr std::size_t kFirstRead = 4096;
 
+struct HeaderProblem {
+    unsigned status;
+    const char* code;
+    std::string message;
+};
+
+// What a complete header asks that this server does not do.
+std::optional<HeaderProblem> header_problem(
+    const http::request_parser<http::string_body>::value_type& header) {
+    // RFC 9112 section 6.1: a transfer coding the server does not understand
+    // gets 501; only "chunked" (alone) is understood here.
+    const auto [first, last] = header.equal_range(http::field::transfer_encoding);
+    for (auto field = first; field != last; ++field) {
+        auto value = field->value();
+        while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) {
+            value.remove_prefix(1);
+        }
+        while (!value.empty() && (value.back() == ' ' || value.back() == '\t')) {
+            value.remove_suffix(1);
+        }
+        if (!beast::iequals(value, "chunked")) {
+            return HeaderProblem{501, "not_implemented",
+                                 "only the chunked transfer coding is understood"};
+        }
+    }
+    if (header.count("Idempotency-Key") > 1) {
+        return HeaderProblem{400, "invalid_request", "at most one Idempotency-Key header"};
+    }
+    return std::nullopt;
+}
+
 bool is_http_error(const boost::system::error_code& error) {
     return error.category() == http::make_error_code(http::error::bad_target).category();
 }
@@ -127,6 +158,10 @@ void Connection::on_header(error_code error, std::size_t /*bytes*/) {
         refuse_unreadable(error);
         return;
     }
+    if (const auto problem = header_problem(m_parser->get())) {
+        refuse(problem->status, problem->code, problem->message);
+        return;
+    }
     const auto length = m_parser->content_length();
     m_has_body = m_parser->chunked() || (length && *length > 0);
 
@@ -176,21 +211,28 @@ void Connection::refuse_unreadable(error_code error) {
         method = m_parser->get().method_string();
         target = m_parser->get().target();
     }
-    const auto refuse = [&](unsigned status, const char* code, const std::string& message) {
+    const auto answer_with = [&](unsigned status, const char* code, const std::string& message) {
         log(method, target, status);
         send(error_answer(status, code, message), false);
     };
     if (error == http::error::body_limit) {
-        refuse(413, "too_large",
-               "the body is larger than " + std::to_string(m_state->limits().max_body) + " bytes");
+        answer_with(
+            413, "too_large",
+            "the body is larger than " + std::to_string(m_state->limits().max_body) + " bytes");
     } else if (error == http::error::header_limit) {
-        refuse(
+        answer_with(
             431, "header_too_large",
             "the header is larger than " + std::to_string(m_state->limits().max_header) + " bytes");
     } else if (is_http_error(error) && error != http::error::end_of_stream &&
                error != http::error::partial_message) {
-        refuse(400, "bad_request", "malformed HTTP request");
+        answer_with(400, "bad_request", "malformed HTTP request");
     }
+}
+
+void Connection::refuse(unsigned status, const char* code, const std::string& message) {
+    const auto& header = m_parser->get();
+    log(std::string(header.method_string()), std::string(header.target()), status);
+    send(error_answer(status, code, message), false);
 }
 
 void Connection::answer() {
@@ -210,7 +252,6 @@ Request Connection::make_request() const {
     request.method_name = message.method_string();
     request.target = message.target();
     request.content_type = message[http::field::content_type];
-    // With two Idempotency-Key headers the first counts; the request is not refused.
     request.idempotency_key = message["Idempotency-Key"];
     request.has_idempotency_key = message.find("Idempotency-Key") != message.end();
     request.body = message.body();

@@ -50,6 +50,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void on_body(error_code error, std::size_t bytes);
     void answer();
     void refuse_unreadable(error_code error);
+    // Answers a request whose header is whole with an error, and closes.
+    void refuse(unsigned status, const char* code, const std::string& message);
     void send(Response response, bool keep_alive);
     void on_sent(bool keep_alive, error_code error, std::size_t bytes);
     void shut_down();
