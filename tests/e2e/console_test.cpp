@@ -149,6 +149,9 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
     EXPECT_NE(status.find("otpbox-tls-v1 in the HSM"), std::string::npos) << status;
 
     screen.line("modem pin modem0");
+    // Too long: said at once, before the PIN is asked a second time.
+    answer(screen, "New SIM PIN: ", "123456789");
+    ASSERT_TRUE(screen.expect("must be 4 to 8 digits")) << screen.since_mark();
     answer(screen, "New SIM PIN: ", "2468");
     answer(screen, "The same again: ", "2468");
     ASSERT_TRUE(screen.expect("stored, encrypted")) << screen.since_mark();

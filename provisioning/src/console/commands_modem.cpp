@@ -13,6 +13,7 @@ namespace otpbox::provisioning::console {
 namespace {
 
 constexpr std::size_t kMinSimPin = 4;
+constexpr std::size_t kMaxSimPin = 8;  // a SIM PIN is 4 to 8 digits
 constexpr auto kTestValidity = std::chrono::minutes(10);
 constexpr auto kTestWait = std::chrono::seconds(60);
 
@@ -35,7 +36,7 @@ void Console::modem_pin(std::span<const std::string> arguments) {
         say("No modem named '" + name.substr(0, 40) + "' in the configuration.\n");
         return;
     }
-    auto pin = ask_new_secret("SIM PIN", kMinSimPin, true);
+    auto pin = ask_new_secret("SIM PIN", kMinSimPin, true, kMaxSimPin);
     if (pin.empty()) {
         return;
     }

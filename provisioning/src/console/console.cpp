@@ -235,12 +235,12 @@ std::string Console::ask_hidden(std::string_view prompt) {
     return std::move(input.text);
 }
 
-std::string Console::ask_new_secret(std::string_view what, std::size_t min_length,
-                                    bool digits_only) {
+std::string Console::ask_new_secret(std::string_view what, std::size_t min_length, bool digits_only,
+                                    std::size_t max_length) {
     constexpr int kTries = 3;
     for (int i = 0; i < kTries && m_flow == Flow::go_on; ++i) {
         bool cancelled = false;
-        auto secret = ask_new_secret_once(what, min_length, digits_only, cancelled);
+        auto secret = ask_new_secret_once(what, min_length, max_length, digits_only, cancelled);
         if (!secret.empty() || cancelled) {
             return secret;
         }
@@ -250,7 +250,8 @@ std::string Console::ask_new_secret(std::string_view what, std::size_t min_lengt
 }
 
 std::string Console::ask_new_secret_once(std::string_view what, std::size_t min_length,
-                                         bool digits_only, bool& cancelled) {
+                                         std::size_t max_length, bool digits_only,
+                                         bool& cancelled) {
     auto first = ask_hidden("New " + std::string(what) + ": ");
     if (first.empty()) {
         say("Cancelled; nothing changed.\n");
@@ -259,8 +260,11 @@ std::string Console::ask_new_secret_once(std::string_view what, std::size_t min_
     }
     const bool digits =
         std::all_of(first.begin(), first.end(), [](char c) { return c >= '0' && c <= '9'; });
-    if (first.size() < min_length || (digits_only && !digits)) {
-        say("The " + std::string(what) + " must be at least " + std::to_string(min_length) +
+    if (first.size() < min_length || first.size() > max_length || (digits_only && !digits)) {
+        const auto length = max_length == std::numeric_limits<std::size_t>::max()
+                                ? "at least " + std::to_string(min_length)
+                                : std::to_string(min_length) + " to " + std::to_string(max_length);
+        say("The " + std::string(what) + " must be " + length +
             (digits_only ? " digits, digits only" : " characters") + ". Again:\n");
         std::fill(first.begin(), first.end(), '\0');
         return {};

@@ -7,6 +7,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <span>
 #include <string>
 #include <string_view>
@@ -76,10 +77,13 @@ class Console {
     [[nodiscard]] Flow flow_after(const Input& input);
 
     // Asks twice for a new secret, hidden; "" when cancelled or not alike.
-    [[nodiscard]] std::string ask_new_secret(std::string_view what, std::size_t min_length,
-                                             bool digits_only);
+    // Asks twice, hidden; the length is checked before the second time.
+    [[nodiscard]] std::string ask_new_secret(
+        std::string_view what, std::size_t min_length, bool digits_only,
+        std::size_t max_length = std::numeric_limits<std::size_t>::max());
     [[nodiscard]] std::string ask_new_secret_once(std::string_view what, std::size_t min_length,
-                                                  bool digits_only, bool& cancelled);
+                                                  std::size_t max_length, bool digits_only,
+                                                  bool& cancelled);
     // A hidden line; "" when cancelled.
     [[nodiscard]] std::string ask_hidden(std::string_view prompt);
     // A yes/no question; false unless "yes" or "y".
