@@ -1,6 +1,7 @@
 #include "console/line_editor.hpp"
 
 #include <algorithm>
+#include <cstdint>
 #include <utility>
 
 namespace otpbox::provisioning::console {
@@ -18,6 +19,40 @@ bool is_utf8_continuation(char byte) {
     return (static_cast<unsigned char>(byte) & 0xC0) == 0x80;
 }
 
+// The length of the UTF-8 sequence this byte begins (RFC 3629 section 4),
+// 0 when it begins none: a continuation byte, C0 and C1 (overlong), F5 up.
+std::size_t utf8_length(unsigned char lead) {
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        return 2;
+    }
+    if (lead >= 0xE0 && lead <= 0xEF) {
+        return 3;
+    }
+    if (lead >= 0xF0 && lead <= 0xF4) {
+        return 4;
+    }
+    return 0;
+}
+
+// A whole sequence names a character a terminal only shows: not overlong,
+// no surrogate, not beyond U+10FFFF, and no C1 control (U+0080 to U+009F),
+// which an 8-bit terminal could act on.
+bool printable_utf8(const std::string& sequence) {
+    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(sequence[i]); };
+    std::uint32_t code = byte(0) & (0xFF >> (sequence.size() + 1));
+    for (std::size_t i = 1; i < sequence.size(); ++i) {
+        code = (code << 6) | (byte(i) & 0x3F);
+    }
+    switch (sequence.size()) {
+        case 2:
+            return code >= 0xA0;
+        case 3:
+            return code >= 0x800 && (code < 0xD800 || code > 0xDFFF);
+        default:
+            return code >= 0x10000 && code <= 0x10FFFF;
+    }
+}
+
 }  // namespace
 
 void LineEditor::start(bool hidden) {
@@ -26,6 +61,7 @@ void LineEditor::start(bool hidden) {
     m_hidden = hidden;
     m_overflowed = false;
     m_escape = Escape::none;
+    m_utf8.clear();
 }
 
 void LineEditor::wipe() noexcept {
@@ -62,12 +98,46 @@ LineEvent LineEditor::feed(char byte, std::string& echo) {
         default:
             break;
     }
-    // Bytes from 0x80 up are taken and echoed as they come, UTF-8 or not:
-    // an 8-bit control byte typed by mistake reaches the terminal too.
-    if (static_cast<unsigned char>(byte) >= 0x20) {
+    if (static_cast<unsigned char>(byte) >= 0x80 || !m_utf8.empty()) {
+        take_utf8(byte, echo);
+    } else if (static_cast<unsigned char>(byte) >= 0x20) {
         append(byte, echo);
     }
     return LineEvent::none;
+}
+
+// Invalid UTF-8 and C1 controls are dropped whole; a byte that breaks a
+// sequence off is taken on its own.
+void LineEditor::take_utf8(char byte, std::string& echo) {
+    if (!m_utf8.empty() && !is_utf8_continuation(byte)) {
+        m_utf8.clear();
+    }
+    if (m_utf8.empty()) {
+        if (static_cast<unsigned char>(byte) < 0x80) {
+            if (static_cast<unsigned char>(byte) >= 0x20) {
+                append(byte, echo);
+            }
+            return;
+        }
+        m_utf8_length = utf8_length(static_cast<unsigned char>(byte));
+        if (m_utf8_length == 0) {
+            return;
+        }
+    }
+    m_utf8.push_back(byte);
+    if (m_utf8.size() < m_utf8_length) {
+        return;
+    }
+    if (printable_utf8(m_utf8)) {
+        if (m_line.size() + m_utf8.size() > m_max_length) {
+            m_overflowed = true;
+        } else {
+            for (const char part : m_utf8) {
+                append(part, echo);
+            }
+        }
+    }
+    m_utf8.clear();
 }
 
 LineEvent LineEditor::end_line(std::string& echo) {

@@ -36,6 +36,8 @@ class LineEditor {
     LineEvent end_line(std::string& echo);
     void erase_last(std::string& echo);
     void append(char byte, std::string& echo);
+    // Gathers a UTF-8 sequence and appends it once whole and valid.
+    void take_utf8(char byte, std::string& echo);
     bool skip_escape(char byte);
 
     enum class Escape { none, started, csi, single };
@@ -46,6 +48,8 @@ class LineEditor {
     bool m_overflowed = false;
     bool m_after_cr = false;
     Escape m_escape = Escape::none;
+    std::string m_utf8;             // a UTF-8 sequence begun, not yet whole
+    std::size_t m_utf8_length = 0;  // the length its first byte announced
 };
 
 }  // namespace otpbox::provisioning::console

@@ -1,0 +1,77 @@
+// The console's line editor with what a terminal can send beyond ASCII:
+// UTF-8 is taken whole, invalid sequences and C1 controls never reach the
+// line or the echo.
+
+#include "console/line_editor.hpp"
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace otpbox::provisioning::console {
+namespace {
+
+struct Typed {
+    std::string line;
+    std::string echo;
+};
+
+Typed type(std::string_view bytes, std::size_t max_length = 64) {
+    LineEditor editor(max_length);
+    editor.start(false);
+    Typed typed;
+    for (const char byte : bytes) {
+        (void)editor.feed(byte, typed.echo);
+    }
+    typed.line = editor.line();
+    return typed;
+}
+
+TEST(LineEditor_Utf8, TakesWholeCharacters) {
+    const auto typed = type("O=\xC3\x84rzte \xE2\x82\xAC \xF0\x9F\x94\x91");
+    EXPECT_EQ(typed.line, "O=\xC3\x84rzte \xE2\x82\xAC \xF0\x9F\x94\x91");
+    EXPECT_EQ(typed.echo, typed.line);
+}
+
+TEST(LineEditor_Utf8, DropsC1ControlsAndInvalidSequences) {
+    // C1 CSI alone and as UTF-8, a stray continuation byte, overlong forms,
+    // a surrogate, beyond U+10FFFF, and bytes that never begin a sequence.
+    const auto typed = type(
+        "a\x9B"
+        "b\xC2\x9B"
+        "c\x80"
+        "d\xC0\xAF"
+        "e\xE0\x80\xAF"
+        "f\xED\xA0\x80"
+        "g\xF4\x90\x80\x80"
+        "h\xFF\xFE"
+        "i");
+    EXPECT_EQ(typed.line, "abcdefghi");
+    EXPECT_EQ(typed.echo, "abcdefghi");
+}
+
+TEST(LineEditor_Utf8, ASequenceBrokenOffLeavesTheNextCharacter) {
+    EXPECT_EQ(type("\xC3"
+                   "A\xE2\x82"
+                   "\xC3\xA9")
+                  .line,
+              "A\xC3\xA9");
+}
+
+TEST(LineEditor_Utf8, BackspaceErasesAWholeCharacter) {
+    EXPECT_EQ(type("x\xC3\x84\x7F").line, "x");
+}
+
+TEST(LineEditor_Utf8, ACharacterThatDoesNotFitIsNotSplit) {
+    LineEditor editor(3);
+    editor.start(false);
+    std::string echo;
+    for (const char byte : std::string("ab\xC3\x84")) {
+        (void)editor.feed(byte, echo);
+    }
+    EXPECT_EQ(editor.line(), "ab");
+    EXPECT_TRUE(editor.overflowed());
+}
+
+}  // namespace
+}  // namespace otpbox::provisioning::console
