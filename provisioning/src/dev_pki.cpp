@@ -1,7 +1,10 @@
 #include <sys/stat.h>
 
+#include <openssl/err.h>
 #include <openssl/pem.h>
+#include <openssl/x509.h>
 
+#include <ctime>
 #include <filesystem>
 
 #include "certificate_builder.hpp"
@@ -55,8 +58,30 @@ CertificateSpec server_spec() {
     return spec;
 }
 
-bool pair_present(const PairPaths& paths) {
-    return fs::exists(paths.certificate) && fs::exists(paths.key);
+// Development certificates are made again this long before they expire, so
+// that an old .dev/ keeps working.
+constexpr std::time_t kRenewBefore = 7 * 24 * 3600;
+
+// The certificate is good for a week more and, when an issuer is named, was
+// signed by it.
+bool certificate_current(const fs::path& file, const Issuer* issuer) {
+    try {
+        const auto certificate = detail::read_certificate(file);
+        std::time_t limit = std::time(nullptr) + kRenewBefore;
+        const bool lasts = X509_cmp_time(X509_get0_notAfter(certificate.get()), &limit) > 0;
+        const bool signed_by_issuer =
+            issuer == nullptr ||
+            X509_verify(certificate.get(), X509_get0_pubkey(issuer->certificate.get())) == 1;
+        ERR_clear_error();
+        return lasts && signed_by_issuer;
+    } catch (const std::exception&) {
+        return false;
+    }
+}
+
+bool pair_current(const PairPaths& paths, const Issuer* issuer) {
+    return fs::exists(paths.certificate) && fs::exists(paths.key) &&
+           certificate_current(paths.certificate, issuer);
 }
 
 // The key goes first: a certificate without its key is made again next time.
@@ -73,7 +98,7 @@ Issuer make_root(const CertificateSpec& spec) {
 }
 
 Issuer dev_ca(const PairPaths& paths, StepReport& report) {
-    if (pair_present(paths)) {
+    if (pair_current(paths, nullptr)) {
         report.push_back({paths.certificate.filename().string(), StepResult::present});
         return {detail::read_certificate(paths.certificate), detail::read_private_key(paths.key)};
     }
@@ -85,7 +110,7 @@ Issuer dev_ca(const PairPaths& paths, StepReport& report) {
 
 void leaf(const PairPaths& paths, const CertificateSpec& spec, const Issuer& issuer,
           StepReport& report) {
-    if (pair_present(paths)) {
+    if (pair_current(paths, &issuer)) {
         report.push_back({paths.certificate.filename().string(), StepResult::present});
         return;
     }
@@ -115,13 +140,24 @@ StepReport make_dev_pki(const fs::path& dir, DevPkiParts parts) {
 
     // The intruder's CA is thrown away: nothing may ever trust it.
     const auto intruder = pair_in(dir, "intruder", ".crt");
-    if (pair_present(intruder)) {
+    if (pair_current(intruder, nullptr)) {
         report.push_back({intruder.certificate.filename().string(), StepResult::present});
     } else {
         const auto throw_away = make_root(ca_spec(kIntruderCaSubject));
         leaf(intruder, leaf_spec(kIntruderSubject, "clientAuth"), throw_away, report);
     }
     return report;
+}
+
+bool dev_certificate_current(const fs::path& certificate, const fs::path& dir) {
+    const auto ca = pair_in(dir, "ca", ".pem");
+    try {
+        const Issuer issuer{detail::read_certificate(ca.certificate),
+                            detail::read_private_key(ca.key)};
+        return fs::exists(certificate) && certificate_current(certificate, &issuer);
+    } catch (const std::exception&) {
+        return false;
+    }
 }
 
 std::string sign_with_dev_ca(const fs::path& dir, std::string_view csr_pem) {

@@ -102,7 +102,8 @@ StepReport make_dev_tls_identity(std::shared_ptr<hsm::Hsm> hsm, std::string_view
     report.push_back({std::string(label), make_tls_key(*hsm, label)});
     const auto name = certificate_file.filename().string();
     if (std::filesystem::exists(certificate_file) &&
-        certificate_fits_key(*hsm, label, read_text(certificate_file))) {
+        certificate_fits_key(*hsm, label, read_text(certificate_file)) &&
+        dev_certificate_current(certificate_file, pki_dir)) {
         report.push_back({name, StepResult::present});
     } else {
         const auto certificate =

@@ -138,6 +138,46 @@ TEST(DevPki_MissingKey, RemakesOnlyThatPair) {
     EXPECT_TRUE(verifies(ca.get(), portal.get()));
 }
 
+TEST(DevPki_Renewal, ACertificateAboutToExpireIsMadeAgain) {
+    TempDir dir;
+    (void)prov::make_dev_pki(dir.path());
+    const auto pki = [&](const char* name) { return "'" + (dir.path() / name).string() + "'"; };
+    // The portal's certificate replaced by one of the same CA for 3 days.
+    const auto result =
+        otpbox::test::run_command("openssl req -new -key " + pki("portal.key") +
+                                  " -subj '/CN=otpbox-portal' 2>/dev/null |"
+                                  " openssl x509 -req -CA " +
+                                  pki("ca.pem") + " -CAkey " + pki("ca.key") +
+                                  " -set_serial 77 -days 3 -out " + pki("portal.crt") + " 2>&1");
+    ASSERT_EQ(result.status, 0) << result.output;
+    EXPECT_FALSE(prov::dev_certificate_current(dir.path() / "portal.crt", dir.path()));
+    EXPECT_TRUE(prov::dev_certificate_current(dir.path() / "monitor.crt", dir.path()));
+
+    const auto report = prov::make_dev_pki(dir.path());
+    for (const auto& line : report) {
+        const auto want =
+            line.item == "portal.crt" ? prov::StepResult::created : prov::StepResult::present;
+        EXPECT_EQ(line.result, want) << line.item;
+    }
+    EXPECT_TRUE(prov::dev_certificate_current(dir.path() / "portal.crt", dir.path()));
+}
+
+TEST(DevPki_Renewal, ANewCaHasEveryLeafMadeAgain) {
+    TempDir dir;
+    (void)prov::make_dev_pki(dir.path());
+    fs::remove(dir.path() / "ca.key");
+    const auto report = prov::make_dev_pki(dir.path());
+    for (const auto& line : report) {
+        const auto want =
+            line.item == "intruder.crt" ? prov::StepResult::present : prov::StepResult::created;
+        EXPECT_EQ(line.result, want) << line.item;
+    }
+    const auto ca = load(dir.path() / "ca.pem");
+    for (const auto* leaf : {"server.crt", "portal.crt", "monitor.crt"}) {
+        EXPECT_TRUE(verifies(ca.get(), load(dir.path() / leaf).get())) << leaf;
+    }
+}
+
 TEST(Csr_Make, CarriesSubjectAndSans) {
     std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(
         EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256"), &EVP_PKEY_free);

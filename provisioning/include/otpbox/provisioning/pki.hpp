@@ -35,9 +35,15 @@ enum class DevPkiParts { all, clients_only };
 // Creates the files of the development PKI that are missing in dir
 // (ca.pem/ca.key, server, portal, monitor, intruder .crt/.key). A
 // certificate whose key file is missing, or the reverse, is made again with
-// both files. Throws PkiError on failure.
+// both files; so is one that expires within a week or, after the CA was made
+// anew, one the CA in dir did not sign. Throws PkiError on failure.
 [[nodiscard]] StepReport make_dev_pki(const std::filesystem::path& dir,
                                       DevPkiParts parts = DevPkiParts::all);
+
+// True when the certificate file is good for at least a week more and was
+// signed by the development CA in dir.
+[[nodiscard]] bool dev_certificate_current(const std::filesystem::path& certificate,
+                                           const std::filesystem::path& dir);
 
 // The development CA in dir signs a server certificate (CN=localhost,
 // subjectAltName localhost, 127.0.0.1, ::1; 90 days) for the key of a PEM
