@@ -245,6 +245,9 @@ void Modem::reset() noexcept {
         // The port is reopened anyway.
     }
     close();
+    // A modem taken out knows nothing of the network until it is up again.
+    m_registration = Registration::unknown;
+    m_rssi = 99;
 }
 
 AtResponse Modem::command(std::string_view text) {

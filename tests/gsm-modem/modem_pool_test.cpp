@@ -318,6 +318,13 @@ TEST_F(ModemPool_Simulator, KilledSimulatorFailsOver) {
     ASSERT_TRUE(all_sent());
     EXPECT_TRUE(test::wait_until([&] { return survivor.texts().size() >= 6; }, 5s));
     expect_each_once({&doomed, &survivor});
+
+    // The dead modem's health no longer shows the network it had.
+    ASSERT_TRUE(test::wait_until([&] { return pool.health()[0].state == "failed"; }, 15s))
+        << pool.health()[0].state;
+    EXPECT_EQ(pool.health()[0].registration, "unknown");
+    EXPECT_EQ(pool.health()[0].signal_rssi, 99);
+    EXPECT_FALSE(pool.health()[0].last_error.empty());
 }
 
 TEST_F(ModemPool_Simulator, SimulatorWithoutPromptFailsOver) {
