@@ -94,7 +94,8 @@ class Modem {
     [[nodiscard]] std::vector<StatusReport> take_status_reports();
 
     // ESC and Ctrl-Z to leave any half-typed input, AT+CFUN=1,1 when
-    // configured, then the port is closed; open() starts again.
+    // configured, then the port is closed and registration and signal are
+    // unknown; open() starts again.
     void reset() noexcept;
 
     [[nodiscard]] const ModemConfig& config() const noexcept { return m_config; }
