@@ -1,8 +1,10 @@
 #include "console/line_editor.hpp"
 
 #include <algorithm>
-#include <cstdint>
+#include <optional>
 #include <utility>
+
+#include "otpbox/gsm/gsm_alphabet.hpp"
 
 namespace otpbox::provisioning::console {
 
@@ -19,38 +21,17 @@ bool is_utf8_continuation(char byte) {
     return (static_cast<unsigned char>(byte) & 0xC0) == 0x80;
 }
 
-// The length of the UTF-8 sequence this byte begins (RFC 3629 section 4),
-// 0 when it begins none: a continuation byte, C0 and C1 (overlong), F5 up.
-std::size_t utf8_length(unsigned char lead) {
-    if (lead >= 0xC2 && lead <= 0xDF) {
-        return 2;
-    }
-    if (lead >= 0xE0 && lead <= 0xEF) {
-        return 3;
-    }
-    if (lead >= 0xF0 && lead <= 0xF4) {
-        return 4;
-    }
-    return 0;
-}
+constexpr std::size_t kLongestUtf8 = 4;  // RFC 3629 section 3
 
-// A whole sequence names a character a terminal only shows: not overlong,
-// no surrogate, not beyond U+10FFFF, and no C1 control (U+0080 to U+009F),
-// which an 8-bit terminal could act on.
-bool printable_utf8(const std::string& sequence) {
-    const auto byte = [&](std::size_t i) { return static_cast<unsigned char>(sequence[i]); };
-    std::uint32_t code = byte(0) & (0xFF >> (sequence.size() + 1));
-    for (std::size_t i = 1; i < sequence.size(); ++i) {
-        code = (code << 6) | (byte(i) & 0x3F);
+// The character of a whole UTF-8 sequence, when it is one a terminal only
+// shows: invalid sequences and C1 controls (U+0080 to U+009F), which an
+// 8-bit terminal could act on, give nothing.
+std::optional<char32_t> printable_character(const std::string& sequence) {
+    const auto decoded = gsm::utf8_to_code_points(sequence);
+    if (!decoded || decoded->size() != 1 || decoded->front() < 0xA0) {
+        return std::nullopt;
     }
-    switch (sequence.size()) {
-        case 2:
-            return code >= 0xA0;
-        case 3:
-            return code >= 0x800 && (code < 0xD800 || code > 0xDFFF);
-        default:
-            return code >= 0x10000 && code <= 0x10FFFF;
-    }
+    return decoded->front();
 }
 
 }  // namespace
@@ -112,29 +93,25 @@ void LineEditor::take_utf8(char byte, std::string& echo) {
     if (!m_utf8.empty() && !is_utf8_continuation(byte)) {
         m_utf8.clear();
     }
-    if (m_utf8.empty()) {
-        if (static_cast<unsigned char>(byte) < 0x80) {
-            if (static_cast<unsigned char>(byte) >= 0x20) {
-                append(byte, echo);
-            }
-            return;
+    if (m_utf8.empty() && static_cast<unsigned char>(byte) < 0x80) {
+        if (static_cast<unsigned char>(byte) >= 0x20) {
+            append(byte, echo);
         }
-        m_utf8_length = utf8_length(static_cast<unsigned char>(byte));
-        if (m_utf8_length == 0) {
-            return;
-        }
-    }
-    m_utf8.push_back(byte);
-    if (m_utf8.size() < m_utf8_length) {
         return;
     }
-    if (printable_utf8(m_utf8)) {
-        if (m_line.size() + m_utf8.size() > m_max_length) {
-            m_overflowed = true;
-        } else {
-            for (const char part : m_utf8) {
-                append(part, echo);
-            }
+    // A sequence is whole once it decodes: a shorter part of it does not.
+    m_utf8.push_back(byte);
+    if (!printable_character(m_utf8)) {
+        if (m_utf8.size() >= kLongestUtf8) {
+            m_utf8.clear();
+        }
+        return;
+    }
+    if (m_line.size() + m_utf8.size() > m_max_length) {
+        m_overflowed = true;
+    } else {
+        for (const char part : m_utf8) {
+            append(part, echo);
         }
     }
     m_utf8.clear();

@@ -48,8 +48,7 @@ class LineEditor {
     bool m_overflowed = false;
     bool m_after_cr = false;
     Escape m_escape = Escape::none;
-    std::string m_utf8;             // a UTF-8 sequence begun, not yet whole
-    std::size_t m_utf8_length = 0;  // the length its first byte announced
+    std::string m_utf8;  // a UTF-8 sequence begun, not yet whole
 };
 
 }  // namespace otpbox::provisioning::console
