@@ -162,6 +162,7 @@ class Daemon::Impl {
     void write_status();
     void log_modem_changes();
     void log_key_versions();
+    void log_evictions();
     void poll_serving();
     void reload_if_changed();
     void restart_modems_if_pins_changed();
@@ -192,6 +193,7 @@ class Daemon::Impl {
     std::set<std::string> m_reported_missing;
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
     std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
+    std::uint64_t m_evicted_logged = 0;                 // evictions counted in the log
     std::string m_reported_error;  // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
     std::int64_t m_sim_pins_version = 0;
@@ -443,7 +445,19 @@ void Daemon::Impl::poll_serving() {
     // (a locked SIM) is logged.
     log_modem_changes();
     log_key_versions();
+    log_evictions();
     restart_modems_if_pins_changed();
+}
+
+// Connections closed in their handshake to make room are a sign of a flood
+// (or of max_connections set too low): one WARN line a poll while it lasts.
+void Daemon::Impl::log_evictions() {
+    const auto evicted = m_serving->server->evicted();
+    if (evicted > m_evicted_logged) {
+        spdlog::warn("event=connections_evicted count={} total={} reason=max_connections",
+                     evicted - m_evicted_logged, evicted);
+        m_evicted_logged = evicted;
+    }
 }
 
 // The version of each key new records are made with, logged when it
@@ -640,6 +654,9 @@ std::string Daemon::Impl::metrics() {
     const bool hsm_ok = m_hsm && m_hsm->health().ok;
     append_metric(out, "otpbox_hsm_up", "1 when the HSM answers", "gauge", "", hsm_ok ? 1 : 0);
     if (m_serving) {
+        append_metric(out, "otpbox_connections_evicted_total",
+                      "connections closed in their handshake at max_connections", "counter", "",
+                      static_cast<double>(m_serving->server->evicted()));
         // Left out while the queue cannot be read; health says why.
         try {
             const auto stats = m_serving->queue->stats();

@@ -85,7 +85,12 @@ TEST_F(PortalFlow, MonitorSeesHealthAndMetricsOnly) {
     const auto health = dev.call("GET", "/v1/health", std::nullopt, "monitor");
     ASSERT_EQ(health.status, 200) << health.body;
     EXPECT_EQ(health.json().at("hsm").as_object().at("ok").as_bool(), true);
-    EXPECT_EQ(dev.call("GET", "/metrics", std::nullopt, "monitor").status, 200);
+    const auto metrics = dev.call("GET", "/metrics", std::nullopt, "monitor");
+    EXPECT_EQ(metrics.status, 200);
+    EXPECT_NE(metrics.body.find("\notpbox_connections_evicted_total 0\n"), std::string::npos)
+        << metrics.body;
+    EXPECT_NE(metrics.body.find("otpbox_modem_ready{modem=\"modem0\"}"), std::string::npos)
+        << metrics.body;
     const auto refused = dev.call("POST", "/v1/users/e2e.mon/login", std::nullopt, "monitor");
     EXPECT_EQ(refused.status, 403);
     EXPECT_EQ(refused.field("error"), "forbidden");

@@ -545,8 +545,10 @@ TEST_F(ApiServerTest, AtTheMaximumTheOldestSilentConnectionMakesRoom) {
         // Accepted one after the other, so that "oldest" is the first.
         std::this_thread::sleep_for(100ms);
     }
+    EXPECT_EQ(m_server->evicted(), 0u);
     const RawSocket extra(m_port);
     EXPECT_TRUE(held[0]->closed_within(10s));
+    EXPECT_EQ(m_server->evicted(), 1u);
     EXPECT_FALSE(held[1]->closed_within(0ms));
     EXPECT_FALSE(held[2]->closed_within(0ms));
     EXPECT_FALSE(extra.closed_within(500ms));
@@ -554,6 +556,7 @@ TEST_F(ApiServerTest, AtTheMaximumTheOldestSilentConnectionMakesRoom) {
     // A portal that completes its handshake gets in past silent connections.
     EXPECT_EQ(curl("portal", "").status, 200u);
     EXPECT_TRUE(held[1]->closed_within(10s));
+    EXPECT_EQ(m_server->evicted(), 2u);
 }
 
 TEST_F(ApiServerTest, AtTheMaximumWithEveryClientInANewConnectionIsClosed) {
@@ -572,6 +575,7 @@ TEST_F(ApiServerTest, AtTheMaximumWithEveryClientInANewConnectionIsClosed) {
     }
     const RawSocket extra(m_port);
     EXPECT_TRUE(extra.closed_within(10s));
+    EXPECT_EQ(m_server->evicted(), 0u);
     for (const auto& client : clients) {
         EXPECT_TRUE(client->running()) << "a client past its handshake is never closed for room";
     }

@@ -171,4 +171,8 @@ std::uint16_t Server::port() const {
     return m_impl->port();
 }
 
+std::uint64_t Server::evicted() const {
+    return m_impl->state().evicted();
+}
+
 }  // namespace otpbox::api

@@ -60,6 +60,7 @@ bool ServerState::admit(const std::shared_ptr<Connection>& connection, std::uint
             m_in_handshake.erase(m_in_handshake.begin());
             evicted = m_connections[oldest].lock();
             m_connections.erase(oldest);
+            ++m_evicted;
         }
         m_connections.emplace(id, connection);
         m_in_handshake.insert(id);

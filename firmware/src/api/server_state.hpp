@@ -50,6 +50,7 @@ class ServerState {
     // is closed to make room: connections that never send a byte cannot
     // keep a portal that completes its handshake out.
     [[nodiscard]] bool admit(const std::shared_ptr<Connection>& connection, std::uint64_t id);
+    [[nodiscard]] std::uint64_t evicted() const { return m_evicted; }
     // The connection's client passed the handshake: it is no longer evicted.
     void authenticated(std::uint64_t id);
     void forget(std::uint64_t id);
@@ -68,6 +69,7 @@ class ServerState {
     std::mutex m_mutex;
     std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> m_connections;
     std::set<std::uint64_t> m_in_handshake;  // ids of m_connections, oldest first
+    std::atomic<std::uint64_t> m_evicted{0};
 };
 
 }  // namespace otpbox::api

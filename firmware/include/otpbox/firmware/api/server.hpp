@@ -107,6 +107,9 @@ class Server {
     void reload(const TlsConfig& tls);
 
     [[nodiscard]] std::uint16_t port() const;
+    // Connections closed in their handshake to make room at max_connections,
+    // since the start.
+    [[nodiscard]] std::uint64_t evicted() const;
 
   private:
     class Impl;
