@@ -465,8 +465,7 @@ void Daemon::Impl::log_evictions() {
 void Daemon::Impl::log_key_versions() {
     for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
                             hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
-        const auto version = base == hsm::keys::kCardKdk ? m_serving->secrets->card_key_version()
-                                                         : m_serving->secrets->key_version(base);
+        const auto version = m_serving->secrets->key_version(base);
         auto& known = m_key_versions[std::string(base)];
         if (version != known) {
             spdlog::info("event=key_version key={} version={}", base, version);

@@ -82,7 +82,7 @@ std::optional<api::Response> stored_answer(Database& database, const api::Reques
     auto row = database.prepare(
         "SELECT status, body, headers, fingerprint FROM idempotency "
         "WHERE client = ? AND key = ? AND created_at > ?");
-    row.bind(1, request.client_subject).bind(2, request.idempotency_key).bind(3, oldest_kept_ms);
+    row.bind(1, request.client_subject).bind(2, *request.idempotency_key).bind(3, oldest_kept_ms);
     if (!row.step()) {
         return std::nullopt;
     }
@@ -105,7 +105,7 @@ void store_answer(Database& database, const api::Request& request, const api::Re
             "INSERT OR REPLACE INTO idempotency (client, key, method, target, status, body, "
             "headers, created_at, fingerprint) VALUES (?,?,?,?,?,?,?,?,?)")
         .bind(1, request.client_subject)
-        .bind(2, request.idempotency_key)
+        .bind(2, *request.idempotency_key)
         .bind(3, request.method_name)
         .bind(4, request.target)
         .bind(5, response.status)
@@ -120,11 +120,10 @@ void store_answer(Database& database, const api::Request& request, const api::Re
 
 api::Response Idempotency::run(const api::Request& request,
                                const std::function<api::Response()>& handle) {
-    const bool keyed = request.has_idempotency_key || !request.idempotency_key.empty();
-    if (!keyed || request.method != boost::beast::http::verb::post) {
+    if (!request.idempotency_key || request.method != boost::beast::http::verb::post) {
         return handle();
     }
-    check_key(request.idempotency_key);
+    check_key(*request.idempotency_key);
     const auto fingerprint = fingerprint_of(request);
     auto& database = m_context.database;
     const auto now_ms = to_millis(m_context.clock.now());

@@ -37,11 +37,17 @@ std::string read_text(const std::filesystem::path& file) {
     return text.str();
 }
 
+// The first certificate in PEM text; null when there is none.
+detail::X509Ptr first_certificate(std::string_view pem) {
+    const detail::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    detail::X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+    ERR_clear_error();
+    return certificate;
+}
+
 // The DER of the first certificate in PEM text; empty when there is none.
 std::vector<std::uint8_t> first_certificate_der(std::string_view pem) {
-    const detail::BioPtr bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-    const detail::X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    ERR_clear_error();
+    const auto certificate = first_certificate(pem);
     if (!certificate) {
         return {};
     }
@@ -72,10 +78,7 @@ std::string make_tls_csr(std::shared_ptr<hsm::Hsm> hsm, std::string_view label,
 }
 
 bool certificate_fits_key(hsm::Hsm& hsm, std::string_view label, std::string_view certificate_pem) {
-    const detail::BioPtr bio(
-        BIO_new_mem_buf(certificate_pem.data(), static_cast<int>(certificate_pem.size())));
-    const detail::X509Ptr certificate(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
-    ERR_clear_error();
+    const auto certificate = first_certificate(certificate_pem);
     if (!certificate || !hsm.has_key(label)) {
         return false;
     }

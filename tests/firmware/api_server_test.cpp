@@ -161,7 +161,7 @@ class ApiServerTest : public ::testing::Test {
                          {"role", request.role == Role::portal ? "portal" : "monitor"},
                          {"subject", request.client_subject},
                          {"content_type", request.content_type},
-                         {"idempotency_key", request.idempotency_key},
+                         {"idempotency_key", request.idempotency_key.value_or("")},
                          {"has_body", request.has_body},
                          {"body_size", request.body.size()},
                          {"body", request.body.size() <= 64 ? request.body : std::string("...")}});

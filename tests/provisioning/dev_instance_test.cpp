@@ -9,6 +9,7 @@
 
 #include "console/password.hpp"
 #include "otpbox/firmware/config.hpp"
+#include "otpbox/firmware/secrets.hpp"
 #include "otpbox/hsm/hsm.hpp"
 #include "otpbox/provisioning/dev_instance.hpp"
 #include "otpbox/provisioning/token.hpp"
@@ -38,13 +39,7 @@ TEST(DevInstance_Fresh, KeepsTheServerKeyInTheTokenAndNoKeyFile) {
                                   "' -outform DER | od -An -v -tx1 | tr -d ' \\n'");
     const auto stored = token->stored_certificate("otpbox-tls-v1");
     ASSERT_TRUE(stored);
-    std::string stored_hex;
-    for (const auto byte : *stored) {
-        static constexpr char kDigits[] = "0123456789abcdef";
-        stored_hex += kDigits[byte >> 4];
-        stored_hex += kDigits[byte & 0x0f];
-    }
-    EXPECT_EQ(stored_hex, der.output);
+    EXPECT_EQ(otpbox::firmware::to_hex(*stored), der.output);
     EXPECT_TRUE(prov::console::check_password(
         dir.path() / "console.passwd",
         otpbox::test::read_file(dir.path() / "console.pass").substr(0, 16)));

@@ -252,8 +252,9 @@ Request Connection::make_request() const {
     request.method_name = message.method_string();
     request.target = message.target();
     request.content_type = message[http::field::content_type];
-    request.idempotency_key = message["Idempotency-Key"];
-    request.has_idempotency_key = message.find("Idempotency-Key") != message.end();
+    if (const auto key = message.find("Idempotency-Key"); key != message.end()) {
+        request.idempotency_key = std::string(key->value());
+    }
     request.body = message.body();
     request.has_body = m_has_body;
     request.client_subject = m_subject;

@@ -135,11 +135,9 @@ void Console::hsm_rotate(std::span<const std::string> arguments) {
             "audit-mac. Nothing changed.\n");
         return;
     }
-    auto& token = m_appliance.hsm();
-    unsigned version = 1;
-    while (token.has_key(hsm::keys::versioned(base, version + 1))) {
-        ++version;
-    }
+    auto& secrets = m_appliance.secrets();
+    secrets.forget_key_versions();  // what the token holds now, not two seconds ago
+    const unsigned version = secrets.key_version(base);
     if (version >= kMaxKeyVersion) {
         say(base + " has reached version " + std::to_string(kMaxKeyVersion) +
             ", the last one records can name. Nothing changed.\n");
@@ -153,9 +151,9 @@ void Console::hsm_rotate(std::span<const std::string> arguments) {
         say("Nothing changed.\n");
         return;
     }
-    token.generate_secret_key(label, rotation->kind);
+    m_appliance.hsm().generate_secret_key(label, rotation->kind);
     // This console's own records (its audit rows) use the new version at once.
-    m_appliance.secrets().forget_key_versions();
+    secrets.forget_key_versions();
     say(label + " made in the HSM.\n");
     m_appliance.record("hsm.rotate", label, "ok");
 }

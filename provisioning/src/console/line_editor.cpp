@@ -1,7 +1,6 @@
 #include "console/line_editor.hpp"
 
 #include <algorithm>
-#include <optional>
 #include <utility>
 
 #include "otpbox/gsm/gsm_alphabet.hpp"
@@ -23,15 +22,12 @@ bool is_utf8_continuation(char byte) {
 
 constexpr std::size_t kLongestUtf8 = 4;  // RFC 3629 section 3
 
-// The character of a whole UTF-8 sequence, when it is one a terminal only
-// shows: invalid sequences and C1 controls (U+0080 to U+009F), which an
-// 8-bit terminal could act on, give nothing.
-std::optional<char32_t> printable_character(const std::string& sequence) {
+// True when the sequence is one whole UTF-8 character a terminal only shows:
+// not invalid, and no C1 control (U+0080 to U+009F), which an 8-bit terminal
+// could act on.
+bool printable_character(const std::string& sequence) {
     const auto decoded = gsm::utf8_to_code_points(sequence);
-    if (!decoded || decoded->size() != 1 || decoded->front() < 0xA0) {
-        return std::nullopt;
-    }
-    return decoded->front();
+    return decoded && decoded->size() == 1 && decoded->front() >= 0xA0;
 }
 
 }  // namespace

@@ -52,8 +52,7 @@ struct Request {
     std::string method_name;  // as sent, for 405 messages
     std::string target;       // path and query, as sent
     std::string content_type;
-    std::string idempotency_key;
-    bool has_idempotency_key = false;  // the header came, even if empty
+    std::optional<std::string> idempotency_key;  // nullopt when the header is absent
     std::string body;
     bool has_body = false;
     std::string client_subject;  // RFC 2253 form of the client certificate's subject
