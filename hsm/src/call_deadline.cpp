@@ -1,111 +1,64 @@
 #include "call_deadline.hpp"
 
-#include <condition_variable>
-#include <deque>
-#include <memory>
-#include <mutex>
-#include <thread>
+#include <algorithm>
 
 namespace otpbox::hsm {
 
 namespace {
 
-struct CallState {
-    std::mutex mutex;
-    std::condition_variable finished;
-    bool done = false;
-    bool abandoned = false;
-    CK_RV rv = CKR_OK;
-    std::function<void()> on_late_return;
-};
-
-void run_call(const std::shared_ptr<CallState>& state, const std::function<CK_RV()>& call) {
-    const CK_RV rv = call();
-    std::function<void()> late;
-    {
-        std::lock_guard lock(state->mutex);
-        state->done = true;
-        state->rv = rv;
-        if (state->abandoned) {
-            late = std::move(state->on_late_return);
-        }
-    }
-    state->finished.notify_one();
-    if (late) {
-        late();
-    }
+// How often the watcher looks: an eighth of the deadline, so an overrun is
+// seen at most an eighth late, within bounds that keep an idle watcher quiet
+// and a short deadline honest.
+std::chrono::milliseconds tick_for(std::chrono::milliseconds timeout) {
+    return std::clamp(timeout / 8, std::chrono::milliseconds(5), std::chrono::milliseconds(200));
 }
-
-// Threads that run the calls, kept between calls: starting a thread per call
-// cost more than the HMAC it waited for. A thread whose call overran is not
-// lost: it joins the idle ones when the call returns. Idle threads end after
-// a while, so a burst leaves nothing behind. The runner lives as long as the
-// process (its threads may outlive any owner).
-class CallRunner {
-  public:
-    static CallRunner& instance() {
-        static auto* runner = new CallRunner();
-        return *runner;
-    }
-
-    void submit(std::shared_ptr<CallState> state, std::function<CK_RV()> call) {
-        std::lock_guard lock(m_mutex);
-        m_jobs.push_back({std::move(state), std::move(call)});
-        if (m_idle == 0) {
-            std::thread([this] { work(); }).detach();
-        } else {
-            m_ready.notify_one();
-        }
-    }
-
-  private:
-    struct Job {
-        std::shared_ptr<CallState> state;
-        std::function<CK_RV()> call;
-    };
-
-    void work() {
-        std::unique_lock lock(m_mutex);
-        for (;;) {
-            ++m_idle;
-            const bool woken =
-                m_ready.wait_for(lock, std::chrono::seconds(30), [&] { return !m_jobs.empty(); });
-            --m_idle;
-            if (!woken) {
-                return;
-            }
-            auto job = std::move(m_jobs.front());
-            m_jobs.pop_front();
-            lock.unlock();
-            run_call(job.state, job.call);
-            lock.lock();
-        }
-    }
-
-    std::mutex m_mutex;
-    std::condition_variable m_ready;
-    std::deque<Job> m_jobs;
-    std::size_t m_idle = 0;
-};
 
 }  // namespace
 
-std::optional<CK_RV> call_with_deadline(std::function<CK_RV()> call,
-                                        std::chrono::milliseconds timeout,
-                                        std::function<void()> on_late_return) {
-    if (timeout.count() <= 0) {
-        return call();
+CallWatch::CallWatch(std::chrono::milliseconds timeout, OnOverrun on_overrun)
+    : m_timeout(timeout), m_tick(tick_for(timeout)), m_on_overrun(std::move(on_overrun)) {
+    if (m_timeout.count() > 0) {
+        m_watcher = std::thread([this] { watch(); });
     }
-    auto state = std::make_shared<CallState>();
-    CallRunner::instance().submit(state, std::move(call));
+}
 
-    std::unique_lock lock(state->mutex);
-    if (state->finished.wait_for(lock, timeout, [&] { return state->done; })) {
-        return state->rv;
+CallWatch::~CallWatch() {
+    {
+        const std::lock_guard lock(m_mutex);
+        m_stopping = true;
     }
-    state->abandoned = true;
-    state->on_late_return = std::move(on_late_return);
-    return std::nullopt;
+    m_stop_requested.notify_one();
+    if (m_watcher.joinable()) {
+        m_watcher.join();
+    }
+}
+
+CallWatch::Entries::iterator CallWatch::enter(CK_SESSION_HANDLE session, std::uint64_t generation) {
+    const auto deadline = std::chrono::steady_clock::now() + m_timeout;
+    const std::lock_guard lock(m_mutex);
+    return m_entries.insert(m_entries.end(), Entry{deadline, session, generation});
+}
+
+bool CallWatch::leave(Entries::iterator entry) {
+    const std::lock_guard lock(m_mutex);
+    const bool overran = entry->overran;
+    m_entries.erase(entry);
+    return overran;
+}
+
+// The overrun callback runs under the watch's lock, so a call that returns
+// at that moment learns of its overrun only after the callback has finished.
+void CallWatch::watch() {
+    std::unique_lock lock(m_mutex);
+    while (!m_stop_requested.wait_for(lock, m_tick, [this] { return m_stopping; })) {
+        const auto now = std::chrono::steady_clock::now();
+        for (auto& entry : m_entries) {
+            if (!entry.overran && entry.deadline <= now) {
+                entry.overran = true;
+                m_on_overrun(entry.session, entry.generation);
+            }
+        }
+    }
 }
 
 }  // namespace otpbox::hsm

@@ -2,7 +2,6 @@
 
 #include <functional>
 
-#include "call_deadline.hpp"
 #include "certificate_fields.hpp"
 #include "key_info.hpp"
 #include "otpbox/hsm/error.hpp"
@@ -21,11 +20,6 @@ constexpr std::size_t kGcmTagBytes = 16;
 constexpr std::size_t kHmacBytes = 32;
 constexpr std::size_t kKeyIdBytes = 8;
 constexpr CK_ULONG kMaxListedObjects = 256;
-
-// Every call that may overrun its deadline works on buffers it owns: an
-// abandoned call goes on writing into them after its caller has left.
-template <class State>
-using Shared = std::shared_ptr<State>;
 
 std::vector<std::uint8_t> copy_of(std::span<const std::uint8_t> bytes) {
     return {bytes.begin(), bytes.end()};
@@ -157,8 +151,10 @@ class Pkcs11Hsm final : public Hsm {
     std::vector<CK_MECHANISM_TYPE> mechanisms() override;
 
     HsmHealth health() override {
-        if (!m_pool.health().ok) {
-            // Try to come back now; a failure leaves the state it reports.
+        // A lost token is looked for now; a stall is reported until the
+        // overrunning calls return, since a probe would only join them.
+        if (const auto now = m_pool.health(); !now.ok && now.state != "stalled") {
+            // A failure leaves the state it reports.
             try {
                 (void)random_bytes(1);
             } catch (const HsmError&) {
@@ -177,19 +173,20 @@ class Pkcs11Hsm final : public Hsm {
         }
     }
 
-    // One call on a pooled session, bounded by the call timeout.
+    // One call on a pooled session, watched against the call timeout. A call
+    // that overran gives a stalled error even when it returned well: its
+    // caller may have been answered 503 meanwhile.
     CK_RV call_once(std::string_view what, Lease& lease, const Call& call) {
-        const auto module = m_pool.module();
+        auto& api = m_pool.api();
         const auto session = lease.handle();
-        const auto rv =
-            call_with_deadline([module, session, call] { return call(module->api(), session); },
-                               m_call_timeout, lease.closer());
-        if (!rv) {
-            lease.abandon();
+        const auto outcome =
+            m_pool.watch().run(session, lease.generation(), [&] { return call(api, session); });
+        if (outcome.overran) {
+            lease.mark_broken();
             throw HsmError(Fault::stalled, std::string(what) + " overran its deadline of " +
                                                std::to_string(m_call_timeout.count()) + " ms");
         }
-        return *rv;
+        return outcome.rv;
     }
 
     // A dead session is dropped and the call tried once more on another;

@@ -15,25 +15,23 @@ Lease::~Lease() {
         return;
     }
     using Return = SessionPool::Return;
-    m_pool->release(m_session, m_generation,
-                    m_abandoned ? Return::abandon : (m_broken ? Return::close : Return::idle));
-}
-
-std::function<void()> Lease::closer() const {
-    return m_pool->late_closer(m_session, m_generation);
+    m_pool->release(m_session, m_generation, m_broken ? Return::close : Return::idle);
 }
 
 Lease::Lease(Lease&& other) noexcept
     : m_pool(other.m_pool),
       m_session(other.m_session),
       m_generation(other.m_generation),
-      m_broken(other.m_broken),
-      m_abandoned(other.m_abandoned) {
+      m_broken(other.m_broken) {
     other.m_pool = nullptr;
 }
 
 SessionPool::SessionPool(const HsmConfig& config)
-    : m_config(config), m_module(Module::load(config.module_path, config.environment)) {
+    : m_config(config),
+      m_module(Module::load(config.module_path, config.environment)),
+      m_watch(config.call_timeout, [this](CK_SESSION_HANDLE session, std::uint64_t generation) {
+          overran(session, generation);
+      }) {
     std::lock_guard lock(m_mutex);
     connect_locked();
 }
@@ -76,7 +74,6 @@ void SessionPool::connect_locked() {
     }
     m_connected = true;
     ++m_generation;
-    m_live_generation->store(m_generation);
     m_state = "ok";
     m_detail.clear();
 }
@@ -88,6 +85,7 @@ void SessionPool::close_all_locked() {
     }
     m_idle.clear();
     m_open = 0;
+    m_overran.clear();
     if (m_login_session != CK_INVALID_HANDLE) {
         fn.C_CloseSession(m_login_session);
         m_login_session = CK_INVALID_HANDLE;
@@ -95,7 +93,6 @@ void SessionPool::close_all_locked() {
     m_keys.clear();
     m_connected = false;
     ++m_generation;
-    m_live_generation->store(m_generation);
     m_returned.notify_all();
 }
 
@@ -151,17 +148,45 @@ Lease SessionPool::acquire() {
         m_idle.pop_back();
         return Lease(*this, session, m_generation);
     }
-    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-    const CK_RV rv = m_module->api().C_OpenSession(m_slot, CKF_SERIAL_SESSION | CKF_RW_SESSION,
-                                                   nullptr, nullptr, &session);
-    if (rv != CKR_OK) {
-        if (classify(rv) == Fault::token_gone) {
-            lose_token_locked("C_OpenSession: " + ckr_name(rv));
-        }
-        throw HsmError(rv, "C_OpenSession failed: " + ckr_name(rv));
-    }
+    return open_session(lock);
+}
+
+// The new session is counted before the lock is let go, so that a module
+// slow to open one holds up neither health nor the callers that find an
+// idle session; the opening is watched like any other call.
+Lease SessionPool::open_session(std::unique_lock<std::mutex>& lock) {
     ++m_open;
-    return Lease(*this, session, m_generation);
+    const auto generation = m_generation;
+    const auto slot = m_slot;
+    lock.unlock();
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    const auto outcome = m_watch.run(CK_INVALID_HANDLE, generation, [&] {
+        return m_module->api().C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr,
+                                             nullptr, &session);
+    });
+    lock.lock();
+    const bool current = generation == m_generation;
+    if (outcome.overran && current) {
+        m_overran.erase(m_overran.find(CK_INVALID_HANDLE));
+    }
+    if (outcome.rv == CKR_OK && !outcome.overran) {
+        return Lease(*this, session, generation);
+    }
+    if (outcome.rv == CKR_OK && current) {
+        m_module->api().C_CloseSession(session);
+    }
+    if (current) {
+        --m_open;
+        m_returned.notify_one();
+    }
+    if (outcome.overran) {
+        throw HsmError(Fault::stalled, "C_OpenSession overran its deadline of " +
+                                           std::to_string(m_config.call_timeout.count()) + " ms");
+    }
+    if (classify(outcome.rv) == Fault::token_gone && current) {
+        lose_token_locked("C_OpenSession: " + ckr_name(outcome.rv));
+    }
+    throw HsmError(outcome.rv, "C_OpenSession failed: " + ckr_name(outcome.rv));
 }
 
 void SessionPool::release(CK_SESSION_HANDLE session, std::uint64_t generation, Return how) {
@@ -177,23 +202,18 @@ void SessionPool::release(CK_SESSION_HANDLE session, std::uint64_t generation, R
             break;
         case Return::close:
             m_module->api().C_CloseSession(session);
-            --m_open;
-            break;
-        case Return::abandon:
+            m_overran.erase(session);
             --m_open;
             break;
     }
     m_returned.notify_one();
 }
 
-std::function<void()> SessionPool::late_closer(CK_SESSION_HANDLE session,
-                                               std::uint64_t generation) const {
-    return [module = m_module, live = m_live_generation, session, generation] {
-        // After a reconnect the handle may name someone else's session.
-        if (live->load() == generation) {
-            module->api().C_CloseSession(session);
-        }
-    };
+void SessionPool::overran(CK_SESSION_HANDLE session, std::uint64_t generation) {
+    const std::lock_guard lock(m_mutex);
+    if (generation == m_generation) {
+        m_overran.insert(session);
+    }
 }
 
 std::optional<CK_OBJECT_HANDLE> SessionPool::cached_key(const std::string& label) {
@@ -220,7 +240,15 @@ void SessionPool::forget_keys() {
 
 HsmHealth SessionPool::health() {
     std::lock_guard lock(m_mutex);
-    return {m_connected, m_connected ? "ok" : m_state, m_detail};
+    if (!m_connected) {
+        return {false, m_state, m_detail};
+    }
+    if (!m_overran.empty()) {
+        return {false, "stalled",
+                std::to_string(m_overran.size()) + " call(s) overran the deadline of " +
+                    std::to_string(m_config.call_timeout.count()) + " ms and have not returned"};
+    }
+    return {true, "ok", ""};
 }
 
 std::uint64_t SessionPool::generation() {

@@ -5,16 +5,17 @@
 // its object handles, PKCS#11 v2.40 5.6), and a pool of sessions, one per
 // operation in flight, with a bounded wait when all are busy.
 
-#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
+#include "call_deadline.hpp"
 #include "module.hpp"
 #include "otpbox/hsm/hsm.hpp"
 
@@ -23,7 +24,7 @@ namespace otpbox::hsm {
 class SessionPool;
 
 // A session taken from the pool; back to the pool when released, closed
-// when marked broken.
+// when marked broken (as one whose call overran is, once it returns).
 class Lease {
   public:
     Lease(SessionPool& pool, CK_SESSION_HANDLE session, std::uint64_t generation)
@@ -35,19 +36,14 @@ class Lease {
     Lease& operator=(Lease&&) = delete;
 
     [[nodiscard]] CK_SESSION_HANDLE handle() const { return m_session; }
+    [[nodiscard]] std::uint64_t generation() const { return m_generation; }
     void mark_broken() { m_broken = true; }
-
-    // The session's call overran its deadline: it leaves the pool now, and
-    // closer() is what closes it once the call returns.
-    void abandon() { m_abandoned = true; }
-    [[nodiscard]] std::function<void()> closer() const;
 
   private:
     SessionPool* m_pool;
     CK_SESSION_HANDLE m_session;
     std::uint64_t m_generation;
     bool m_broken = false;
-    bool m_abandoned = false;
 };
 
 class SessionPool {
@@ -66,6 +62,7 @@ class SessionPool {
     void login_again();
 
     [[nodiscard]] CK_FUNCTION_LIST& api() const { return m_module->api(); }
+    [[nodiscard]] CallWatch& watch() { return m_watch; }
     [[nodiscard]] std::shared_ptr<Module> module() const { return m_module; }
 
     // Key handles by label, valid for the current connection.
@@ -78,10 +75,13 @@ class SessionPool {
 
   private:
     friend class Lease;
-    enum class Return { idle, close, abandon };
+    enum class Return { idle, close };
     void release(CK_SESSION_HANDLE session, std::uint64_t generation, Return how);
-    [[nodiscard]] std::function<void()> late_closer(CK_SESSION_HANDLE session,
-                                                    std::uint64_t generation) const;
+    [[nodiscard]] Lease open_session(std::unique_lock<std::mutex>& lock);
+    // A call on this leased session (CK_INVALID_HANDLE: a C_OpenSession)
+    // overran its deadline. The session still counts against max_sessions,
+    // and health says the HSM stalls, until the call returns.
+    void overran(CK_SESSION_HANDLE session, std::uint64_t generation);
     void connect_locked();
     void login_locked();
     void close_all_locked();
@@ -95,15 +95,14 @@ class SessionPool {
     CK_SLOT_ID m_slot = 0;
     CK_SESSION_HANDLE m_login_session = CK_INVALID_HANDLE;
     std::vector<CK_SESSION_HANDLE> m_idle;
-    std::size_t m_open = 0;  // pooled sessions open, idle or leased
+    std::size_t m_open = 0;                      // pooled sessions open, idle or leased
+    std::multiset<CK_SESSION_HANDLE> m_overran;  // leased, their call past its deadline
     std::uint64_t m_generation = 0;
-    // Read by abandoned calls that may outlive the pool.
-    std::shared_ptr<std::atomic<std::uint64_t>> m_live_generation =
-        std::make_shared<std::atomic<std::uint64_t>>(0);
     std::map<std::string, CK_OBJECT_HANDLE> m_keys;
     std::string m_state = "ok";
     std::string m_detail;
     std::chrono::steady_clock::time_point m_next_attempt{};
+    CallWatch m_watch;  // last: stops watching before the rest goes
 };
 
 }  // namespace otpbox::hsm

@@ -94,16 +94,52 @@ TEST_F(HsmRecovery, NotLoggedIn_LogsInAgain) {
     EXPECT_EQ(hsm->hmac_sha256("mac-v1", to_bytes("data")).size(), 32u);
 }
 
-TEST_F(HsmRecovery, Stalled_CallerGetsStalledAndPoolGoesOn) {
+// The stalled call runs on its caller's thread: the watcher marks it once its
+// deadline has passed, health says so while it is still in the module, and
+// other calls go on on fresh sessions.
+TEST_F(HsmRecovery, Stalled_HealthSaysSoAndFreshSessionsServe) {
     const auto hsm = Hsm::open(m_config);
     set_fault("stall 1500");
-    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(8); }), Fault::stalled);
+    Fault late = Fault::none;
+    std::thread stalled([&] { late = fault_of([&] { (void)hsm->random_bytes(8); }); });
+    EXPECT_TRUE(otpbox::test::wait_until([&] { return hsm->health().state == "stalled"; },
+                                         std::chrono::milliseconds(1200)));
+    const auto during = hsm->health();
+    EXPECT_FALSE(during.ok);
+    EXPECT_NE(during.detail.find("overran the deadline of 300 ms"), std::string::npos)
+        << during.detail;
 
     set_fault("pass");
     EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+    stalled.join();
+    // It came back with its bytes, but too late to be used.
+    EXPECT_EQ(late, Fault::stalled);
     EXPECT_TRUE(hsm->health().ok);
-    // Let the abandoned call come back before the token goes away.
-    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+}
+
+// A session whose call overran still counts until the call returns: with
+// every session stuck, a caller waits the bounded time and is told so.
+TEST_F(HsmRecovery, Stalled_NoSessionLeftIsABoundedWait) {
+    m_config.max_sessions = 1;
+    const auto hsm = Hsm::open(m_config);
+    set_fault("stall 1500");
+    std::thread stalled([&] { (void)fault_of([&] { (void)hsm->random_bytes(8); }); });
+    ASSERT_TRUE(otpbox::test::wait_until([&] { return hsm->health().state == "stalled"; },
+                                         std::chrono::milliseconds(1200)));
+    set_fault("pass");
+    const auto started = std::chrono::steady_clock::now();
+    try {
+        (void)hsm->random_bytes(8);
+        ADD_FAILURE() << "a session was handed out while the only one was stuck";
+    } catch (const HsmError& error) {
+        EXPECT_EQ(error.fault(), Fault::stalled);
+        EXPECT_NE(std::string(error.what()).find("busy"), std::string::npos) << error.what();
+    }
+    EXPECT_GE(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(250));
+    stalled.join();
+    // The stuck session was closed when its call returned; a new one serves.
+    EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+    EXPECT_TRUE(hsm->health().ok);
 }
 
 TEST_F(HsmRecovery, Stalled_EverySessionBusyIsABoundedWait) {
