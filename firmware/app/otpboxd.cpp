@@ -4,6 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <CLI/CLI.hpp>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include "otpbox/firmware/config.hpp"
 #include "otpbox/firmware/daemon.hpp"
 
@@ -19,6 +22,13 @@ int main(int argc, char** argv) {
         spdlog::set_level(spdlog::level::from_str(config.log_level));
         otpbox::firmware::Daemon daemon(std::move(config));
         daemon.run();
+        if (daemon.stuck_requests() > 0) {
+            // A handler is still inside an HSM call; destroying the daemon
+            // under it would not be safe.
+            spdlog::shutdown();
+            std::fflush(nullptr);
+            std::_Exit(0);
+        }
     } catch (const otpbox::firmware::ConfigError& error) {
         spdlog::critical("event=config_error error=\"{}\"", error.what());
         return 2;

@@ -123,6 +123,8 @@ ApiConfig read_api(const Reader& reader) {
     api.key_label = reader.string("api.key_label", "");
     api.crl_file = reader.path("api.crl");
     api.threads = static_cast<unsigned>(reader.integer("api.threads", api.threads, 1, 64));
+    api.limits.workers = static_cast<std::size_t>(
+        reader.integer("api.workers", static_cast<std::int64_t>(api.limits.workers), 1, 256));
     api.limits.max_connections =
         static_cast<std::size_t>(reader.integer("api.max_connections", 2000, 1, 100000));
     // The body limit stays 16 KiB: DESIGN.md's API answers 413 above it.
@@ -290,6 +292,15 @@ Config load_config(const fs::path& file) {
     config.file = absolute;
     config.api = read_api(reader);
     config.hsm = read_hsm(reader);
+    // A request outlasts a wait for a free HSM session and then an HSM call
+    // that overruns, so that when the HSM is the cause, its stall error ends
+    // the request's work before the 503 at the deadline is sent.
+    const auto call_timeout = config.hsm.call_timeout.count();
+    config.api.limits.answer_timeout = std::chrono::milliseconds(
+        reader.integer("api.answer_timeout_ms", 2 * call_timeout + 1000, 100, 1200000));
+    if (config.api.limits.answer_timeout.count() <= call_timeout) {
+        reader.fail("api.answer_timeout_ms", "must be larger than hsm.call_timeout_ms");
+    }
     config.database = reader.path("database.path", "otpbox.db");
     config.sms = read_sms(reader);
     config.modems = read_modems(reader);

@@ -146,6 +146,7 @@ class Daemon::Impl {
           m_anchor_timer(m_control) {}
 
     void run();
+    [[nodiscard]] std::size_t stuck_requests() const { return m_stuck; }
 
   private:
     std::vector<std::string> missing_parts();
@@ -193,8 +194,9 @@ class Daemon::Impl {
     std::set<std::string> m_reported_missing;
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
     std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
-    std::uint64_t m_evicted_logged = 0;                 // evictions counted in the log
-    std::string m_reported_error;  // the last poll problem logged, so it is logged once
+    std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
+    std::uint64_t m_evicted_logged = 0;  // evictions counted in the log
+    std::string m_reported_error;        // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
     std::int64_t m_sim_pins_version = 0;
     bool m_stopping = false;
@@ -736,6 +738,15 @@ void Daemon::Impl::run() {
     for (auto& thread : threads) {
         thread.join();
     }
+    if (m_serving) {
+        m_stuck = m_serving->server->stuck();
+    }
+    if (m_stuck > 0) {
+        // Their handlers still use the services and will post to the
+        // io_context when they return: nothing of it may be destroyed.
+        spdlog::warn("event=stopped_with_stuck_requests count={}", m_stuck);
+        return;
+    }
     m_serving.reset();
     if (m_fatal) {
         std::rethrow_exception(m_fatal);
@@ -750,6 +761,10 @@ Daemon::~Daemon() = default;
 
 void Daemon::run() {
     m_impl->run();
+}
+
+std::size_t Daemon::stuck_requests() const {
+    return m_impl->stuck_requests();
 }
 
 }  // namespace otpbox::firmware

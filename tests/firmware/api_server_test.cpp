@@ -20,6 +20,7 @@
 #include <boost/beast/http/string_body.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cctype>
 #include <condition_variable>
@@ -406,8 +407,8 @@ TEST_F(ApiServerTest, ParallelClientsAreAllServed) {
     EXPECT_EQ(m_calls, 24);
 }
 
-// The io_context runs on two threads and each connection has its own strand,
-// so a handler blocked on one connection leaves the other thread to serve.
+// Handlers run on workers, so a handler blocked on one connection leaves the
+// io threads and the other workers to serve.
 TEST_F(ApiServerTest, BlockedHandlerDoesNotStopOtherClients) {
     start_server();
     auto blocked = std::async(std::launch::async, [this] { return curl("portal", "", "/block"); });
@@ -422,6 +423,37 @@ TEST_F(ApiServerTest, BlockedHandlerDoesNotStopOtherClients) {
     }
     m_block_changed.notify_all();
     EXPECT_EQ(blocked.get().status, 200u);
+}
+
+// A handler stuck past answer_timeout (an HSM call that never returns) gets
+// its client a 503 with Retry-After; with a single worker, the next request
+// is served by the worker that took the stuck one's place.
+TEST_F(ApiServerTest, HandlerPastItsDeadlineIs503AndItsWorkerIsReplaced) {
+    auto limits = short_limits();
+    limits.workers = 1;
+    limits.answer_timeout = 1s;
+    start_server(tls_config(), limits);
+    const auto started = std::chrono::steady_clock::now();
+    const auto late = curl("portal", "-i", "/block");
+    EXPECT_EQ(late.status, 503u);
+    EXPECT_GE(std::chrono::steady_clock::now() - started, 1s);
+    EXPECT_NE(late.body.find("Retry-After: 5"), std::string::npos) << late.body;
+    EXPECT_NE(late.body.find(R"("error":"unavailable")"), std::string::npos) << late.body;
+    EXPECT_EQ(m_server->stuck(), 1u);
+
+    EXPECT_EQ(curl("monitor", "").status, 200u);
+    {
+        const std::lock_guard lock(m_block_mutex);
+        m_released = true;
+    }
+    m_block_changed.notify_all();
+    EXPECT_TRUE(wait_until([this] { return m_server->stuck() == 0; }, 5s));
+    EXPECT_EQ(curl("portal", "").status, 200u);
+    const std::lock_guard lock(m_log_mutex);
+    const auto logged = std::find_if(m_access.begin(), m_access.end(),
+                                     [](const auto& entry) { return entry.path == "/block"; });
+    ASSERT_NE(logged, m_access.end());
+    EXPECT_EQ(logged->status, 503u);
 }
 
 TEST_F(ApiServerTest, HandlerExceptionIs500AndConnectionKeepsWorking) {

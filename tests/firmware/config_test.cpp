@@ -95,6 +95,39 @@ TEST(Config_Load, ServerLimitsComeFromTheApiTable) {
     EXPECT_THROW((void)load_config(dir.path() / "otpbox.toml"), ConfigError);
 }
 
+// The answer deadline follows the HSM's call deadline unless set, and may
+// never be shorter than one call's.
+TEST(Config_Load, AnswerDeadlineOutlastsTheHsmCallDeadline) {
+    TempDir dir;
+    const auto file = dir.path() / "otpbox.toml";
+    const auto with_call_timeout = [](std::string text, const std::string& value) {
+        text.replace(text.find("[hsm]\n"), 6, "[hsm]\ncall_timeout_ms = " + value + "\n");
+        return text;
+    };
+    write_file(file, kMinimal);
+    auto config = load_config(file);
+    EXPECT_EQ(config.api.limits.answer_timeout, std::chrono::milliseconds(11000));
+    EXPECT_EQ(config.api.limits.workers, 8u);
+
+    write_file(file, with_call_timeout(kMinimal, "2000"));
+    EXPECT_EQ(load_config(file).api.limits.answer_timeout, std::chrono::milliseconds(5000));
+
+    write_file(file,
+               with_call_timeout(with_api_keys("answer_timeout_ms = 2500\nworkers = 3\n"), "2000"));
+    config = load_config(file);
+    EXPECT_EQ(config.api.limits.answer_timeout, std::chrono::milliseconds(2500));
+    EXPECT_EQ(config.api.limits.workers, 3u);
+
+    write_file(file, with_call_timeout(with_api_keys("answer_timeout_ms = 2000\n"), "2000"));
+    try {
+        (void)load_config(file);
+        ADD_FAILURE() << "an answer deadline no longer than a call's was accepted";
+    } catch (const ConfigError& error) {
+        EXPECT_NE(std::string(error.what()).find("api.answer_timeout_ms"), std::string::npos)
+            << error.what();
+    }
+}
+
 struct BadConfig {
     const char* text;
     const char* names;

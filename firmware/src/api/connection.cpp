@@ -72,7 +72,8 @@ Connection::Connection(net::ip::tcp::socket socket, std::shared_ptr<ServerState>
     : m_state(std::move(state)),
       m_id(m_state->next_id()),
       m_tls(m_state->tls()),
-      m_stream(std::move(socket), *m_tls->context) {}
+      m_stream(std::move(socket), *m_tls->context),
+      m_deadline(m_stream.get_executor()) {}
 
 Connection::~Connection() {
     m_state->forget(m_id);
@@ -235,14 +236,55 @@ void Connection::refuse(unsigned status, const char* code, const std::string& me
     send(error_answer(status, code, message), false);
 }
 
+// The handler runs on a worker while the connection waits on its strand
+// for whichever comes first: the answer or the deadline.
 void Connection::answer() {
     if (m_state->stopped()) {
         return;
     }
-    const Request request = make_request();
-    Response response = m_state->handle(request);
+    auto request = std::make_shared<const Request>(make_request());
+    const bool keep_alive = m_parser->keep_alive();
+    m_handling = m_state->workers().submit([self = shared_from_this(), request, keep_alive] {
+        auto response = self->m_state->handle(*request);
+        net::post(self->m_stream.get_executor(),
+                  [self, request, keep_alive, response = std::move(response)]() mutable {
+                      self->on_handled(*request, std::move(response), keep_alive);
+                  });
+    });
+    m_deadline.expires_after(m_state->limits().answer_timeout);
+    m_deadline.async_wait(
+        [self = shared_from_this(), request, handling = m_handling](error_code error) {
+            if (!error) {
+                self->on_deadline(handling, *request);
+            }
+        });
+}
+
+// After a 503 at the deadline the connection closes, so a handler that
+// finishes later finds nothing waiting.
+void Connection::on_handled(const Request& request, Response response, bool keep_alive) {
+    if (!m_handling || m_state->stopped()) {
+        return;
+    }
+    m_handling.reset();
+    m_deadline.cancel();
     log(request.method_name, request.target, response.status);
-    send(std::move(response), m_parser->keep_alive());
+    send(std::move(response), keep_alive);
+}
+
+// The handler may still finish and even commit its work: a client that
+// sent an Idempotency-Key gets that answer on its retry.
+void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket,
+                             const Request& request) {
+    if (ticket != m_handling || !m_state->workers().abandon(*ticket)) {
+        return;  // its answer is on the way
+    }
+    m_handling.reset();
+    auto response =
+        error_answer(503, "unavailable", "the request was not finished in time; try again later");
+    response.headers.emplace_back("Retry-After", "5");
+    log(request.method_name, request.target, response.status);
+    send(std::move(response), false);
 }
 
 Request Connection::make_request() const {

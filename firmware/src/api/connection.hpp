@@ -1,6 +1,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
@@ -49,6 +50,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void read_body();
     void on_body(error_code error, std::size_t bytes);
     void answer();
+    void on_handled(const Request& request, Response response, bool keep_alive);
+    void on_deadline(const std::shared_ptr<Workers::Ticket>& ticket, const Request& request);
     void refuse_unreadable(error_code error);
     // Answers a request whose header is whole with an error, and closes.
     void refuse(unsigned status, const char* code, const std::string& message);
@@ -65,6 +68,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::uint64_t m_id;
     std::shared_ptr<const TlsSettings> m_tls;  // before m_stream, which uses its context
     boost::beast::ssl_stream<boost::beast::tcp_stream> m_stream;
+    boost::asio::steady_timer m_deadline;         // the handler's, on the strand
+    std::shared_ptr<Workers::Ticket> m_handling;  // the handler's work, while it runs
     boost::beast::flat_buffer m_buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;
     std::optional<HttpResponse> m_response;

@@ -137,6 +137,7 @@ void Server::Impl::stop() {
     for (const auto& connection : m_state->stop()) {
         connection->close();
     }
+    m_state->workers().stop(m_state->limits().answer_timeout);
 }
 
 Server::Server(net::io_context& io, std::string address, std::uint16_t port, const TlsConfig& tls,
@@ -173,6 +174,10 @@ std::uint16_t Server::port() const {
 
 std::uint64_t Server::evicted() const {
     return m_impl->state().evicted();
+}
+
+std::size_t Server::stuck() const {
+    return m_impl->state().workers().stuck();
 }
 
 }  // namespace otpbox::api

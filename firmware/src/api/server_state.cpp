@@ -12,7 +12,10 @@ std::shared_ptr<const TlsSettings> make_tls_settings(const TlsConfig& tls) {
 
 ServerState::ServerState(std::shared_ptr<const TlsSettings> tls, ServerLimits limits,
                          Handler handler)
-    : m_tls(std::move(tls)), m_limits(limits), m_handler(std::move(handler)) {}
+    : m_tls(std::move(tls)),
+      m_limits(limits),
+      m_handler(std::move(handler)),
+      m_workers(limits.workers) {}
 
 std::shared_ptr<const TlsSettings> ServerState::tls() const {
     const std::lock_guard lock(m_tls_mutex);

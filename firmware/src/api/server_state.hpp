@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "api/workers.hpp"
 #include "otpbox/firmware/api/server.hpp"
 
 namespace otpbox::api {
@@ -41,6 +42,7 @@ class ServerState {
 
     // Runs the handler; an escaping exception becomes a 500.
     [[nodiscard]] Response handle(const Request& request) const;
+    [[nodiscard]] Workers& workers() { return m_workers; }
     void log_access(const AccessEntry& entry) const;
     void set_access_log(AccessLog log) { m_access_log = std::move(log); }
 
@@ -70,6 +72,7 @@ class ServerState {
     std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> m_connections;
     std::set<std::uint64_t> m_in_handshake;  // ids of m_connections, oldest first
     std::atomic<std::uint64_t> m_evicted{0};
+    Workers m_workers;
 };
 
 }  // namespace otpbox::api

@@ -35,6 +35,11 @@ class Daemon {
     // Serves until SIGINT or SIGTERM. Throws FatalError.
     void run();
 
+    // Requests abandoned at their deadline (a stalled HSM) whose handlers had
+    // not returned when run() ended. When there are any, the Daemon must not
+    // be destroyed: the process should end with std::_Exit.
+    [[nodiscard]] std::size_t stuck_requests() const;
+
   private:
     class Impl;
     std::unique_ptr<Impl> m_impl;

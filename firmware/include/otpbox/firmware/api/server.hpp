@@ -45,6 +45,11 @@ struct ServerLimits {
     std::chrono::seconds request_timeout{30};  // to read one whole request
     std::chrono::seconds idle_timeout{60};     // between requests on a kept-alive connection
     std::size_t max_connections = 2000;
+    // Handlers run on this many worker threads. One that has not answered
+    // within answer_timeout gets 503 with Retry-After; its worker is left to
+    // finish and another takes its place.
+    std::size_t workers = 8;
+    std::chrono::milliseconds answer_timeout{11000};
 };
 
 struct Request {
@@ -65,7 +70,8 @@ struct Response {
     std::vector<std::pair<std::string, std::string>> headers;
 };
 
-// Runs on one of the io_context's threads; may block (HSM, SQLite).
+// Runs on a worker thread of the server; may block (HSM, SQLite), and may
+// still be running after its client was answered 503 at the deadline.
 using Handler = std::function<Response(const Request&)>;
 
 // One answered request, for an access log. Never holds a body or a query.
@@ -94,9 +100,9 @@ class Server {
 
     // Binds and starts accepting; throws std::system_error when it cannot bind.
     void start();
-    // Stops accepting and closes every connection. It does not wait for a
-    // handler that is already running: whatever the handler uses must stay
-    // alive until the io_context's threads have returned.
+    // Stops accepting, closes every connection, and waits up to
+    // answer_timeout for handlers still running. A handler abandoned at its
+    // deadline is not waited for: see stuck().
     void stop();
 
     // Loads new certificates, key, CA, CRL and allow-list for the
@@ -109,6 +115,9 @@ class Server {
     // Connections closed in their handshake to make room at max_connections,
     // since the start.
     [[nodiscard]] std::uint64_t evicted() const;
+    // Handlers abandoned at their deadline that have not returned yet. While
+    // there are any, whatever they use must stay alive.
+    [[nodiscard]] std::size_t stuck() const;
 
   private:
     class Impl;

@@ -1,0 +1,142 @@
+#include "api/workers.hpp"
+
+#include <thread>
+
+namespace otpbox::api {
+
+// Workers are detached threads that hold this state, so that it outlives
+// the Workers object while one of them is stuck.
+struct Workers::Shared {
+    std::mutex mutex;
+    std::condition_variable ready;     // work queued, or stopping
+    std::condition_variable finished;  // running work finished
+    std::deque<std::shared_ptr<Ticket>> queue;
+    std::size_t target = 0;   // workers wanted
+    std::size_t workers = 0;  // live, not abandoned
+    std::size_t busy = 0;     // live and running work
+    std::size_t stuck = 0;    // abandoned and still running
+    bool stopping = false;
+};
+
+Workers::Workers(std::size_t count) : m_shared(std::make_shared<Shared>()) {
+    const std::lock_guard lock(m_shared->mutex);
+    m_shared->target = count == 0 ? 1 : count;
+    for (std::size_t i = 0; i < m_shared->target; ++i) {
+        start_worker(m_shared);
+    }
+}
+
+Workers::~Workers() {
+    {
+        const std::lock_guard lock(m_shared->mutex);
+        m_shared->stopping = true;
+        m_shared->queue.clear();
+    }
+    m_shared->ready.notify_all();
+}
+
+// Called with the lock held.
+void Workers::start_worker(const std::shared_ptr<Shared>& shared) {
+    ++shared->workers;
+    std::thread([shared] { work(shared); }).detach();
+}
+
+void Workers::work(const std::shared_ptr<Shared>& shared) {
+    std::unique_lock lock(shared->mutex);
+    for (;;) {
+        shared->ready.wait(lock, [&] { return shared->stopping || !shared->queue.empty(); });
+        if (shared->stopping) {
+            --shared->workers;
+            shared->finished.notify_all();
+            return;
+        }
+        const auto ticket = std::move(shared->queue.front());
+        shared->queue.pop_front();
+        if (ticket->m_state != Ticket::State::queued) {
+            continue;
+        }
+        ticket->m_state = Ticket::State::running;
+        ++shared->busy;
+        auto run = std::move(ticket->m_work);
+        lock.unlock();
+        try {
+            run();
+        } catch (...) {
+            // The work answers for its own errors; nothing may end a worker.
+        }
+        run = nullptr;  // its captures go before the lock is taken again
+        lock.lock();
+        if (ticket->m_state == Ticket::State::abandoned) {
+            // Another worker took this one's place; it rejoins only where
+            // the pool is short of one.
+            --shared->stuck;
+            if (shared->stopping || shared->workers >= shared->target) {
+                shared->finished.notify_all();
+                return;
+            }
+            ++shared->workers;
+            continue;
+        }
+        ticket->m_state = Ticket::State::finished;
+        --shared->busy;
+        shared->finished.notify_all();
+    }
+}
+
+std::shared_ptr<Workers::Ticket> Workers::submit(std::function<void()> work) {
+    auto ticket = std::make_shared<Ticket>();
+    ticket->m_work = std::move(work);
+    {
+        const std::lock_guard lock(m_shared->mutex);
+        if (m_shared->stopping) {
+            ticket->m_state = Ticket::State::abandoned;
+            return ticket;
+        }
+        m_shared->queue.push_back(ticket);
+    }
+    m_shared->ready.notify_one();
+    return ticket;
+}
+
+bool Workers::abandon(Ticket& ticket) {
+    const std::lock_guard lock(m_shared->mutex);
+    switch (ticket.m_state) {
+        case Ticket::State::queued:
+            ticket.m_state = Ticket::State::abandoned;
+            ticket.m_work = nullptr;
+            return true;
+        case Ticket::State::running:
+            ticket.m_state = Ticket::State::abandoned;
+            --m_shared->busy;
+            --m_shared->workers;
+            ++m_shared->stuck;
+            if (!m_shared->stopping && m_shared->stuck <= m_shared->target) {
+                start_worker(m_shared);
+            }
+            return true;
+        case Ticket::State::finished:
+            return false;
+        case Ticket::State::abandoned:
+            return true;
+    }
+    return false;
+}
+
+void Workers::stop(std::chrono::milliseconds patience) {
+    std::unique_lock lock(m_shared->mutex);
+    m_shared->stopping = true;
+    for (const auto& ticket : m_shared->queue) {
+        ticket->m_state = Ticket::State::abandoned;
+        ticket->m_work = nullptr;
+    }
+    m_shared->queue.clear();
+    m_shared->ready.notify_all();
+    m_shared->finished.wait_for(lock, patience, [&] { return m_shared->busy == 0; });
+}
+
+std::size_t Workers::stuck() const {
+    const std::lock_guard lock(m_shared->mutex);
+    return m_shared->stuck;
+}
+
+}  // namespace otpbox::api
