@@ -329,6 +329,8 @@ void Daemon::Impl::start_serving() {
     try {
         m_serving->modems->restart(m_serving->running_modems);
         m_serving->server->start();
+        // A request held by an HSM call that overran gets its 503 then.
+        m_hsm->set_overrun_listener(m_serving->server->overrun_notice());
     } catch (...) {
         m_serving.reset();
         throw;
@@ -345,7 +347,7 @@ std::unique_ptr<Serving> Daemon::Impl::make_serving() {
     auto serving = std::make_unique<Serving>();
     serving->config = m_config;
     serving->hsm = m_hsm;
-    serving->identity = std::make_unique<detail::TlsIdentity>(m_hsm);
+    serving->identity = std::make_unique<detail::TlsIdentity>(m_hsm, m_config->hsm.call_timeout);
     const auto& api = serving->config->api;
     serving->server = std::make_unique<api::Server>(
         m_io, api.listen, api.port, serving->identity->tls_config(api), api.limits,
@@ -599,7 +601,11 @@ HealthReport Daemon::Impl::health() {
     json::object body;
     const auto hsm_health = m_hsm ? m_hsm->health() : hsm::HsmHealth{false, "absent", ""};
     bool database_ok = m_database && m_database->healthy();
-    body["hsm"] = json::object{{"ok", hsm_health.ok}, {"state", hsm_health.state}};
+    json::object hsm_part{{"ok", hsm_health.ok}, {"state", hsm_health.state}};
+    if (!hsm_health.ok && !hsm_health.detail.empty()) {
+        hsm_part["detail"] = hsm_health.detail;
+    }
+    body["hsm"] = std::move(hsm_part);
     json::object database{{"ok", database_ok}};
     if (!database_ok && m_database) {
         if (const auto fault = m_database->write_fault()) {

@@ -15,18 +15,37 @@ class Secrets::KeyVersions {
   public:
     explicit KeyVersions(std::shared_ptr<hsm::Hsm> hsm) : m_hsm(std::move(hsm)) {}
 
+    // The token is asked without the lock held: while one caller waits on
+    // a slow (or stalled) token, the others go on with the version known.
     unsigned newest(std::string_view base) {
         constexpr auto kRecheck = std::chrono::seconds(2);
-        std::lock_guard lock(m_mutex);
+        std::unique_lock lock(m_mutex);
         auto known = m_known.find(base);
         if (known == m_known.end()) {
             known = m_known.emplace(std::string(base), Known{}).first;
         }
         const auto now = std::chrono::steady_clock::now();
-        if (known->second.version == 0 || now - known->second.checked >= kRecheck) {
-            known->second = {probe(base, std::max(known->second.version, kKeyVersion)), now};
+        const bool fresh = known->second.version != 0 && now - known->second.checked < kRecheck;
+        if (fresh || (known->second.version != 0 && known->second.probing)) {
+            return known->second.version;
         }
-        return known->second.version;
+        known->second.probing = true;
+        const auto from = std::max(known->second.version, kKeyVersion);
+        lock.unlock();
+        unsigned found = 0;
+        try {
+            found = probe(base, from);
+        } catch (...) {
+            lock.lock();
+            m_known[std::string(base)].probing = false;
+            throw;
+        }
+        lock.lock();
+        auto& entry = m_known[std::string(base)];
+        entry.probing = false;
+        entry.version = std::max(entry.version, found);
+        entry.checked = now;
+        return entry.version;
     }
 
     // The newest version from `from` up, asking the token.
@@ -47,6 +66,7 @@ class Secrets::KeyVersions {
     struct Known {
         unsigned version = 0;
         std::chrono::steady_clock::time_point checked;
+        bool probing = false;  // a caller is asking the token
     };
 
     std::shared_ptr<hsm::Hsm> m_hsm;

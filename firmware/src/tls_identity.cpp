@@ -28,7 +28,7 @@ api::TlsConfig TlsIdentity::tls_config(const ApiConfig& api) {
 std::shared_ptr<EVP_PKEY> TlsIdentity::hsm_key(const std::string& label) {
     auto public_key = m_hsm->public_key_der(label);
     if (!m_key || label != m_label || public_key != m_public_key) {
-        m_key = std::shared_ptr<EVP_PKEY>(hsm::hsm_private_key(m_hsm, label));
+        m_key = std::shared_ptr<EVP_PKEY>(hsm::hsm_private_key(m_hsm, label, m_sign_deadline));
         m_label = label;
         m_public_key = std::move(public_key);
     }

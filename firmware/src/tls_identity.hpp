@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -21,7 +22,10 @@ namespace otpbox::firmware::detail {
 
 class TlsIdentity {
   public:
-    explicit TlsIdentity(std::shared_ptr<hsm::Hsm> hsm) : m_hsm(std::move(hsm)) {}
+    // A handshake's signature not made within sign_deadline fails the
+    // handshake instead of holding the io thread.
+    TlsIdentity(std::shared_ptr<hsm::Hsm> hsm, std::chrono::milliseconds sign_deadline)
+        : m_hsm(std::move(hsm)), m_sign_deadline(sign_deadline) {}
 
     // Throws hsm::HsmError when api.key_label names no usable key pair.
     [[nodiscard]] api::TlsConfig tls_config(const ApiConfig& api);
@@ -30,6 +34,7 @@ class TlsIdentity {
     [[nodiscard]] std::shared_ptr<EVP_PKEY> hsm_key(const std::string& label);
 
     std::shared_ptr<hsm::Hsm> m_hsm;
+    std::chrono::milliseconds m_sign_deadline;
     std::string m_label;
     std::vector<std::uint8_t> m_public_key;
     std::shared_ptr<EVP_PKEY> m_key;

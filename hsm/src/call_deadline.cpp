@@ -36,7 +36,8 @@ CallWatch::~CallWatch() {
 CallWatch::Entries::iterator CallWatch::enter(CK_SESSION_HANDLE session, std::uint64_t generation) {
     const auto deadline = std::chrono::steady_clock::now() + m_timeout;
     const std::lock_guard lock(m_mutex);
-    return m_entries.insert(m_entries.end(), Entry{deadline, session, generation});
+    return m_entries.insert(m_entries.end(),
+                            Entry{deadline, session, generation, std::this_thread::get_id()});
 }
 
 bool CallWatch::leave(Entries::iterator entry) {
@@ -55,7 +56,7 @@ void CallWatch::watch() {
         for (auto& entry : m_entries) {
             if (!entry.overran && entry.deadline <= now) {
                 entry.overran = true;
-                m_on_overrun(entry.session, entry.generation);
+                m_on_overrun(entry.session, entry.generation, entry.thread);
             }
         }
     }

@@ -21,8 +21,8 @@ namespace otpbox::hsm {
 class CallWatch {
   public:
     // Runs on the watcher thread for a call that overran, with the session
-    // and pool generation it was made on.
-    using OnOverrun = std::function<void(CK_SESSION_HANDLE, std::uint64_t)>;
+    // and pool generation it was made on and the thread that waits in it.
+    using OnOverrun = std::function<void(CK_SESSION_HANDLE, std::uint64_t, std::thread::id)>;
 
     // A zero timeout watches nothing: calls simply run.
     CallWatch(std::chrono::milliseconds timeout, OnOverrun on_overrun);
@@ -50,6 +50,7 @@ class CallWatch {
         std::chrono::steady_clock::time_point deadline;
         CK_SESSION_HANDLE session;
         std::uint64_t generation;
+        std::thread::id thread;
         bool overran = false;
     };
     using Entries = std::list<Entry>;

@@ -30,4 +30,6 @@ std::vector<CK_MECHANISM_TYPE> Hsm::mechanisms() {
     throw HsmError(Fault::other, "this HSM cannot list its mechanisms");
 }
 
+void Hsm::set_overrun_listener(OverrunListener /*listener*/) {}
+
 }  // namespace otpbox::hsm

@@ -150,6 +150,10 @@ class Pkcs11Hsm final : public Hsm {
 
     std::vector<CK_MECHANISM_TYPE> mechanisms() override;
 
+    void set_overrun_listener(OverrunListener listener) override {
+        m_pool.set_overrun_listener(std::move(listener));
+    }
+
     HsmHealth health() override {
         // A lost token is looked for now; a stall is reported until the
         // overrunning calls return, since a probe would only join them.

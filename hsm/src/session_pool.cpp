@@ -29,9 +29,10 @@ Lease::Lease(Lease&& other) noexcept
 SessionPool::SessionPool(const HsmConfig& config)
     : m_config(config),
       m_module(Module::load(config.module_path, config.environment)),
-      m_watch(config.call_timeout, [this](CK_SESSION_HANDLE session, std::uint64_t generation) {
-          overran(session, generation);
-      }) {
+      m_watch(config.call_timeout,
+              [this](CK_SESSION_HANDLE session, std::uint64_t generation, std::thread::id thread) {
+                  overran(session, generation, thread);
+              }) {
     std::lock_guard lock(m_mutex);
     connect_locked();
 }
@@ -209,11 +210,24 @@ void SessionPool::release(CK_SESSION_HANDLE session, std::uint64_t generation, R
     m_returned.notify_one();
 }
 
-void SessionPool::overran(CK_SESSION_HANDLE session, std::uint64_t generation) {
-    const std::lock_guard lock(m_mutex);
-    if (generation == m_generation) {
-        m_overran.insert(session);
+void SessionPool::overran(CK_SESSION_HANDLE session, std::uint64_t generation,
+                          std::thread::id thread) {
+    {
+        const std::lock_guard lock(m_mutex);
+        if (generation == m_generation) {
+            m_overran.insert(session);
+        }
     }
+    const std::lock_guard lock(m_listener_mutex);
+    if (m_listener) {
+        m_listener(thread);
+    }
+}
+
+// Once this returns, the listener it replaced is no longer running.
+void SessionPool::set_overrun_listener(OverrunListener listener) {
+    const std::lock_guard lock(m_listener_mutex);
+    m_listener = std::move(listener);
 }
 
 std::optional<CK_OBJECT_HANDLE> SessionPool::cached_key(const std::string& label) {

@@ -63,6 +63,7 @@ class SessionPool {
 
     [[nodiscard]] CK_FUNCTION_LIST& api() const { return m_module->api(); }
     [[nodiscard]] CallWatch& watch() { return m_watch; }
+    void set_overrun_listener(OverrunListener listener);
     [[nodiscard]] std::shared_ptr<Module> module() const { return m_module; }
 
     // Key handles by label, valid for the current connection.
@@ -81,7 +82,7 @@ class SessionPool {
     // A call on this leased session (CK_INVALID_HANDLE: a C_OpenSession)
     // overran its deadline. The session still counts against max_sessions,
     // and health says the HSM stalls, until the call returns.
-    void overran(CK_SESSION_HANDLE session, std::uint64_t generation);
+    void overran(CK_SESSION_HANDLE session, std::uint64_t generation, std::thread::id thread);
     void connect_locked();
     void login_locked();
     void close_all_locked();
@@ -102,6 +103,8 @@ class SessionPool {
     std::string m_state = "ok";
     std::string m_detail;
     std::chrono::steady_clock::time_point m_next_attempt{};
+    std::mutex m_listener_mutex;  // held while the listener runs
+    OverrunListener m_listener;
     CallWatch m_watch;  // last: stops watching before the rest goes
 };
 

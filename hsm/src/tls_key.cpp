@@ -4,6 +4,7 @@
 #include <openssl/ecdsa.h>
 #include <openssl/x509.h>
 
+#include "bounded_wait.hpp"
 #include "otpbox/hsm/error.hpp"
 
 // OpenSSL 3 signs with a key held elsewhere either through a provider or
@@ -22,6 +23,15 @@ constexpr std::size_t kP256ScalarBytes = 32;
 struct KeyContext {
     std::shared_ptr<Hsm> hsm;
     std::string label;
+    std::chrono::milliseconds deadline;
+};
+
+// What a signature left to its own thread needs and makes.
+struct Signing {
+    std::shared_ptr<Hsm> hsm;
+    std::string label;
+    std::vector<std::uint8_t> digest;
+    std::vector<std::uint8_t> raw;
 };
 
 void free_context(void* /*parent*/, void* pointer, CRYPTO_EX_DATA* /*data*/, int /*index*/,
@@ -42,8 +52,21 @@ ECDSA_SIG* sign_digest(const unsigned char* digest, int digest_length, const BIG
         return nullptr;
     }
     try {
-        const auto raw = context->hsm->sign_with_private_key(
-            context->label, std::span(digest, static_cast<std::size_t>(digest_length)));
+        auto signing = std::make_shared<Signing>();
+        signing->hsm = context->hsm;
+        signing->label = context->label;
+        signing->digest.assign(digest, digest + digest_length);
+        // Whatever the HSM does, the handshake's thread waits no longer than
+        // the deadline; an overrun fails this handshake only.
+        const bool signed_in_time = run_within(
+            [signing] {
+                signing->raw = signing->hsm->sign_with_private_key(signing->label, signing->digest);
+            },
+            context->deadline);
+        if (!signed_in_time) {
+            return nullptr;
+        }
+        const auto& raw = signing->raw;
         if (raw.size() != 2 * kP256ScalarBytes) {
             return nullptr;
         }
@@ -102,9 +125,10 @@ EC_KEY* public_ec_key(std::span<const std::uint8_t> der) {
 
 }  // namespace
 
-EvpPkeyPtr hsm_private_key(std::shared_ptr<Hsm> hsm, std::string_view label) {
+EvpPkeyPtr hsm_private_key(std::shared_ptr<Hsm> hsm, std::string_view label,
+                           std::chrono::milliseconds deadline) {
     EC_KEY* key = public_ec_key(hsm->public_key_der(label));
-    auto* context = new KeyContext{std::move(hsm), std::string(label)};
+    auto* context = new KeyContext{std::move(hsm), std::string(label), deadline};
     EvpPkeyPtr pkey(EVP_PKEY_new());
     if (EC_KEY_set_ex_data(key, context_index(), context) != 1) {
         delete context;

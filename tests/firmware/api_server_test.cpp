@@ -152,6 +152,7 @@ class ApiServerTest : public ::testing::Test {
             // Holds this connection's handler until the test releases it.
             std::unique_lock lock(m_block_mutex);
             m_blocked = true;
+            m_blocked_thread = std::this_thread::get_id();
             m_block_changed.notify_all();
             m_block_changed.wait_for(lock, 20s, [this] { return m_released; });
         }
@@ -230,6 +231,7 @@ class ApiServerTest : public ::testing::Test {
     std::mutex m_block_mutex;
     std::condition_variable m_block_changed;
     bool m_blocked = false;
+    std::thread::id m_blocked_thread;
     bool m_released = false;
     std::mutex m_log_mutex;
     std::vector<otpbox::api::AccessEntry> m_access;
@@ -454,6 +456,38 @@ TEST_F(ApiServerTest, HandlerPastItsDeadlineIs503AndItsWorkerIsReplaced) {
                                      [](const auto& entry) { return entry.path == "/block"; });
     ASSERT_NE(logged, m_access.end());
     EXPECT_EQ(logged->status, 503u);
+}
+
+// The HSM layer tells which thread waits in an overrun call: that request
+// is answered 503 then, long before its deadline.
+TEST_F(ApiServerTest, OverrunNoticeAnswersThatThreadsRequestAtOnce) {
+    auto limits = short_limits();
+    limits.answer_timeout = 20s;
+    start_server(tls_config(), limits);
+    const auto notice = m_server->overrun_notice();
+    notice(std::this_thread::get_id());  // no request of the server runs here
+
+    const auto started = std::chrono::steady_clock::now();
+    auto late = std::async(std::launch::async, [this] { return curl("portal", "-i", "/block"); });
+    std::thread::id blocked;
+    {
+        std::unique_lock lock(m_block_mutex);
+        ASSERT_TRUE(m_block_changed.wait_for(lock, 15s, [this] { return m_blocked; }));
+        blocked = m_blocked_thread;
+    }
+    notice(blocked);
+    const auto answer = late.get();
+    EXPECT_EQ(answer.status, 503u);
+    EXPECT_NE(answer.body.find("Retry-After: 5"), std::string::npos) << answer.body;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+    EXPECT_EQ(m_server->stuck(), 1u);
+    {
+        const std::lock_guard lock(m_block_mutex);
+        m_released = true;
+    }
+    m_block_changed.notify_all();
+    EXPECT_TRUE(wait_until([this] { return m_server->stuck() == 0; }, 5s));
+    EXPECT_EQ(curl("portal", "").status, 200u);
 }
 
 TEST_F(ApiServerTest, HandlerExceptionIs500AndConnectionKeepsWorking) {

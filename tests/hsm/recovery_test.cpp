@@ -5,6 +5,7 @@
 #include "hsm_test_support.hpp"
 #include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/hsm.hpp"
+#include "otpbox/hsm/tls_key.hpp"
 
 // Recovery through the project's fault-injecting module, which forwards to
 // SoftHSM2 and fails or stalls calls as its control file says.
@@ -140,6 +141,28 @@ TEST_F(HsmRecovery, Stalled_NoSessionLeftIsABoundedWait) {
     // The stuck session was closed when its call returned; a new one serves.
     EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
     EXPECT_TRUE(hsm->health().ok);
+}
+
+// A TLS handshake's signature waits no longer than its deadline: the stalled
+// HSM call is left on its own thread and the signature fails in time.
+TEST_F(HsmRecovery, Stalled_TlsSignatureFailsAtItsDeadline) {
+    const auto hsm = Hsm::open(m_config);
+    hsm->generate_key_pair("tls-v1", KeyKind::ec_p256);
+    const auto key = hsm_private_key(hsm, "tls-v1", std::chrono::milliseconds(300));
+    set_fault("stall 1500");
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_ANY_THROW((void)make_csr_pem(*key, "CN=otpbox.test"));
+    EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1200));
+
+    set_fault("pass");
+    EXPECT_TRUE(
+        otpbox::test::wait_until([&] { return hsm->health().ok; }, std::chrono::seconds(5)));
+    EXPECT_NE(make_csr_pem(*key, "CN=otpbox.test").find("BEGIN CERTIFICATE REQUEST"),
+              std::string::npos);
+    // The abandoned signature holds the Hsm until its call returns; the token
+    // must not go away under it.
+    EXPECT_TRUE(
+        otpbox::test::wait_until([&] { return hsm.use_count() == 2; }, std::chrono::seconds(5)));
 }
 
 TEST_F(HsmRecovery, Stalled_EverySessionBusyIsABoundedWait) {

@@ -244,38 +244,52 @@ void Connection::answer() {
     }
     auto request = std::make_shared<const Request>(make_request());
     const bool keep_alive = m_parser->keep_alive();
-    m_handling = m_state->workers().submit([self = shared_from_this(), request, keep_alive] {
+    const auto answer = ++m_answers;
+    auto work = [self = shared_from_this(), request, keep_alive, answer] {
         auto response = self->m_state->handle(*request);
         net::post(self->m_stream.get_executor(),
-                  [self, request, keep_alive, response = std::move(response)]() mutable {
-                      self->on_handled(*request, std::move(response), keep_alive);
+                  [self, request, keep_alive, answer, response = std::move(response)]() mutable {
+                      self->on_handled(answer, *request, std::move(response), keep_alive);
                   });
-    });
+    };
+    // An HSM call of the handler overran: the deadline is now.
+    auto expire = [weak = weak_from_this(), answer] {
+        if (const auto self = weak.lock()) {
+            net::post(self->m_stream.get_executor(), [self, answer] {
+                if (self->m_handling && self->m_answers == answer) {
+                    self->m_deadline.cancel();
+                }
+            });
+        }
+    };
+    m_handling = m_state->workers().submit(std::move(work), std::move(expire));
     m_deadline.expires_after(m_state->limits().answer_timeout);
-    m_deadline.async_wait(
-        [self = shared_from_this(), request, handling = m_handling](error_code error) {
-            if (!error) {
-                self->on_deadline(handling, *request);
-            }
-        });
+    m_deadline.async_wait([self = shared_from_this(), request, handling = m_handling,
+                           keep_alive](error_code /*cancelled*/) {
+        self->on_deadline(handling, *request, keep_alive);
+    });
 }
 
-// After a 503 at the deadline the connection closes, so a handler that
-// finishes later finds nothing waiting.
-void Connection::on_handled(const Request& request, Response response, bool keep_alive) {
-    if (!m_handling || m_state->stopped()) {
+// A handler that finishes after its request was answered 503 finds another
+// request, or none, in progress: its answer is dropped.
+void Connection::on_handled(std::uint64_t answer, const Request& request, Response response,
+                            bool keep_alive) {
+    if (!m_handling || answer != m_answers || m_state->stopped()) {
         return;
     }
     m_handling.reset();
-    m_deadline.cancel();
+    m_deadline.cancel();  // on_deadline then finds nothing to do
     log(request.method_name, request.target, response.status);
     send(std::move(response), keep_alive);
 }
 
-// The handler may still finish and even commit its work: a client that
-// sent an Idempotency-Key gets that answer on its retry.
-void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket,
-                             const Request& request) {
+// The timer ran out, or was cancelled: by the answer (then there is nothing
+// left to do), or because an HSM call of the handler overran. The handler
+// may still finish; when the HSM held it, its work fails then. Otherwise it
+// may even commit, and a client that sent an Idempotency-Key gets that
+// answer on its retry.
+void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket, const Request& request,
+                             bool keep_alive) {
     if (ticket != m_handling || !m_state->workers().abandon(*ticket)) {
         return;  // its answer is on the way
     }
@@ -284,7 +298,9 @@ void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket,
         error_answer(503, "unavailable", "the request was not finished in time; try again later");
     response.headers.emplace_back("Retry-After", "5");
     log(request.method_name, request.target, response.status);
-    send(std::move(response), false);
+    // The connection stays: while the HSM is away, a new one could not even
+    // finish its handshake.
+    send(std::move(response), keep_alive);
 }
 
 Request Connection::make_request() const {

@@ -50,8 +50,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void read_body();
     void on_body(error_code error, std::size_t bytes);
     void answer();
-    void on_handled(const Request& request, Response response, bool keep_alive);
-    void on_deadline(const std::shared_ptr<Workers::Ticket>& ticket, const Request& request);
+    void on_handled(std::uint64_t answer, const Request& request, Response response,
+                    bool keep_alive);
+    void on_deadline(const std::shared_ptr<Workers::Ticket>& ticket, const Request& request,
+                     bool keep_alive);
     void refuse_unreadable(error_code error);
     // Answers a request whose header is whole with an error, and closes.
     void refuse(unsigned status, const char* code, const std::string& message);
@@ -70,6 +72,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::beast::ssl_stream<boost::beast::tcp_stream> m_stream;
     boost::asio::steady_timer m_deadline;         // the handler's, on the strand
     std::shared_ptr<Workers::Ticket> m_handling;  // the handler's work, while it runs
+    std::uint64_t m_answers = 0;                  // requests handed to the handler so far
     boost::beast::flat_buffer m_buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;
     std::optional<HttpResponse> m_response;

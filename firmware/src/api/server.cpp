@@ -42,6 +42,7 @@ class Server::Impl : public std::enable_shared_from_this<Server::Impl> {
     void stop();
     [[nodiscard]] std::uint16_t port() const { return m_port; }
     [[nodiscard]] ServerState& state() { return *m_state; }
+    [[nodiscard]] std::weak_ptr<ServerState> state_pointer() const { return m_state; }
 
   private:
     void accept();
@@ -178,6 +179,14 @@ std::uint64_t Server::evicted() const {
 
 std::size_t Server::stuck() const {
     return m_impl->state().workers().stuck();
+}
+
+std::function<void(std::thread::id)> Server::overrun_notice() const {
+    return [weak = m_impl->state_pointer()](std::thread::id thread) {
+        if (const auto state = weak.lock()) {
+            state->workers().expire_on(thread);
+        }
+    };
 }
 
 }  // namespace otpbox::api

@@ -1,6 +1,7 @@
 #include "api/workers.hpp"
 
 #include <thread>
+#include <unordered_map>
 
 namespace otpbox::api {
 
@@ -11,6 +12,7 @@ struct Workers::Shared {
     std::condition_variable ready;     // work queued, or stopping
     std::condition_variable finished;  // running work finished
     std::deque<std::shared_ptr<Ticket>> queue;
+    std::unordered_map<std::thread::id, std::shared_ptr<Ticket>> running;
     std::size_t target = 0;   // workers wanted
     std::size_t workers = 0;  // live, not abandoned
     std::size_t busy = 0;     // live and running work
@@ -58,6 +60,8 @@ void Workers::work(const std::shared_ptr<Shared>& shared) {
         ticket->m_state = Ticket::State::running;
         ++shared->busy;
         auto run = std::move(ticket->m_work);
+        const auto self = std::this_thread::get_id();
+        shared->running[self] = ticket;
         lock.unlock();
         try {
             run();
@@ -66,6 +70,8 @@ void Workers::work(const std::shared_ptr<Shared>& shared) {
         }
         run = nullptr;  // its captures go before the lock is taken again
         lock.lock();
+        shared->running.erase(self);
+        ticket->m_expire = nullptr;
         if (ticket->m_state == Ticket::State::abandoned) {
             // Another worker took this one's place; it rejoins only where
             // the pool is short of one.
@@ -83,9 +89,11 @@ void Workers::work(const std::shared_ptr<Shared>& shared) {
     }
 }
 
-std::shared_ptr<Workers::Ticket> Workers::submit(std::function<void()> work) {
+std::shared_ptr<Workers::Ticket> Workers::submit(std::function<void()> work,
+                                                 std::function<void()> expire) {
     auto ticket = std::make_shared<Ticket>();
     ticket->m_work = std::move(work);
+    ticket->m_expire = std::move(expire);
     {
         const std::lock_guard lock(m_shared->mutex);
         if (m_shared->stopping) {
@@ -132,6 +140,21 @@ void Workers::stop(std::chrono::milliseconds patience) {
     m_shared->queue.clear();
     m_shared->ready.notify_all();
     m_shared->finished.wait_for(lock, patience, [&] { return m_shared->busy == 0; });
+}
+
+void Workers::expire_on(std::thread::id thread) {
+    std::function<void()> expire;
+    {
+        const std::lock_guard lock(m_shared->mutex);
+        const auto found = m_shared->running.find(thread);
+        if (found == m_shared->running.end() || found->second->m_state != Ticket::State::running) {
+            return;
+        }
+        expire = found->second->m_expire;
+    }
+    if (expire) {
+        expire();
+    }
 }
 
 std::size_t Workers::stuck() const {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <thread>
 
 namespace otpbox::api {
 
@@ -25,8 +26,15 @@ class Workers {
     Workers(const Workers&) = delete;
     Workers& operator=(const Workers&) = delete;
 
-    // Queues work; the ticket stands for it in abandon().
-    [[nodiscard]] std::shared_ptr<Ticket> submit(std::function<void()> work);
+    // Queues work; the ticket stands for it in abandon(). expire is what
+    // expire_on() calls while the work runs.
+    [[nodiscard]] std::shared_ptr<Ticket> submit(std::function<void()> work,
+                                                 std::function<void()> expire);
+
+    // The work running on that thread is held up past any hope (its HSM call
+    // overran): calls its expire, which should lead to abandon(). Must not
+    // block; nothing happens when that thread runs no work of this pool.
+    void expire_on(std::thread::id thread);
 
     // The work's deadline has passed: false when it has already finished.
     // Queued work then never runs; running work keeps its thread, which no
@@ -55,6 +63,7 @@ class Workers::Ticket {
     enum class State { queued, running, finished, abandoned };
     State m_state = State::queued;
     std::function<void()> m_work;
+    std::function<void()> m_expire;
 };
 
 }  // namespace otpbox::api

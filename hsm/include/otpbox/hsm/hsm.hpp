@@ -9,12 +9,14 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "otpbox/hsm/secure_bytes.hpp"
@@ -50,6 +52,8 @@ struct HsmHealth {
 // Reads a PIN file. Throws HsmError(Fault::config) when the file cannot be
 // read, is empty, or when its group or others may read or write it.
 [[nodiscard]] SecureBytes read_pin_file(const std::filesystem::path& path);
+
+using OverrunListener = std::function<void(std::thread::id)>;
 
 class Hsm {
   public:
@@ -123,6 +127,13 @@ class Hsm {
     [[nodiscard]] virtual std::vector<CK_MECHANISM_TYPE> mechanisms();
 
     [[nodiscard]] virtual HsmHealth health() = 0;
+
+    // Told, on the layer's watcher thread, the thread that waits in a call
+    // which has just overrun call_timeout: a server can answer that thread's
+    // request at once instead of waiting for the call. It must not block or
+    // call the Hsm. Once set_overrun_listener returns, the listener it
+    // replaced is no longer running. By default nothing is told.
+    virtual void set_overrun_listener(OverrunListener listener);
 };
 
 }  // namespace otpbox::hsm

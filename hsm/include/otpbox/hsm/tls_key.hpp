@@ -6,6 +6,7 @@
 
 #include <openssl/evp.h>
 
+#include <chrono>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -21,8 +22,13 @@ using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
 
 // The key pair of that label (made by Hsm::generate_key_pair with
 // KeyKind::ec_p256). The key holds the Hsm for as long as it lives.
-// Throws HsmError when the label names no EC P-256 pair.
-[[nodiscard]] EvpPkeyPtr hsm_private_key(std::shared_ptr<Hsm> hsm, std::string_view label);
+// Throws HsmError when the label names no EC P-256 pair. A signature runs on
+// a thread of its own: one not made within deadline fails (and with it the
+// handshake it was for), while the HSM call is left to finish there, so a
+// stalled HSM never holds a server's io thread longer than that.
+[[nodiscard]] EvpPkeyPtr hsm_private_key(
+    std::shared_ptr<Hsm> hsm, std::string_view label,
+    std::chrono::milliseconds deadline = std::chrono::milliseconds(5000));
 
 // A certificate signing request in PEM for subject ("CN=otpbox,O=Example"),
 // signed with SHA-256 by key.

@@ -14,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -118,6 +119,11 @@ class Server {
     // Handlers abandoned at their deadline that have not returned yet. While
     // there are any, whatever they use must stay alive.
     [[nodiscard]] std::size_t stuck() const;
+
+    // For Hsm::set_overrun_listener: the request whose handler runs on that
+    // thread gets its 503 now rather than at its deadline. It keeps no part
+    // of the server alive and does nothing once the server is gone.
+    [[nodiscard]] std::function<void(std::thread::id)> overrun_notice() const;
 
   private:
     class Impl;

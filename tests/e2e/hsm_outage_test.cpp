@@ -1,0 +1,356 @@
+// HSM outages seen from the portal. otpboxd loads the fault-injecting
+// module (hsm/faultmod), which forwards to the SoftHSM2 token the instance
+// was provisioned with, and the test takes the token away, stalls it or
+// loses a session while the appliance serves. Meanwhile the API answers 503
+// with Retry-After and health says why; afterwards the same otpboxd serves
+// again by itself, and no request ever got a wrong answer.
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <filesystem>
+#include <optional>
+#include <regex>
+#include <sstream>
+#include <string>
+
+#include "dev_instance.hpp"
+#include "kept_connection.hpp"
+
+namespace otpbox::e2e {
+namespace {
+
+using namespace std::chrono_literals;
+using boost::beast::http::verb;
+
+// Far below the stall, so that a stalled call overruns it.
+constexpr auto kCallTimeout = 500ms;
+constexpr auto kStall = 3000ms;
+constexpr auto kRecovery = 10s;
+
+std::optional<std::string> header_value(const HttpAnswer& answer, std::string_view name) {
+    std::istringstream lines(answer.headers);
+    std::string line;
+    while (std::getline(lines, line)) {
+        const auto colon = line.find(':');
+        if (colon == std::string::npos || colon != name.size()) {
+            continue;
+        }
+        const bool same = std::equal(name.begin(), name.end(), line.begin(), [](char a, char b) {
+            return std::tolower(static_cast<unsigned char>(a)) ==
+                   std::tolower(static_cast<unsigned char>(b));
+        });
+        if (same) {
+            auto value = line.substr(colon + 1);
+            std::erase_if(value, [](char c) { return c == ' ' || c == '\r'; });
+            return value;
+        }
+    }
+    return std::nullopt;
+}
+
+// Retry-After as RFC 9110 10.2.3 allows it here: a whole number of seconds.
+bool says_retry_after(const HttpAnswer& answer) {
+    const auto value = header_value(answer, "Retry-After");
+    return value && !value->empty() &&
+           std::all_of(value->begin(), value->end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+std::string hsm_state(const HttpAnswer& health) {
+    return std::string(health.json().at("hsm").as_object().at("state").as_string());
+}
+
+std::string verify_body(const std::string& response) {
+    return "{\"response\":\"" + response + "\"}";
+}
+
+// A response of the right length with every character wrong (the
+// development card's alphabet is the ten digits).
+std::string wrong_response(std::string right) {
+    for (auto& c : right) {
+        c = static_cast<char>('0' + (c - '0' + 1) % 10);
+    }
+    return right;
+}
+
+// A PINCard login opened for a user with a new card: where to answer it,
+// and the right answer.
+struct CardLogin {
+    std::string verify_path;
+    std::string right;
+};
+
+class HsmOutage : public ::testing::Test {
+  protected:
+    HsmOutage() {
+        dev.provision();
+        load_fault_module();
+        set_fault("pass");
+        dev.start_simulator();
+        dev.start_daemon();
+    }
+
+    // The daemon stops on a working token, whatever a test left behind.
+    ~HsmOutage() override {
+        try {
+            set_fault("pass");
+        } catch (const std::exception&) {
+        }
+    }
+
+    // Provisioning made the keys through the real module; otpboxd gets the
+    // fault module in front of it, told through [hsm.environment] where
+    // the real one and the control file are.
+    void load_fault_module() {
+        const auto config = test::read_file(dev.root() / "otpbox.toml");
+        std::smatch module;
+        if (!std::regex_search(config, module, std::regex("\nmodule = \"([^\"]+)\"\n"))) {
+            throw std::runtime_error("no hsm.module in otpbox.toml");
+        }
+        const auto fault_module =
+            std::filesystem::path(OTPBOX_BINARY_DIR) / "hsm" / "otpbox_pkcs11_faultmod.so";
+        dev.replace_in_config(module.str(), "\nmodule = \"" + fault_module.string() +
+                                                "\"\ncall_timeout_ms = " +
+                                                std::to_string(kCallTimeout.count()) + "\n");
+        dev.replace_in_config("[hsm.environment]\n",
+                              "[hsm.environment]\nOTPBOX_FAULTMOD_TARGET = \"" + module.str(1) +
+                                  "\"\nOTPBOX_FAULTMOD_CONTROL = \"" + control().string() + "\"\n");
+    }
+
+    [[nodiscard]] std::filesystem::path control() const { return dev.root() / "hsm-fault"; }
+
+    // The module reads the file on every call: it gets the whole new
+    // command or the old one, never a half-written file.
+    void set_fault(const std::string& command) const {
+        const auto next = control().string() + ".next";
+        test::write_file(next, command + "\n");
+        std::filesystem::rename(next, control());
+    }
+
+    // Health on new connections until it says the HSM is fine again.
+    bool hsm_back_within(std::chrono::milliseconds limit) const {
+        return test::wait_until(
+            [&] {
+                const auto health = dev.call("GET", "/v1/health");
+                return health.status == 200 && hsm_state(health) == "ok";
+            },
+            limit, 200ms);
+    }
+
+    // Returns just after otpboxd's own poll, which rewrites its status file
+    // every 2 s and asks the token for newer key versions: a fault set now
+    // meets the test's next request, not the poll.
+    void just_after_a_poll() const {
+        const auto status = dev.root() / "otpboxd.status.json";
+        std::error_code missing;
+        const auto before = std::filesystem::last_write_time(status, missing);
+        (void)test::wait_until(
+            [&] {
+                std::error_code error;
+                const auto now = std::filesystem::last_write_time(status, error);
+                return !error && (missing || now != before);
+            },
+            3s, 10ms);
+    }
+
+    // A request that needs the stalled HSM: 503 with Retry-After, within a
+    // ceiling well above the call deadline (not a timing test).
+    static std::chrono::milliseconds expect_refused_in_time(
+        KeptConnection& portal, const char* what, const std::string& path,
+        const std::optional<std::string>& body) {
+        const auto started = std::chrono::steady_clock::now();
+        const auto answer = portal.call(verb::post, path, body);
+        const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - started);
+        EXPECT_EQ(answer.status, 503) << what << ": " << answer.body;
+        EXPECT_TRUE(says_retry_after(answer)) << what << ": " << answer.headers;
+        EXPECT_LT(took, kCallTimeout + 4s) << what << ": " << took.count() << " ms";
+        return took;
+    }
+
+    // Still the otpboxd the test started, and it never started serving again.
+    void expect_same_daemon() const {
+        EXPECT_TRUE(dev.daemon->running());
+        const auto log = test::read_file(dev.daemon_log());
+        std::size_t serving = 0;
+        for (auto at = log.find("event=serving"); at != std::string::npos;
+             at = log.find("event=serving", at + 1)) {
+            ++serving;
+        }
+        EXPECT_EQ(serving, 1u);
+    }
+
+    // Throws rather than print a card's grid.
+    CardLogin open_card_login(const std::string& user) const {
+        const auto card = dev.call("POST", "/v1/users/" + user + "/pincards");
+        if (card.status != 201) {
+            throw std::runtime_error("issuing a card answered " + std::to_string(card.status));
+        }
+        const auto login = dev.call("POST", "/v1/users/" + user + "/login");
+        if (login.status != 201 || login.field("method") != "pincard") {
+            throw std::runtime_error("the login answered " + std::to_string(login.status));
+        }
+        return {"/v1/challenges/" + login.field("challenge") + "/verify",
+                answer_from_grid(card.json(), login.json())};
+    }
+
+    DevInstance dev{DevInstance::kNotStarted};
+};
+
+TEST_F(HsmOutage, TokenRemoved_503AndHealthSaysWhyThenBackWithoutRestart) {
+    ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.gone/phone", R"({"number":"0170 5550101"})").status,
+              200);
+    KeptConnection portal(dev);
+
+    set_fault("removed");
+    const auto otp = portal.call(verb::post, "/v1/users/e2e.gone/otp");
+    EXPECT_EQ(otp.status, 503) << otp.body;
+    EXPECT_EQ(otp.field("error"), "unavailable");
+    EXPECT_TRUE(says_retry_after(otp)) << otp.headers;
+
+    const auto health = portal.call(verb::get, "/v1/health");
+    EXPECT_EQ(health.status, 503) << health.body;
+    EXPECT_EQ(health.field("status"), "down");
+    EXPECT_FALSE(health.json().at("hsm").as_object().at("ok").as_bool());
+    EXPECT_EQ(hsm_state(health), "token_gone") << health.body;
+    EXPECT_TRUE(says_retry_after(health)) << health.headers;
+
+    set_fault("pass");
+    ASSERT_TRUE(hsm_back_within(kRecovery)) << test::read_file(dev.daemon_log());
+    expect_same_daemon();
+    EXPECT_EQ(portal.call(verb::get, "/v1/health").status, 200);
+
+    // A whole OTP login; the refused request sent no SMS.
+    const auto again = dev.call("POST", "/v1/users/e2e.gone/otp");
+    ASSERT_EQ(again.status, 201) << again.body;
+    const auto code = dev.sms_code("1705550101");
+    ASSERT_TRUE(code) << "no SMS in the outbox";
+    const auto verify_path = "/v1/challenges/" + again.field("challenge") + "/verify";
+    EXPECT_EQ(dev.call("POST", verify_path, verify_body(*code)).status, 200);
+    EXPECT_FALSE(test::outbox_code(dev.outbox(), "1705550101", 2, 1s))
+        << "an SMS went out for the refused request";
+}
+
+TEST_F(HsmOutage, TokenRemoved_TheRightAnswerIsNeitherRejectedNorUsedUp) {
+    const auto login = open_card_login("e2e.right");
+    KeptConnection portal(dev);
+
+    set_fault("removed");
+    const auto right = portal.call(verb::post, login.verify_path, verify_body(login.right));
+    EXPECT_EQ(right.status, 503) << right.body;
+    EXPECT_TRUE(says_retry_after(right)) << right.headers;
+    const auto wrong =
+        portal.call(verb::post, login.verify_path, verify_body(wrong_response(login.right)));
+    EXPECT_EQ(wrong.status, 503) << wrong.body;
+
+    set_fault("pass");
+    ASSERT_TRUE(hsm_back_within(kRecovery)) << test::read_file(dev.daemon_log());
+
+    // Nothing was counted meanwhile: this wrong answer is the first of five.
+    const auto rejected =
+        dev.call("POST", login.verify_path, verify_body(wrong_response(login.right)));
+    EXPECT_EQ(rejected.status, 403) << rejected.body;
+    EXPECT_EQ(rejected.field("error"), "rejected");
+    EXPECT_EQ(rejected.json().at("attempts_left").as_int64(), 4);
+
+    const auto accepted = dev.call("POST", login.verify_path, verify_body(login.right));
+    EXPECT_EQ(accepted.status, 200) << accepted.body;
+    EXPECT_EQ(dev.call("POST", login.verify_path, verify_body(login.right)).status, 410);
+    expect_same_daemon();
+}
+
+TEST_F(HsmOutage, Stalled_503WithinTheDeadlineThenBackWithoutRestart) {
+    const auto login = open_card_login("e2e.stall");
+    KeptConnection portal(dev);
+
+    just_after_a_poll();
+    set_fault("stall " + std::to_string(kStall.count()));
+    const auto took = expect_refused_in_time(portal, "the right answer", login.verify_path,
+                                             verify_body(login.right));
+    // The overrun itself answered it, not the request's own deadline
+    // (api.answer_timeout_ms: twice the call deadline plus 1 s).
+    EXPECT_LT(took, 2 * kCallTimeout + 1s) << took.count() << " ms";
+
+    set_fault("pass");
+    ASSERT_TRUE(hsm_back_within(kRecovery)) << test::read_file(dev.daemon_log());
+    const auto accepted = dev.call("POST", login.verify_path, verify_body(login.right));
+    EXPECT_EQ(accepted.status, 200) << accepted.body;
+    expect_same_daemon();
+}
+
+// One request stalled in the HSM holds up neither the next one nor the
+// daemon's own poll, which may be waiting in the HSM too.
+TEST_F(HsmOutage, Stalled_EveryRequestIsAnsweredInTime) {
+    const auto login = open_card_login("e2e.stalls");
+    KeptConnection portal(dev);
+
+    just_after_a_poll();
+    set_fault("stall " + std::to_string(kStall.count()));
+    (void)expect_refused_in_time(portal, "the right answer", login.verify_path,
+                                 verify_body(login.right));
+    (void)expect_refused_in_time(portal, "another login", "/v1/users/e2e.stalls2/login",
+                                 std::nullopt);
+
+    set_fault("pass");
+    EXPECT_TRUE(hsm_back_within(kRecovery));
+}
+
+// While a call that overran is still in the module, health says the HSM
+// stalls, and why.
+TEST_F(HsmOutage, Stalled_HealthSaysSo) {
+    KeptConnection portal(dev);
+
+    set_fault("stall " + std::to_string(kStall.count()));
+    const auto refused = portal.call(verb::post, "/v1/users/e2e.stallhealth/login");
+    ASSERT_EQ(refused.status, 503) << refused.body;
+    const auto health = portal.call(verb::get, "/v1/health");
+    EXPECT_FALSE(health.json().at("hsm").as_object().at("ok").as_bool()) << health.body;
+    EXPECT_EQ(hsm_state(health), "stalled") << health.body;
+    const auto detail = health.json().at("hsm").as_object().at("detail").as_string();
+    EXPECT_NE(std::string(detail).find("overran"), std::string::npos) << health.body;
+
+    set_fault("pass");
+    EXPECT_TRUE(hsm_back_within(kRecovery));
+}
+
+// The server's TLS key is in the HSM (DESIGN.md: the TLS private key never
+// leaves it) and every new connection needs a signature, so while the token
+// is gone a new client's handshake fails, promptly and cleanly (docs/api.md);
+// a portal that keeps its connections alive gets the 503 on them. Once the
+// token is back, new connections get in again.
+TEST_F(HsmOutage, TokenRemoved_NewConnectionFailsItsHandshakeUntilBack) {
+    set_fault("removed");
+    const auto started = std::chrono::steady_clock::now();
+    const auto refused = dev.call("POST", "/v1/users/e2e.fresh/login");
+    EXPECT_EQ(refused.status, 0) << "an HTTP answer without the HSM's signature: " << refused.body;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, kCallTimeout + 4s);
+
+    set_fault("pass");
+    EXPECT_TRUE(hsm_back_within(kRecovery));
+    EXPECT_NO_THROW((void)open_card_login("e2e.fresh"));
+    expect_same_daemon();
+}
+
+TEST_F(HsmOutage, SessionLostOnce_IsInvisible) {
+    const auto login = open_card_login("e2e.session");
+    KeptConnection portal(dev);
+
+    just_after_a_poll();
+    set_fault("session_invalid 1");
+    const auto accepted = portal.call(verb::post, login.verify_path, verify_body(login.right));
+    EXPECT_EQ(accepted.status, 200) << accepted.body;
+    EXPECT_EQ(accepted.field("result"), "accepted");
+
+    set_fault("not_logged_in 1");
+    const auto next = portal.call(verb::post, "/v1/users/e2e.session/login");
+    EXPECT_EQ(next.status, 201) << next.body;
+
+    const auto health = portal.call(verb::get, "/v1/health");
+    EXPECT_EQ(health.status, 200) << health.body;
+    EXPECT_EQ(hsm_state(health), "ok");
+}
+
+}  // namespace
+}  // namespace otpbox::e2e
