@@ -33,18 +33,17 @@ CallWatch::~CallWatch() {
     }
 }
 
-CallWatch::Entries::iterator CallWatch::enter(CK_SESSION_HANDLE session, std::uint64_t generation) {
-    const auto deadline = std::chrono::steady_clock::now() + m_timeout;
+void CallWatch::enter(Entry& entry) {
     const std::lock_guard lock(m_mutex);
-    return m_entries.insert(m_entries.end(),
-                            Entry{deadline, session, generation, std::this_thread::get_id()});
+    m_entries.push_back(&entry);
 }
 
-bool CallWatch::leave(Entries::iterator entry) {
+bool CallWatch::leave(Entry& entry) {
     const std::lock_guard lock(m_mutex);
-    const bool overran = entry->overran;
-    m_entries.erase(entry);
-    return overran;
+    const auto found = std::find(m_entries.begin(), m_entries.end(), &entry);
+    *found = m_entries.back();
+    m_entries.pop_back();
+    return entry.overran;
 }
 
 // The overrun callback runs under the watch's lock, so a call that returns
@@ -53,10 +52,10 @@ void CallWatch::watch() {
     std::unique_lock lock(m_mutex);
     while (!m_stop_requested.wait_for(lock, m_tick, [this] { return m_stopping; })) {
         const auto now = std::chrono::steady_clock::now();
-        for (auto& entry : m_entries) {
-            if (!entry.overran && entry.deadline <= now) {
-                entry.overran = true;
-                m_on_overrun(entry.session, entry.generation, entry.thread);
+        for (auto* entry : m_entries) {
+            if (!entry->overran && entry->deadline <= now) {
+                entry->overran = true;
+                m_on_overrun(entry->session, entry->generation, entry->thread);
             }
         }
     }

@@ -10,9 +10,9 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <list>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 #include <p11-kit/pkcs11.h>
 
@@ -40,12 +40,16 @@ class CallWatch {
         if (m_timeout.count() <= 0) {
             return {call(), false};
         }
-        const auto entry = enter(session, generation);
+        Entry entry{std::chrono::steady_clock::now() + m_timeout, session, generation,
+                    std::this_thread::get_id()};
+        enter(entry);
         const CK_RV rv = call();
         return {rv, leave(entry)};
     }
 
   private:
+    // Lives on the caller's stack for the call; the watcher sees it between
+    // enter() and leave().
     struct Entry {
         std::chrono::steady_clock::time_point deadline;
         CK_SESSION_HANDLE session;
@@ -53,10 +57,9 @@ class CallWatch {
         std::thread::id thread;
         bool overran = false;
     };
-    using Entries = std::list<Entry>;
 
-    Entries::iterator enter(CK_SESSION_HANDLE session, std::uint64_t generation);
-    bool leave(Entries::iterator entry);
+    void enter(Entry& entry);
+    bool leave(Entry& entry);
     void watch();
 
     std::chrono::milliseconds m_timeout;
@@ -65,7 +68,7 @@ class CallWatch {
     std::mutex m_mutex;
     std::condition_variable m_stop_requested;
     bool m_stopping = false;
-    Entries m_entries;
+    std::vector<Entry*> m_entries;  // the calls in flight
     std::thread m_watcher;
 };
 

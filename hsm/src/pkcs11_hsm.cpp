@@ -226,11 +226,11 @@ class Pkcs11Hsm final : public Hsm {
     // The object of that label (and class, when given).
     std::optional<CK_OBJECT_HANDLE> find_key(std::string_view label,
                                              std::optional<CK_OBJECT_CLASS> wanted = {}) {
-        auto name = std::make_shared<std::string>(label);
-        const auto cache_name = *name + "/" + std::to_string(wanted.value_or(~0UL));
-        if (auto cached = m_pool.cached_key(cache_name)) {
+        const CK_ULONG cache_class = wanted.value_or(~0UL);  // ~0: any class
+        if (auto cached = m_pool.cached_key(label, cache_class)) {
             return cached;
         }
+        auto name = std::make_shared<std::string>(label);
         auto object_class = std::make_shared<CK_OBJECT_CLASS>(wanted.value_or(0));
         auto found = std::make_shared<std::optional<CK_OBJECT_HANDLE>>();
         const auto generation = m_pool.generation();
@@ -253,7 +253,7 @@ class Pkcs11Hsm final : public Hsm {
                 return rv;
             });
         if (*found) {
-            m_pool.cache_key(cache_name, **found, generation);
+            m_pool.cache_key(label, cache_class, **found, generation);
         }
         return *found;
     }
@@ -266,7 +266,7 @@ class Pkcs11Hsm final : public Hsm {
                 throw HsmError(Fault::missing_key, "no key labelled " + std::string(label));
             }
             try {
-                run(what, [call, handle = *key](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+                run(what, [&call, handle = *key](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
                     return call(fn, session, handle);
                 });
                 return;

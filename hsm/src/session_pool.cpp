@@ -230,20 +230,21 @@ void SessionPool::set_overrun_listener(OverrunListener listener) {
     m_listener = std::move(listener);
 }
 
-std::optional<CK_OBJECT_HANDLE> SessionPool::cached_key(const std::string& label) {
+std::optional<CK_OBJECT_HANDLE> SessionPool::cached_key(std::string_view label,
+                                                        CK_ULONG object_class) {
     std::lock_guard lock(m_mutex);
-    const auto found = m_keys.find(label);
+    const auto found = m_keys.find(std::pair<std::string_view, CK_ULONG>(label, object_class));
     if (found == m_keys.end()) {
         return std::nullopt;
     }
     return found->second;
 }
 
-void SessionPool::cache_key(const std::string& label, CK_OBJECT_HANDLE handle,
+void SessionPool::cache_key(std::string_view label, CK_ULONG object_class, CK_OBJECT_HANDLE handle,
                             std::uint64_t generation) {
     std::lock_guard lock(m_mutex);
     if (generation == m_generation) {
-        m_keys[label] = handle;
+        m_keys[{std::string(label), object_class}] = handle;
     }
 }
 

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "call_deadline.hpp"
@@ -66,9 +67,11 @@ class SessionPool {
     void set_overrun_listener(OverrunListener listener);
     [[nodiscard]] std::shared_ptr<Module> module() const { return m_module; }
 
-    // Key handles by label, valid for the current connection.
-    [[nodiscard]] std::optional<CK_OBJECT_HANDLE> cached_key(const std::string& label);
-    void cache_key(const std::string& label, CK_OBJECT_HANDLE handle, std::uint64_t generation);
+    // Key handles by label and object class, valid for the current connection.
+    [[nodiscard]] std::optional<CK_OBJECT_HANDLE> cached_key(std::string_view label,
+                                                             CK_ULONG object_class);
+    void cache_key(std::string_view label, CK_ULONG object_class, CK_OBJECT_HANDLE handle,
+                   std::uint64_t generation);
     void forget_keys();
 
     [[nodiscard]] HsmHealth health();
@@ -99,7 +102,16 @@ class SessionPool {
     std::size_t m_open = 0;                      // pooled sessions open, idle or leased
     std::multiset<CK_SESSION_HANDLE> m_overran;  // leased, their call past its deadline
     std::uint64_t m_generation = 0;
-    std::map<std::string, CK_OBJECT_HANDLE> m_keys;
+    // Looked up without building a string: a lookup is on every operation.
+    struct KeyNameLess {
+        using is_transparent = void;
+        template <class A, class B>
+        bool operator()(const A& a, const B& b) const {
+            return std::pair<std::string_view, CK_ULONG>(a.first, a.second) <
+                   std::pair<std::string_view, CK_ULONG>(b.first, b.second);
+        }
+    };
+    std::map<std::pair<std::string, CK_ULONG>, CK_OBJECT_HANDLE, KeyNameLess> m_keys;
     std::string m_state = "ok";
     std::string m_detail;
     std::chrono::steady_clock::time_point m_next_attempt{};
