@@ -164,6 +164,7 @@ class Daemon::Impl {
     void log_modem_changes();
     void log_key_versions();
     void log_evictions();
+    void log_stuck_requests();
     void poll_serving();
     void reload_if_changed();
     void restart_modems_if_pins_changed();
@@ -196,6 +197,7 @@ class Daemon::Impl {
     std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
     std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
     std::uint64_t m_evicted_logged = 0;  // evictions counted in the log
+    std::size_t m_stuck_logged = 0;      // stuck requests as last logged
     std::string m_reported_error;        // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
     std::int64_t m_sim_pins_version = 0;
@@ -450,6 +452,7 @@ void Daemon::Impl::poll_serving() {
     log_modem_changes();
     log_key_versions();
     log_evictions();
+    log_stuck_requests();
     restart_modems_if_pins_changed();
 }
 
@@ -462,6 +465,21 @@ void Daemon::Impl::log_evictions() {
                      evicted - m_evicted_logged, evicted);
         m_evicted_logged = evicted;
     }
+}
+
+// Requests answered 503 at their deadline whose handlers still wait (in a
+// stalled HSM): logged when their number changes, WARN while there are any.
+void Daemon::Impl::log_stuck_requests() {
+    const auto stuck = m_serving->server->stuck();
+    if (stuck == m_stuck_logged) {
+        return;
+    }
+    if (stuck > 0) {
+        spdlog::warn("event=requests_stuck count={}", stuck);
+    } else {
+        spdlog::info("event=requests_stuck count=0");
+    }
+    m_stuck_logged = stuck;
 }
 
 // The version of each key new records are made with, logged when it
@@ -664,6 +682,9 @@ std::string Daemon::Impl::metrics() {
         append_metric(out, "otpbox_connections_evicted_total",
                       "connections closed in their handshake at max_connections", "counter", "",
                       static_cast<double>(m_serving->server->evicted()));
+        append_metric(out, "otpbox_requests_stuck",
+                      "requests answered 503 at their deadline whose handlers still wait", "gauge",
+                      "", static_cast<double>(m_serving->server->stuck()));
         // Left out while the queue cannot be read; health says why.
         try {
             const auto stats = m_serving->queue->stats();

@@ -310,6 +310,9 @@ TEST_F(HsmOutage, Stalled_HealthSaysSo) {
     EXPECT_EQ(hsm_state(health), "stalled") << health.body;
     const auto detail = health.json().at("hsm").as_object().at("detail").as_string();
     EXPECT_NE(std::string(detail).find("overran"), std::string::npos) << health.body;
+    // The refused request's handler still waits in the module.
+    const auto metrics = portal.call(verb::get, "/metrics");
+    EXPECT_NE(metrics.body.find("\notpbox_requests_stuck 1\n"), std::string::npos) << metrics.body;
 
     set_fault("pass");
     EXPECT_TRUE(hsm_back_within(kRecovery));
