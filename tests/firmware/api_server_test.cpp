@@ -458,6 +458,30 @@ TEST_F(ApiServerTest, HandlerPastItsDeadlineIs503AndItsWorkerIsReplaced) {
     EXPECT_EQ(logged->status, 503u);
 }
 
+// With the worker and its one stand-in both stuck, a request waits in the
+// queue; past its deadline it gets 503 and its handler never runs, not even
+// once the stuck handlers have returned.
+TEST_F(ApiServerTest, QueuedRequestPastItsDeadlineNeverRuns) {
+    auto limits = short_limits();
+    limits.workers = 1;
+    limits.answer_timeout = 1s;
+    start_server(tls_config(), limits);
+    EXPECT_EQ(curl("portal", "", "/block").status, 503u);  // the worker is stuck
+    EXPECT_EQ(curl("portal", "", "/block").status, 503u);  // and its stand-in
+    EXPECT_EQ(m_server->stuck(), 2u);
+    EXPECT_EQ(m_calls, 2);
+
+    EXPECT_EQ(curl("monitor", "").status, 503u);
+    {
+        const std::lock_guard lock(m_block_mutex);
+        m_released = true;
+    }
+    m_block_changed.notify_all();
+    EXPECT_TRUE(wait_until([this] { return m_server->stuck() == 0; }, 5s));
+    EXPECT_EQ(curl("monitor", "").status, 200u);
+    EXPECT_EQ(m_calls, 3);
+}
+
 // The HSM layer tells which thread waits in an overrun call: that request
 // is answered 503 then, long before its deadline.
 TEST_F(ApiServerTest, OverrunNoticeAnswersThatThreadsRequestAtOnce) {

@@ -2,6 +2,7 @@
 
 #include <thread>
 #include <unordered_map>
+#include <vector>
 
 namespace otpbox::api {
 
@@ -29,9 +30,14 @@ Workers::Workers(std::size_t count) : m_shared(std::make_shared<Shared>()) {
 }
 
 Workers::~Workers() {
+    std::vector<std::function<void()>> never_run;
     {
         const std::lock_guard lock(m_shared->mutex);
         m_shared->stopping = true;
+        for (const auto& ticket : m_shared->queue) {
+            ticket->m_state = Ticket::State::abandoned;
+            never_run.push_back(std::move(ticket->m_work));
+        }
         m_shared->queue.clear();
     }
     m_shared->ready.notify_all();
@@ -106,12 +112,15 @@ std::shared_ptr<Workers::Ticket> Workers::submit(std::function<void()> work,
     return ticket;
 }
 
+// Work that never ran is destroyed after the lock is let go: its captures
+// may hold the last reference to whatever owns this pool.
 bool Workers::abandon(Ticket& ticket) {
+    std::function<void()> never_run;
     const std::lock_guard lock(m_shared->mutex);
     switch (ticket.m_state) {
         case Ticket::State::queued:
             ticket.m_state = Ticket::State::abandoned;
-            ticket.m_work = nullptr;
+            never_run = std::move(ticket.m_work);
             return true;
         case Ticket::State::running:
             ticket.m_state = Ticket::State::abandoned;
@@ -131,15 +140,17 @@ bool Workers::abandon(Ticket& ticket) {
 }
 
 void Workers::stop(std::chrono::milliseconds patience) {
+    std::vector<std::function<void()>> never_run;
     std::unique_lock lock(m_shared->mutex);
     m_shared->stopping = true;
     for (const auto& ticket : m_shared->queue) {
         ticket->m_state = Ticket::State::abandoned;
-        ticket->m_work = nullptr;
+        never_run.push_back(std::move(ticket->m_work));
     }
     m_shared->queue.clear();
     m_shared->ready.notify_all();
     m_shared->finished.wait_for(lock, patience, [&] { return m_shared->busy == 0; });
+    lock.unlock();
 }
 
 void Workers::expire_on(std::thread::id thread) {
