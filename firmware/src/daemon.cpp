@@ -8,6 +8,8 @@
 #include <boost/asio/strand.hpp>
 #include <boost/json.hpp>
 
+#include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <map>
@@ -141,9 +143,10 @@ class Daemon::Impl {
         : m_config(std::make_shared<const Config>(std::move(config))),
           m_clock(clock ? std::move(clock) : std::make_shared<SystemClock>()),
           m_control(boost::asio::make_strand(m_io)),
-          m_signals(m_control, SIGINT, SIGTERM),
+          m_signals(m_io, SIGINT, SIGTERM),
           m_poll(m_control),
-          m_anchor_timer(m_control) {}
+          m_anchor_timer(m_control),
+          m_stop_overdue(m_io) {}
 
     void run();
     [[nodiscard]] std::size_t stuck_requests() const { return m_stuck; }
@@ -169,7 +172,8 @@ class Daemon::Impl {
     void reload_if_changed();
     void restart_modems_if_pins_changed();
     void warn_once(const std::string& event, const std::exception& error);
-    void stop(int signal);
+    void on_signal(int signal);
+    void stop();
     void stop_serving();
     void write_anchor_now();
     void schedule_anchor();
@@ -188,6 +192,7 @@ class Daemon::Impl {
     boost::asio::signal_set m_signals;
     boost::asio::steady_timer m_poll;
     boost::asio::steady_timer m_anchor_timer;
+    boost::asio::steady_timer m_stop_overdue;  // ends the process when the stop cannot start
     std::unique_ptr<Database> m_database;
     std::shared_ptr<hsm::Hsm> m_hsm;
     std::unique_ptr<Serving> m_serving;
@@ -570,8 +575,30 @@ void Daemon::Impl::warn_once(const std::string& event, const std::exception& err
     }
 }
 
-void Daemon::Impl::stop(int signal) {
+// The signal is taken off the control strand, since a poll there may sit in
+// a stalled HSM call for as long as the module keeps it. The stop itself
+// waits its turn on the strand; when it cannot start within the HSM's call
+// deadline and 5 s, the process ends without it: a SIGTERM always ends
+// otpboxd.
+void Daemon::Impl::on_signal(int signal) {
     spdlog::info("event=stopping signal={}", signal);
+    m_stop_overdue.expires_after(m_config->hsm.call_timeout + std::chrono::seconds(5));
+    m_stop_overdue.async_wait([](const boost::system::error_code& error) {
+        if (error) {
+            return;
+        }
+        spdlog::error(
+            "event=stop_overdue reason=\"the daemon's own work is held up, most "
+            "likely in an HSM call\"");
+        spdlog::shutdown();
+        std::fflush(nullptr);
+        std::_Exit(1);
+    });
+    boost::asio::post(m_control, [this] { stop(); });
+}
+
+void Daemon::Impl::stop() {
+    m_stop_overdue.cancel();
     m_stopping = true;
     m_poll.cancel();
     m_anchor_timer.cancel();
@@ -753,7 +780,11 @@ void Daemon::Impl::run() {
     } catch (const DatabaseError& error) {
         throw FatalError(error.what());
     }
-    m_signals.async_wait([this](const boost::system::error_code&, int signal) { stop(signal); });
+    m_signals.async_wait([this](const boost::system::error_code& error, int signal) {
+        if (!error) {
+            on_signal(signal);
+        }
+    });
     // Before the io_context's threads run, so nothing else touches the state yet.
     on_poll();
 

@@ -15,6 +15,7 @@
 #include <regex>
 #include <sstream>
 #include <string>
+#include <thread>
 
 #include "dev_instance.hpp"
 #include "kept_connection.hpp"
@@ -334,6 +335,26 @@ TEST_F(HsmOutage, TokenRemoved_NewConnectionFailsItsHandshakeUntilBack) {
     EXPECT_TRUE(hsm_back_within(kRecovery));
     EXPECT_NO_THROW((void)open_card_login("e2e.fresh"));
     expect_same_daemon();
+}
+
+// A SIGTERM ends otpboxd in bounded time even while its own poll and a
+// request's handler sit in an HSM call that does not come back.
+TEST_F(HsmOutage, Stalled_SigtermStillEndsTheDaemon) {
+    KeptConnection portal(dev);
+    set_fault("stall 30000");
+    const auto refused = portal.call(verb::post, "/v1/users/e2e.term/login");
+    EXPECT_EQ(refused.status, 503) << refused.body;
+    std::this_thread::sleep_for(2500ms);  // the daemon's poll meets the stall too
+
+    const auto started = std::chrono::steady_clock::now();
+    const int code = dev.daemon->stop(15s);
+    EXPECT_GE(code, 0) << "otpboxd did not end on SIGTERM and was killed";
+    EXPECT_LT(std::chrono::steady_clock::now() - started, kCallTimeout + 8s);
+    const auto log = test::read_file(dev.daemon_log());
+    EXPECT_NE(log.find("event=stopping"), std::string::npos);
+    EXPECT_TRUE(log.find("event=stop_overdue") != std::string::npos ||
+                log.find("event=stopped_with_stuck_requests") != std::string::npos)
+        << log;
 }
 
 TEST_F(HsmOutage, SessionLostOnce_IsInvisible) {
