@@ -125,6 +125,9 @@ ApiConfig read_api(const Reader& reader) {
     api.threads = static_cast<unsigned>(reader.integer("api.threads", api.threads, 1, 64));
     api.limits.workers = static_cast<std::size_t>(
         reader.integer("api.workers", static_cast<std::int64_t>(api.limits.workers), 1, 256));
+    // Health and metrics have workers of their own: a monitor gets its
+    // answer while the HSM holds every other worker.
+    api.limits.monitor_paths = {"/v1/health", "/metrics"};
     api.limits.max_connections =
         static_cast<std::size_t>(reader.integer("api.max_connections", 2000, 1, 100000));
     // The body limit stays 16 KiB: DESIGN.md's API answers 413 above it.
@@ -299,7 +302,8 @@ Config load_config(const fs::path& file) {
     config.api.limits.answer_timeout = std::chrono::milliseconds(
         reader.integer("api.answer_timeout_ms", 2 * call_timeout + 1000, 100, 1200000));
     if (config.api.limits.answer_timeout.count() <= call_timeout) {
-        reader.fail("api.answer_timeout_ms", "must be larger than hsm.call_timeout_ms");
+        reader.fail("api.answer_timeout_ms", "must be larger than hsm.call_timeout_ms (" +
+                                                 std::to_string(call_timeout) + ")");
     }
     config.database = reader.path("database.path", "otpbox.db");
     config.sms = read_sms(reader);

@@ -308,8 +308,11 @@ void Database::note(const DatabaseError& error) {
     }
 }
 
-bool Database::healthy() {
-    std::lock_guard lock(m_mutex);
+std::optional<bool> Database::healthy(std::chrono::milliseconds wait) {
+    std::unique_lock lock(m_mutex, std::defer_lock);
+    if (!lock.try_lock_for(wait)) {
+        return std::nullopt;
+    }
     try {
         auto statement = prepare("SELECT count(*) FROM sqlite_master");
         if (!statement.step()) {

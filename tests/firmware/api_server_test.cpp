@@ -482,6 +482,30 @@ TEST_F(ApiServerTest, QueuedRequestPastItsDeadlineNeverRuns) {
     EXPECT_EQ(m_calls, 3);
 }
 
+// Health and metrics have workers of their own: with every request worker
+// held, a monitor still gets its answer.
+TEST_F(ApiServerTest, MonitorPathsAreServedWhileEveryWorkerIsHeld) {
+    auto limits = short_limits();
+    limits.workers = 1;
+    limits.answer_timeout = 20s;
+    limits.monitor_paths = {"/health"};
+    start_server(tls_config(), limits);
+    auto held = std::async(std::launch::async, [this] { return curl("portal", "", "/block"); });
+    {
+        std::unique_lock lock(m_block_mutex);
+        ASSERT_TRUE(m_block_changed.wait_for(lock, 15s, [this] { return m_blocked; }));
+    }
+    const auto health = curl("monitor", "", "/health?full=1");
+    EXPECT_EQ(health.status, 200u);
+    EXPECT_EQ(parse(health.body).at("target").as_string(), "/health?full=1");
+    {
+        const std::lock_guard lock(m_block_mutex);
+        m_released = true;
+    }
+    m_block_changed.notify_all();
+    EXPECT_EQ(held.get().status, 200u);
+}
+
 // The HSM layer tells which thread waits in an overrun call: that request
 // is answered 503 then, long before its deadline.
 TEST_F(ApiServerTest, OverrunNoticeAnswersThatThreadsRequestAtOnce) {

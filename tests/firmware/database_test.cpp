@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <future>
 #include <stdexcept>
+#include <thread>
 
 #include "test_support.hpp"
 
@@ -100,17 +102,17 @@ TEST_F(DatabaseTest, ActionsOfUndoneWorkNeverRun) {
 }
 
 TEST_F(DatabaseTest, FailingWritesMakeItUnhealthyUntilOneCommitsAgain) {
-    EXPECT_TRUE(database.healthy());
+    EXPECT_EQ(database.healthy(), true);
     // The connection refuses writes as a read-only or full file would.
     database.execute("PRAGMA query_only=ON");
     EXPECT_THROW(database.transaction([&] { note("lost"); }), DatabaseError);
-    EXPECT_FALSE(database.healthy()) << "reads work, but writes do not";
+    EXPECT_EQ(database.healthy(), false) << "reads work, but writes do not";
     ASSERT_TRUE(database.write_fault());
     EXPECT_NE(database.write_fault()->find("readonly"), std::string::npos)
         << *database.write_fault();
 
     database.execute("PRAGMA query_only=OFF");
-    EXPECT_TRUE(database.healthy()) << "the health check's own write commits again";
+    EXPECT_EQ(database.healthy(), true) << "the health check's own write commits again";
     EXPECT_FALSE(database.write_fault());
     EXPECT_EQ(notes(), 0);
 }
@@ -122,7 +124,27 @@ TEST_F(DatabaseTest, RefusedWorkIsNoStorageFault) {
         database.transaction([&] { database.execute("INSERT INTO unique_notes VALUES ('one')"); }),
         DatabaseError);
     EXPECT_FALSE(database.write_fault());
-    EXPECT_TRUE(database.healthy());
+    EXPECT_EQ(database.healthy(), true);
+}
+
+// A transaction held by another thread (a request waiting for a stalled HSM)
+// makes the check give up after its wait instead of waiting with it.
+TEST_F(DatabaseTest, HealthDoesNotWaitForAHeldTransaction) {
+    std::promise<void> inside;
+    std::promise<void> leave;
+    std::thread holder([&] {
+        database.transaction([&] {
+            note("held");
+            inside.set_value();
+            leave.get_future().wait();
+        });
+    });
+    inside.get_future().wait();
+    EXPECT_EQ(database.healthy(std::chrono::milliseconds(50)), std::nullopt);
+    leave.set_value();
+    holder.join();
+    EXPECT_EQ(database.healthy(), true);
+    EXPECT_EQ(notes(), 1);
 }
 
 }  // namespace

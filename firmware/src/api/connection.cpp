@@ -262,7 +262,8 @@ void Connection::answer() {
             });
         }
     };
-    m_handling = m_state->workers().submit(std::move(work), std::move(expire));
+    m_pool = &m_state->workers_for(request->target.substr(0, request->target.find('?')));
+    m_handling = m_pool->submit(std::move(work), std::move(expire));
     m_deadline.expires_after(m_state->limits().answer_timeout);
     m_deadline.async_wait([self = shared_from_this(), request, handling = m_handling,
                            keep_alive](error_code /*cancelled*/) {
@@ -290,7 +291,7 @@ void Connection::on_handled(std::uint64_t answer, const Request& request, Respon
 // answer on its retry.
 void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket, const Request& request,
                              bool keep_alive) {
-    if (ticket != m_handling || !m_state->workers().abandon(*ticket)) {
+    if (ticket != m_handling || !m_pool->abandon(*ticket)) {
         return;  // its answer is on the way
     }
     m_handling.reset();

@@ -72,6 +72,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::beast::ssl_stream<boost::beast::tcp_stream> m_stream;
     boost::asio::steady_timer m_deadline;         // the handler's, on the strand
     std::shared_ptr<Workers::Ticket> m_handling;  // the handler's work, while it runs
+    Workers* m_pool = nullptr;                    // the pool m_handling is in
     std::uint64_t m_answers = 0;                  // requests handed to the handler so far
     boost::beast::flat_buffer m_buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;

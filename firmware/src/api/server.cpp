@@ -138,7 +138,7 @@ void Server::Impl::stop() {
     for (const auto& connection : m_state->stop()) {
         connection->close();
     }
-    m_state->workers().stop(m_state->limits().answer_timeout);
+    m_state->stop_workers(m_state->limits().answer_timeout);
 }
 
 Server::Server(net::io_context& io, std::string address, std::uint16_t port, const TlsConfig& tls,
@@ -178,13 +178,13 @@ std::uint64_t Server::evicted() const {
 }
 
 std::size_t Server::stuck() const {
-    return m_impl->state().workers().stuck();
+    return m_impl->state().stuck();
 }
 
 std::function<void(std::thread::id)> Server::overrun_notice() const {
     return [weak = m_impl->state_pointer()](std::thread::id thread) {
         if (const auto state = weak.lock()) {
-            state->workers().expire_on(thread);
+            state->expire_on(thread);
         }
     };
 }

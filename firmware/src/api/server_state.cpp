@@ -1,5 +1,7 @@
 #include "api/server_state.hpp"
 
+#include <algorithm>
+
 #include "api/connection.hpp"
 #include "api/http_answers.hpp"
 #include "api/tls_context.hpp"
@@ -15,7 +17,32 @@ ServerState::ServerState(std::shared_ptr<const TlsSettings> tls, ServerLimits li
     : m_tls(std::move(tls)),
       m_limits(limits),
       m_handler(std::move(handler)),
-      m_workers(limits.workers) {}
+      m_workers(limits.workers),
+      m_monitor_workers(limits.monitor_paths.empty() ? 1 : limits.monitor_workers) {}
+
+Workers& ServerState::workers_for(std::string_view path) {
+    const auto& monitor = m_limits.monitor_paths;
+    const bool monitoring = std::find(monitor.begin(), monitor.end(), path) != monitor.end();
+    return monitoring ? m_monitor_workers : m_workers;
+}
+
+std::size_t ServerState::stuck() const {
+    return m_workers.stuck() + m_monitor_workers.stuck();
+}
+
+void ServerState::expire_on(std::thread::id thread) {
+    m_workers.expire_on(thread);
+    m_monitor_workers.expire_on(thread);
+}
+
+// Both pools wait at the same time, so the patience is not spent twice.
+void ServerState::stop_workers(std::chrono::milliseconds patience) {
+    const auto until = std::chrono::steady_clock::now() + patience;
+    m_workers.stop(patience);
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        until - std::chrono::steady_clock::now());
+    m_monitor_workers.stop(std::max(left, std::chrono::milliseconds(0)));
+}
 
 std::shared_ptr<const TlsSettings> ServerState::tls() const {
     const std::lock_guard lock(m_tls_mutex);

@@ -7,6 +7,8 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string_view>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -42,7 +44,12 @@ class ServerState {
 
     // Runs the handler; an escaping exception becomes a 500.
     [[nodiscard]] Response handle(const Request& request) const;
-    [[nodiscard]] Workers& workers() { return m_workers; }
+    // The workers that run requests for that path (without its query).
+    [[nodiscard]] Workers& workers_for(std::string_view path);
+    // Abandoned work of both pools that has not finished yet.
+    [[nodiscard]] std::size_t stuck() const;
+    void expire_on(std::thread::id thread);
+    void stop_workers(std::chrono::milliseconds patience);
     void log_access(const AccessEntry& entry) const;
     void set_access_log(AccessLog log) { m_access_log = std::move(log); }
 
@@ -73,6 +80,7 @@ class ServerState {
     std::set<std::uint64_t> m_in_handshake;  // ids of m_connections, oldest first
     std::atomic<std::uint64_t> m_evicted{0};
     Workers m_workers;
+    Workers m_monitor_workers;
 };
 
 }  // namespace otpbox::api

@@ -6,6 +6,7 @@
 
 #include <sqlite3.h>
 
+#include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -97,8 +98,11 @@ class Database {
 
     // Reads work, and writes too: after a write failed for a reason of the
     // storage (full, read-only, I/O error, locked too long), a small write
-    // is tried each time until one commits again.
-    [[nodiscard]] bool healthy();
+    // is tried each time until one commits again. Nullopt when the database
+    // stayed held by a transaction (one waiting for a stalled HSM, say) for
+    // longer than `wait`: a health check must not wait with it.
+    [[nodiscard]] std::optional<bool> healthy(
+        std::chrono::milliseconds wait = std::chrono::milliseconds(200));
     // Why writes fail, while they do.
     [[nodiscard]] std::optional<std::string> write_fault();
     [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
@@ -118,7 +122,7 @@ class Database {
 
     std::filesystem::path m_path;
     sqlite3* m_db = nullptr;
-    std::recursive_mutex m_mutex;
+    std::recursive_timed_mutex m_mutex;
     std::vector<std::function<void()>> m_after_commit;  // under m_mutex
     std::optional<std::string> m_write_fault;           // under m_mutex
 };

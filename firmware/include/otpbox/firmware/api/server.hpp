@@ -51,6 +51,10 @@ struct ServerLimits {
     // finish and another takes its place.
     std::size_t workers = 8;
     std::chrono::milliseconds answer_timeout{11000};
+    // Requests for these paths (health, metrics) run on workers of their
+    // own, so that handlers stuck elsewhere never keep a monitor waiting.
+    std::vector<std::string> monitor_paths;
+    std::size_t monitor_workers = 2;
 };
 
 struct Request {
