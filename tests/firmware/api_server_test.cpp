@@ -82,6 +82,62 @@ class RawSocket {
     bool m_connected = false;
 };
 
+// A blocking TLS client with the portal's certificate, for tests that drive
+// one connection step by step.
+class PortalConnection {
+  public:
+    PortalConnection(const std::string& ca, const std::string& name, std::uint16_t port)
+        : m_context(make_context(ca, name)), m_stream(m_io, m_context) {
+        m_stream.next_layer().connect({net::ip::make_address("127.0.0.1"), port});
+        m_stream.handshake(net::ssl::stream_base::client);
+    }
+
+    [[nodiscard]] net::ssl::stream<net::ip::tcp::socket>& stream() { return m_stream; }
+
+    // Sends a GET of /echo, in a TLS record of its own.
+    void send() {
+        const std::string request = "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n";
+        net::write(m_stream, net::buffer(request));
+    }
+
+    // Reads an answer: its status.
+    unsigned read_answer() {
+        boost::beast::http::response<boost::beast::http::string_body> response;
+        boost::beast::http::read(m_stream, m_buffer, response);
+        return response.result_int();
+    }
+
+    unsigned ask() {
+        send();
+        return read_answer();
+    }
+
+    // True once the server has closed the TCP connection within the wait,
+    // without a TLS record before it.
+    [[nodiscard]] bool closed_within(std::chrono::milliseconds wait) {
+        pollfd ready{m_stream.next_layer().native_handle(), POLLIN, 0};
+        if (::poll(&ready, 1, static_cast<int>(wait.count())) != 1) {
+            return false;
+        }
+        char byte = 0;
+        return ::recv(ready.fd, &byte, 1, MSG_DONTWAIT) <= 0;
+    }
+
+  private:
+    static net::ssl::context make_context(const std::string& ca, const std::string& name) {
+        net::ssl::context context(net::ssl::context::tls_client);
+        context.load_verify_file(ca);
+        context.use_certificate_chain_file(name + ".crt");
+        context.use_private_key_file(name + ".key", net::ssl::context::pem);
+        return context;
+    }
+
+    net::io_context m_io;
+    net::ssl::context m_context;
+    net::ssl::stream<net::ip::tcp::socket> m_stream;
+    boost::beast::flat_buffer m_buffer;
+};
+
 class ApiServerTest : public ::testing::Test {
   protected:
     static void SetUpTestSuite() {
@@ -96,6 +152,10 @@ class ApiServerTest : public ::testing::Test {
     void TearDown() override { stop_server(); }
 
     static std::string pki(const std::string& name) { return (s_pki->path() / name).string(); }
+
+    [[nodiscard]] std::unique_ptr<PortalConnection> connect_portal() const {
+        return std::make_unique<PortalConnection>(pki("ca.pem"), pki("portal"), m_port);
+    }
 
     static TlsConfig tls_config() {
         TlsConfig tls;
@@ -626,26 +686,47 @@ TEST_F(ApiServerTest, TricklingClientIsClosedAfterRequestTimeout) {
     limits.request_timeout = 1s;
     start_server(tls_config(), limits);
 
-    net::io_context io;
-    net::ssl::context context(net::ssl::context::tls_client);
-    context.load_verify_file(pki("ca.pem"));
-    context.use_certificate_chain_file(pki("portal.crt"));
-    context.use_private_key_file(pki("portal.key"), net::ssl::context::pem);
-    net::ssl::stream<net::ip::tcp::socket> stream(io, context);
-    stream.next_layer().connect({net::ip::make_address("127.0.0.1"), m_port});
-    stream.handshake(net::ssl::stream_base::client);
+    const auto client = connect_portal();
 
     const std::string request =
         "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Slow: " + std::string(60, 's');
     std::size_t sent = 0;
     boost::system::error_code error;
     for (; sent < request.size() && !error; ++sent) {
-        net::write(stream, net::buffer(&request[sent], 1), error);
+        net::write(client->stream(), net::buffer(&request[sent], 1), error);
         std::this_thread::sleep_for(200ms);
     }
     EXPECT_LT(sent, request.size());
     EXPECT_TRUE(error);
     EXPECT_EQ(m_calls, 0);
+}
+
+// Between requests the server waits for the next one without a buffer of its
+// own; the idle timeout, not the request timeout, still ends that wait.
+TEST_F(ApiServerTest, KeptConnectionIsClosedAfterIdleTimeout) {
+    auto limits = short_limits();
+    limits.request_timeout = 1s;
+    limits.idle_timeout = 3s;
+    start_server(tls_config(), limits);
+    const auto client = connect_portal();
+    ASSERT_EQ(client->ask(), 200u);
+
+    EXPECT_FALSE(client->closed_within(2s));
+    EXPECT_TRUE(client->closed_within(10s));
+}
+
+// The second request is already in the socket, not yet read by OpenSSL,
+// when the server starts to wait for it.
+TEST_F(ApiServerTest, PipelinedRequestsInSeparateRecordsAreBothAnswered) {
+    start_server();
+    const auto client = connect_portal();
+    client->send();
+    client->send();
+
+    const auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(client->read_answer(), 200u);
+    EXPECT_EQ(client->read_answer(), 200u);
+    EXPECT_LT(std::chrono::steady_clock::now() - start, 2s);
 }
 
 TEST_F(ApiServerTest, AtTheMaximumTheOldestSilentConnectionMakesRoom) {
@@ -835,30 +916,14 @@ TEST_F(ApiServerTest, ReloadThatFailsThrowsAndKeepsTheRunningSettings) {
 
 TEST_F(ApiServerTest, ReloadLeavesAnOpenConnectionItsSettings) {
     start_server();
-    net::io_context io;
-    net::ssl::context context(net::ssl::context::tls_client);
-    context.load_verify_file(pki("ca.pem"));
-    context.use_certificate_chain_file(pki("portal.crt"));
-    context.use_private_key_file(pki("portal.key"), net::ssl::context::pem);
-    net::ssl::stream<net::ip::tcp::socket> stream(io, context);
-    stream.next_layer().connect({net::ip::make_address("127.0.0.1"), m_port});
-    stream.handshake(net::ssl::stream_base::client);
-
-    boost::beast::flat_buffer buffer;
-    const auto ask = [&] {
-        const std::string request = "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n";
-        net::write(stream, net::buffer(request));
-        boost::beast::http::response<boost::beast::http::string_body> response;
-        boost::beast::http::read(stream, buffer, response);
-        return response.result_int();
-    };
-    ASSERT_EQ(ask(), 200u);
+    const auto client = connect_portal();
+    ASSERT_EQ(client->ask(), 200u);
 
     auto tls = tls_config();
     tls.clients = {{kMonitor, Role::monitor}};
     m_server->reload(tls);
     EXPECT_NE(curl("portal", "").exit, 0);
-    EXPECT_EQ(ask(), 200u);
+    EXPECT_EQ(client->ask(), 200u);
     EXPECT_EQ(curl("monitor", "").status, 200u);
 }
 

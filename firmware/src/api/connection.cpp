@@ -72,7 +72,7 @@ Connection::Connection(net::ip::tcp::socket socket, std::shared_ptr<ServerState>
     : m_state(std::move(state)),
       m_id(m_state->next_id()),
       m_tls(m_state->tls()),
-      m_stream(std::move(socket), *m_tls->context),
+      m_stream(std::move(socket), m_tls->context->native_handle()),
       m_deadline(m_stream.get_executor()) {}
 
 Connection::~Connection() {
@@ -85,18 +85,16 @@ void Connection::start() {
 }
 
 void Connection::close() {
-    net::post(m_stream.get_executor(),
-              [self = shared_from_this()] { self->m_stream.next_layer().close(); });
+    net::post(m_stream.get_executor(), [self = shared_from_this()] { self->m_stream.close(); });
 }
 
 void Connection::handshake() {
-    m_stream.next_layer().expires_after(m_state->limits().handshake_timeout);
+    m_stream.expires_after(m_state->limits().handshake_timeout);
     m_stream.async_handshake(
-        net::ssl::stream_base::server,
         beast::bind_front_handler(&Connection::on_handshake, shared_from_this()));
 }
 
-void Connection::on_handshake(error_code error) {
+void Connection::on_handshake(error_code error, std::size_t /*bytes*/) {
     if (error) {
         return;
     }
@@ -127,9 +125,18 @@ void Connection::wait_for_request() {
         read_header();
         return;
     }
+    // An idle connection keeps no buffer; the first bytes get one.
+    m_buffer.shrink_to_fit();
     const auto& limits = m_state->limits();
-    m_stream.next_layer().expires_after(m_first_request ? limits.request_timeout
-                                                        : limits.idle_timeout);
+    m_stream.expires_after(m_first_request ? limits.request_timeout : limits.idle_timeout);
+    m_stream.async_wait_for_data(
+        beast::bind_front_handler(&Connection::on_data, shared_from_this()));
+}
+
+void Connection::on_data(error_code error, std::size_t /*bytes*/) {
+    if (error) {
+        return;
+    }
     m_stream.async_read_some(
         m_buffer.prepare(kFirstRead),
         beast::bind_front_handler(&Connection::on_first_bytes, shared_from_this()));
@@ -149,7 +156,7 @@ void Connection::read_header() {
     m_parser.emplace();
     m_parser->header_limit(static_cast<std::uint32_t>(limits.max_header));
     m_parser->body_limit(limits.max_body);
-    m_stream.next_layer().expires_after(limits.request_timeout);
+    m_stream.expires_after(limits.request_timeout);
     http::async_read_header(m_stream, m_buffer, *m_parser,
                             beast::bind_front_handler(&Connection::on_header, shared_from_this()));
 }
@@ -325,7 +332,7 @@ void Connection::send(Response response, bool keep_alive) {
     const unsigned version =
         m_parser && m_parser->is_header_done() ? m_parser->get().version() : 11;
     m_response.emplace(to_http(std::move(response), version, keep_alive));
-    m_stream.next_layer().expires_after(m_state->limits().request_timeout);
+    m_stream.expires_after(m_state->limits().request_timeout);
     http::async_write(
         m_stream, *m_response,
         beast::bind_front_handler(&Connection::on_sent, shared_from_this(), keep_alive));
@@ -353,21 +360,22 @@ void Connection::on_sent(bool keep_alive, error_code error, std::size_t /*bytes*
 }
 
 void Connection::shut_down() {
-    m_stream.next_layer().expires_after(kLingerTime);
-    m_stream.async_shutdown([self = shared_from_this()](error_code) {
+    m_stream.expires_after(kLingerTime);
+    m_stream.async_shutdown([self = shared_from_this()](error_code, std::size_t) {
         // The peer's close_notify, its close or the timeout: the connection ends.
     });
 }
 
 void Connection::linger() {
-    m_stream.next_layer().expires_after(kLingerTime);
+    m_stream.expires_after(kLingerTime);
     m_discarded = 0;
+    m_discard = std::make_unique<std::array<char, 4096>>();
     discard_more();
 }
 
 void Connection::discard_more() {
     m_stream.async_read_some(
-        net::buffer(m_discard),
+        net::buffer(*m_discard),
         beast::bind_front_handler(&Connection::on_discarded, shared_from_this()));
 }
 

@@ -3,11 +3,9 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
-#include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <array>
 #include <chrono>
@@ -18,6 +16,7 @@
 
 #include "api/http_answers.hpp"
 #include "api/server_state.hpp"
+#include "api/tls_stream.hpp"
 
 namespace otpbox::api {
 
@@ -41,8 +40,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     using error_code = boost::system::error_code;
 
     void handshake();
-    void on_handshake(error_code error);
+    void on_handshake(error_code error, std::size_t bytes);
     void wait_for_request();
+    void on_data(error_code error, std::size_t bytes);
     void on_first_bytes(error_code error, std::size_t bytes);
     void read_header();
     void on_header(error_code error, std::size_t bytes);
@@ -69,7 +69,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::shared_ptr<ServerState> m_state;
     std::uint64_t m_id;
     std::shared_ptr<const TlsSettings> m_tls;  // before m_stream, which uses its context
-    boost::beast::ssl_stream<boost::beast::tcp_stream> m_stream;
+    TlsStream m_stream;
     boost::asio::steady_timer m_deadline;         // the handler's, on the strand
     std::shared_ptr<Workers::Ticket> m_handling;  // the handler's work, while it runs
     Workers* m_pool = nullptr;                    // the pool m_handling is in
@@ -78,7 +78,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;
     std::optional<HttpResponse> m_response;
     std::optional<boost::beast::http::response<boost::beast::http::empty_body>> m_continue;
-    std::array<char, 4096> m_discard{};
+    std::unique_ptr<std::array<char, 4096>> m_discard;  // only while lingering
     std::size_t m_discarded = 0;
     std::string m_subject;
     Role m_role = Role::portal;
