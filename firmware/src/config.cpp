@@ -300,7 +300,8 @@ Config load_config(const fs::path& file) {
     // the request's work before the 503 at the deadline is sent.
     const auto call_timeout = config.hsm.call_timeout.count();
     config.api.limits.answer_timeout = std::chrono::milliseconds(
-        reader.integer("api.answer_timeout_ms", 2 * call_timeout + 1000, 100, 1200000));
+        reader.integer("api.answer_timeout_ms",
+                       std::min<std::int64_t>(2 * call_timeout + 1000, 1200000), 100, 1200000));
     if (config.api.limits.answer_timeout.count() <= call_timeout) {
         reader.fail("api.answer_timeout_ms", "must be larger than hsm.call_timeout_ms (" +
                                                  std::to_string(call_timeout) + ")");

@@ -621,12 +621,19 @@ void Daemon::Impl::write_anchor_now() {
         return;
     }
     try {
-        const auto anchor = m_serving->audit->latest();
+        // A request stuck in the HSM may hold the database: the anchor is
+        // then left for the next time (at a stop, the next start's).
+        std::optional<AuditAnchor> anchor;
+        if (!m_database->within(m_config->hsm.call_timeout,
+                                [&] { anchor = m_serving->audit->latest(); })) {
+            spdlog::warn("event=audit_anchor_skipped reason=\"the database is held\"");
+            return;
+        }
         const auto& file = m_serving->config->audit_anchor_file;
         if (file.empty()) {
-            spdlog::info("event=audit_anchor seq={} mac={}", anchor.sequence, anchor.mac_hex);
+            spdlog::info("event=audit_anchor seq={} mac={}", anchor->sequence, anchor->mac_hex);
         } else {
-            write_anchor(file, anchor);
+            write_anchor(file, *anchor);
         }
     } catch (const std::exception& error) {
         spdlog::error("event=audit_anchor_failed error=\"{}\"", error.what());

@@ -1,5 +1,7 @@
 #include "otpbox/firmware/database.hpp"
 
+#include "otpbox/firmware/commit_gate.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -258,8 +260,28 @@ void Database::begin(bool outermost) {
     execute(outermost ? "BEGIN IMMEDIATE" : "SAVEPOINT nested");
 }
 
+// A request answered at its deadline commits nothing more; while its
+// commit runs, the answer at the deadline waits for it.
 void Database::finish(bool outermost) {
-    execute(outermost ? "COMMIT" : "RELEASE nested");
+    if (!outermost) {
+        execute("RELEASE nested");
+        return;
+    }
+    auto* gate = thread_commit_gate();
+    if (gate == nullptr) {
+        execute("COMMIT");
+        return;
+    }
+    if (!gate->enter()) {
+        throw RequestAnswered();
+    }
+    try {
+        execute("COMMIT");
+    } catch (...) {
+        gate->leave();
+        throw;
+    }
+    gate->leave();
 }
 
 void Database::undo(bool outermost, std::size_t kept) noexcept {
@@ -332,6 +354,15 @@ std::optional<bool> Database::healthy(std::chrono::milliseconds wait) {
     } catch (const DatabaseError&) {
         return false;
     }
+    return true;
+}
+
+bool Database::within(std::chrono::milliseconds wait, const std::function<void()>& work) {
+    std::unique_lock lock(m_mutex, std::defer_lock);
+    if (!lock.try_lock_for(wait)) {
+        return false;
+    }
+    work();
     return true;
 }
 

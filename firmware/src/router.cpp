@@ -1,5 +1,7 @@
 #include "otpbox/firmware/router.hpp"
 
+#include "otpbox/firmware/commit_gate.hpp"
+
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -235,6 +237,11 @@ api::Response Router::handle(const api::Request& request) {
         return refusal_response(refused);
     } catch (const DatabaseError&) {
         Refused refused(Reason::unavailable, "the database cannot be reached; try again shortly");
+        refused.retry_after = std::chrono::seconds(5);
+        return refusal_response(refused);
+    } catch (const RequestAnswered&) {
+        // Answered 503 at its deadline already; this answer is never sent.
+        Refused refused(Reason::unavailable, "the request was not finished in time");
         refused.retry_after = std::chrono::seconds(5);
         return refusal_response(refused);
     }

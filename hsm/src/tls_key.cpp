@@ -4,6 +4,9 @@
 #include <openssl/ecdsa.h>
 #include <openssl/x509.h>
 
+#include <atomic>
+#include <chrono>
+
 #include "bounded_wait.hpp"
 #include "otpbox/hsm/error.hpp"
 
@@ -24,7 +27,12 @@ struct KeyContext {
     std::shared_ptr<Hsm> hsm;
     std::string label;
     std::chrono::milliseconds deadline;
+    // After a signature overran, handshakes fail at once for a second
+    // rather than each holding its thread for the deadline.
+    std::atomic<std::chrono::steady_clock::rep> refuse_until{0};
 };
+
+constexpr auto kRefuseAfterOverrun = std::chrono::seconds(1);
 
 // What a signature left to its own thread needs and makes.
 struct Signing {
@@ -47,8 +55,12 @@ int context_index() {
 // Called by OpenSSL: an error is reported as a null signature, never thrown.
 ECDSA_SIG* sign_digest(const unsigned char* digest, int digest_length, const BIGNUM* /*kinv*/,
                        const BIGNUM* /*r*/, EC_KEY* key) {
-    const auto* context = static_cast<KeyContext*>(EC_KEY_get_ex_data(key, context_index()));
+    auto* context = static_cast<KeyContext*>(EC_KEY_get_ex_data(key, context_index()));
     if (context == nullptr || digest_length < 0) {
+        return nullptr;
+    }
+    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
+    if (now < context->refuse_until.load()) {
         return nullptr;
     }
     try {
@@ -64,6 +76,9 @@ ECDSA_SIG* sign_digest(const unsigned char* digest, int digest_length, const BIG
             },
             context->deadline);
         if (!signed_in_time) {
+            context->refuse_until.store((std::chrono::steady_clock::now() + kRefuseAfterOverrun)
+                                            .time_since_epoch()
+                                            .count());
             return nullptr;
         }
         const auto& raw = signing->raw;
@@ -128,7 +143,7 @@ EC_KEY* public_ec_key(std::span<const std::uint8_t> der) {
 EvpPkeyPtr hsm_private_key(std::shared_ptr<Hsm> hsm, std::string_view label,
                            std::chrono::milliseconds deadline) {
     EC_KEY* key = public_ec_key(hsm->public_key_der(label));
-    auto* context = new KeyContext{std::move(hsm), std::string(label), deadline};
+    auto* context = new KeyContext{std::move(hsm), std::string(label), deadline, {}};
     EvpPkeyPtr pkey(EVP_PKEY_new());
     if (EC_KEY_set_ex_data(key, context_index(), context) != 1) {
         delete context;

@@ -376,5 +376,76 @@ TEST_F(HsmOutage, SessionLostOnce_IsInvisible) {
     EXPECT_EQ(hsm_state(health), "ok");
 }
 
+// A slow HSM whose every call stays under its deadline: the request's own
+// deadline (twice the call deadline plus 1 s) passes first, the client gets
+// 503, and the verify goes on. Its work must not be done behind that 503
+// (docs/limitations.md: "Requests held up by the HSM do not").
+TEST_F(HsmOutage, SlowButEachCallInTime_TheRightAnswerIsNotUsedUpBehindA503) {
+    const auto login = open_card_login("e2e.slow");
+    KeptConnection portal(dev);
+
+    just_after_a_poll();
+    set_fault("stall " + std::to_string((kCallTimeout * 9 / 10).count()));
+    const auto answer = portal.call(verb::post, login.verify_path, verify_body(login.right));
+    set_fault("pass");
+    ASSERT_TRUE(hsm_back_within(kRecovery)) << test::read_file(dev.daemon_log());
+    if (answer.status == 503) {
+        const auto again = dev.call("POST", login.verify_path, verify_body(login.right));
+        EXPECT_EQ(again.status, 200) << "the right answer was used up behind a 503: " << again.body;
+    } else {
+        EXPECT_EQ(answer.status, 200) << answer.body;
+    }
+}
+
+// Two verifies while the HSM stalls: the first holds the database lock in
+// its stalled call, the second waits for the lock and meets its own deadline
+// (not an HSM overrun). When the HSM is back, the second must not be done
+// behind the 503 its client got.
+TEST_F(HsmOutage, Stalled_ARequestQueuedBehindTheStalledOneIsNotDoneAfterIts503) {
+    const auto first = open_card_login("e2e.first");
+    const auto second = open_card_login("e2e.second");
+    KeptConnection portal_a(dev);
+    KeptConnection portal_b(dev);
+
+    just_after_a_poll();
+    set_fault("stall " + std::to_string(kStall.count()));
+    HttpAnswer answer_a;
+    std::thread a(
+        [&] { answer_a = portal_a.call(verb::post, first.verify_path, verify_body(first.right)); });
+    std::this_thread::sleep_for(100ms);
+    const auto answer_b = portal_b.call(verb::post, second.verify_path, verify_body(second.right));
+    a.join();
+    // Back before the first stalled call returns and lets the second in.
+    set_fault("pass");
+    EXPECT_EQ(answer_a.status, 503) << answer_a.body;
+    ASSERT_EQ(answer_b.status, 503) << answer_b.body;
+
+    ASSERT_TRUE(hsm_back_within(kRecovery)) << test::read_file(dev.daemon_log());
+    const auto again = dev.call("POST", second.verify_path, verify_body(second.right));
+    EXPECT_EQ(again.status, 200) << "the right answer was used up behind a 503: " << again.body;
+}
+
+// docs/architecture.md: stopped while a handler is still inside an HSM call,
+// otpboxd logs event=stopped_with_stuck_requests and ends. A verify holds
+// the database lock through its HSM calls.
+TEST_F(HsmOutage, Stalled_SigtermEndsTheDaemonWhileAVerifyIsStuck) {
+    const auto login = open_card_login("e2e.stop");
+    KeptConnection portal(dev);
+
+    just_after_a_poll();
+    set_fault("stall 60000");
+    const auto refused = portal.call(verb::post, login.verify_path, verify_body(login.right));
+    ASSERT_EQ(refused.status, 503) << refused.body;
+    set_fault("pass");
+
+    const auto started = std::chrono::steady_clock::now();
+    const int status = dev.daemon->stop(10s);
+    EXPECT_EQ(status, 0) << "otpboxd did not end on SIGTERM within 10 s: "
+                         << test::read_file(dev.daemon_log());
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
+    EXPECT_NE(test::read_file(dev.daemon_log()).find("event=stopped_with_stuck_requests"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace otpbox::e2e

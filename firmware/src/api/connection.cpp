@@ -26,6 +26,8 @@ namespace {
 constexpr std::chrono::seconds kLingerTime{2};
 constexpr std::size_t kLingerBytes = 1024 * 1024;
 constexpr std::size_t kFirstRead = 4096;
+// How soon a deadline that met a commit in progress looks again.
+constexpr std::chrono::milliseconds kCommitRecheck{20};
 
 struct HeaderProblem {
     unsigned status;
@@ -254,6 +256,9 @@ void Connection::answer() {
     const auto answer = ++m_answers;
     auto work = [self = shared_from_this(), request, keep_alive, answer] {
         auto response = self->m_state->handle(*request);
+        if (!Workers::finish_current()) {
+            return;  // answered 503 at the deadline meanwhile
+        }
         net::post(self->m_stream.get_executor(),
                   [self, request, keep_alive, answer, response = std::move(response)]() mutable {
                       self->on_handled(answer, *request, std::move(response), keep_alive);
@@ -274,7 +279,7 @@ void Connection::answer() {
     m_deadline.expires_after(m_state->limits().answer_timeout);
     m_deadline.async_wait([self = shared_from_this(), request, handling = m_handling,
                            keep_alive](error_code /*cancelled*/) {
-        self->on_deadline(handling, *request, keep_alive);
+        self->on_deadline(handling, request, keep_alive);
     });
 }
 
@@ -293,19 +298,34 @@ void Connection::on_handled(std::uint64_t answer, const Request& request, Respon
 
 // The timer ran out, or was cancelled: by the answer (then there is nothing
 // left to do), or because an HSM call of the handler overran. The handler
-// may still finish; when the HSM held it, its work fails then. Otherwise it
-// may even commit, and a client that sent an Idempotency-Key gets that
-// answer on its retry.
-void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket, const Request& request,
-                             bool keep_alive) {
-    if (ticket != m_handling || !m_pool->abandon(*ticket)) {
-        return;  // its answer is on the way
+// may still run on, but none of its transactions commits from the 503 on
+// (otpbox/firmware/commit_gate.hpp): what it committed before stays, and a
+// client that sent an Idempotency-Key gets that on its retry.
+void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket,
+                             const std::shared_ptr<const Request>& request, bool keep_alive) {
+    if (ticket != m_handling) {
+        return;  // answered already
+    }
+    switch (m_pool->abandon(*ticket)) {
+        case Workers::Abandoned::finished:
+            return;  // its answer is on the way
+        case Workers::Abandoned::committing:
+            // Its transaction decides: answered with what it committed, or
+            // refused here a moment later.
+            m_deadline.expires_after(kCommitRecheck);
+            m_deadline.async_wait(
+                [self = shared_from_this(), ticket, request, keep_alive](error_code /*cancelled*/) {
+                    self->on_deadline(ticket, request, keep_alive);
+                });
+            return;
+        case Workers::Abandoned::yes:
+            break;
     }
     m_handling.reset();
     auto response =
         error_answer(503, "unavailable", "the request was not finished in time; try again later");
     response.headers.emplace_back("Retry-After", "5");
-    log(request.method_name, request.target, response.status);
+    log(request->method_name, request->target, response.status);
     // The connection stays: while the HSM is away, a new one could not even
     // finish its handshake.
     send(std::move(response), keep_alive);

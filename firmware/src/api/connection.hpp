@@ -52,8 +52,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void answer();
     void on_handled(std::uint64_t answer, const Request& request, Response response,
                     bool keep_alive);
-    void on_deadline(const std::shared_ptr<Workers::Ticket>& ticket, const Request& request,
-                     bool keep_alive);
+    void on_deadline(const std::shared_ptr<Workers::Ticket>& ticket,
+                     const std::shared_ptr<const Request>& request, bool keep_alive);
     void refuse_unreadable(error_code error);
     // Answers a request whose header is whole with an error, and closes.
     void refuse(unsigned status, const char* code, const std::string& message);

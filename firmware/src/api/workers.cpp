@@ -1,10 +1,34 @@
 #include "api/workers.hpp"
 
+#include "otpbox/firmware/commit_gate.hpp"
+
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 namespace otpbox::api {
+
+namespace {
+
+// The ticket of the work running on this thread, as the commit gate the
+// database asks before every COMMIT.
+class TicketGate final : public firmware::CommitGate {
+  public:
+    explicit TicketGate(std::atomic<int>& state) : m_state(state) {}
+
+    bool enter() override {
+        int expected = Workers::Ticket::running;
+        return m_state.compare_exchange_strong(expected, Workers::Ticket::committing);
+    }
+    void leave() override { m_state.store(Workers::Ticket::running); }
+
+  private:
+    std::atomic<int>& m_state;
+};
+
+thread_local std::atomic<int>* t_running = nullptr;
+
+}  // namespace
 
 // Workers are detached threads that hold this state, so that it outlives
 // the Workers object while one of them is stuck.
@@ -35,7 +59,7 @@ Workers::~Workers() {
         const std::lock_guard lock(m_shared->mutex);
         m_shared->stopping = true;
         for (const auto& ticket : m_shared->queue) {
-            ticket->m_state = Ticket::State::abandoned;
+            ticket->m_state = Ticket::abandoned;
             never_run.push_back(std::move(ticket->m_work));
         }
         m_shared->queue.clear();
@@ -60,25 +84,32 @@ void Workers::work(const std::shared_ptr<Shared>& shared) {
         }
         const auto ticket = std::move(shared->queue.front());
         shared->queue.pop_front();
-        if (ticket->m_state != Ticket::State::queued) {
+        int expected = Ticket::queued;
+        if (!ticket->m_state.compare_exchange_strong(expected, Ticket::running)) {
             continue;
         }
-        ticket->m_state = Ticket::State::running;
         ++shared->busy;
         auto run = std::move(ticket->m_work);
         const auto self = std::this_thread::get_id();
         shared->running[self] = ticket;
         lock.unlock();
+        TicketGate gate(ticket->m_state);
+        firmware::set_thread_commit_gate(&gate);
+        t_running = &ticket->m_state;
         try {
             run();
         } catch (...) {
             // The work answers for its own errors; nothing may end a worker.
         }
+        t_running = nullptr;
+        firmware::set_thread_commit_gate(nullptr);
         run = nullptr;  // its captures go before the lock is taken again
         lock.lock();
         shared->running.erase(self);
         ticket->m_expire = nullptr;
-        if (ticket->m_state == Ticket::State::abandoned) {
+        int ran = Ticket::running;
+        ticket->m_state.compare_exchange_strong(ran, Ticket::finished);
+        if (ticket->m_state.load() == Ticket::abandoned) {
             // Another worker took this one's place; it rejoins only where
             // the pool is short of one.
             --shared->stuck;
@@ -89,7 +120,6 @@ void Workers::work(const std::shared_ptr<Shared>& shared) {
             ++shared->workers;
             continue;
         }
-        ticket->m_state = Ticket::State::finished;
         --shared->busy;
         shared->finished.notify_all();
     }
@@ -103,7 +133,7 @@ std::shared_ptr<Workers::Ticket> Workers::submit(std::function<void()> work,
     {
         const std::lock_guard lock(m_shared->mutex);
         if (m_shared->stopping) {
-            ticket->m_state = Ticket::State::abandoned;
+            ticket->m_state = Ticket::abandoned;
             return ticket;
         }
         m_shared->queue.push_back(ticket);
@@ -114,29 +144,41 @@ std::shared_ptr<Workers::Ticket> Workers::submit(std::function<void()> work,
 
 // Work that never ran is destroyed after the lock is let go: its captures
 // may hold the last reference to whatever owns this pool.
-bool Workers::abandon(Ticket& ticket) {
+Workers::Abandoned Workers::abandon(Ticket& ticket) {
     std::function<void()> never_run;
     const std::lock_guard lock(m_shared->mutex);
-    switch (ticket.m_state) {
-        case Ticket::State::queued:
-            ticket.m_state = Ticket::State::abandoned;
-            never_run = std::move(ticket.m_work);
-            return true;
-        case Ticket::State::running:
-            ticket.m_state = Ticket::State::abandoned;
-            --m_shared->busy;
-            --m_shared->workers;
-            ++m_shared->stuck;
-            if (!m_shared->stopping && m_shared->stuck <= m_shared->target) {
-                start_worker(m_shared);
-            }
-            return true;
-        case Ticket::State::finished:
-            return false;
-        case Ticket::State::abandoned:
-            return true;
+    int state = Ticket::queued;
+    if (ticket.m_state.compare_exchange_strong(state, Ticket::abandoned)) {
+        never_run = std::move(ticket.m_work);
+        return Abandoned::yes;
     }
-    return false;
+    state = Ticket::running;
+    if (ticket.m_state.compare_exchange_strong(state, Ticket::abandoned)) {
+        --m_shared->busy;
+        --m_shared->workers;
+        ++m_shared->stuck;
+        if (!m_shared->stopping && m_shared->stuck <= m_shared->target) {
+            start_worker(m_shared);
+        }
+        m_shared->finished.notify_all();
+        return Abandoned::yes;
+    }
+    switch (state) {
+        case Ticket::committing:
+            return Abandoned::committing;
+        case Ticket::abandoned:
+            return Abandoned::yes;
+        default:
+            return Abandoned::finished;
+    }
+}
+
+bool Workers::finish_current() {
+    if (t_running == nullptr) {
+        return true;
+    }
+    int expected = Ticket::running;
+    return t_running->compare_exchange_strong(expected, Ticket::finished);
 }
 
 void Workers::stop(std::chrono::milliseconds patience) {
@@ -144,7 +186,7 @@ void Workers::stop(std::chrono::milliseconds patience) {
     std::unique_lock lock(m_shared->mutex);
     m_shared->stopping = true;
     for (const auto& ticket : m_shared->queue) {
-        ticket->m_state = Ticket::State::abandoned;
+        ticket->m_state = Ticket::abandoned;
         never_run.push_back(std::move(ticket->m_work));
     }
     m_shared->queue.clear();
@@ -158,7 +200,7 @@ void Workers::expire_on(std::thread::id thread) {
     {
         const std::lock_guard lock(m_shared->mutex);
         const auto found = m_shared->running.find(thread);
-        if (found == m_shared->running.end() || found->second->m_state != Ticket::State::running) {
+        if (found == m_shared->running.end() || found->second->m_state.load() != Ticket::running) {
             return;
         }
         expire = found->second->m_expire;

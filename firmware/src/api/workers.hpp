@@ -5,6 +5,7 @@
 // threads free, so its connection can answer 503 at the deadline. The
 // abandoned worker is left to finish and another takes its place.
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstddef>
@@ -36,11 +37,18 @@ class Workers {
     // block; nothing happens when that thread runs no work of this pool.
     void expire_on(std::thread::id thread);
 
-    // The work's deadline has passed: false when it has already finished.
-    // Queued work then never runs; running work keeps its thread, which no
-    // longer counts as a worker, and a new worker starts in its place (at
-    // most `count` of them stand in at once).
-    bool abandon(Ticket& ticket);
+    // The work's deadline has passed. Queued work then never runs; running
+    // work keeps its thread, which no longer counts as a worker, and a new
+    // worker starts in its place (at most `count` of them stand in at once);
+    // from then on its transactions do not commit (otpbox/firmware/
+    // commit_gate.hpp). `finished`: its answer is on the way. `committing`:
+    // a transaction of it is committing now; ask again shortly.
+    enum class Abandoned { yes, finished, committing };
+    Abandoned abandon(Ticket& ticket);
+
+    // Called by running work when its answer is ready, before it sends it:
+    // false when the work was abandoned meanwhile (its answer must not go).
+    [[nodiscard]] static bool finish_current();
 
     // Takes no more work and waits up to `patience` for running work that
     // was not abandoned.
@@ -58,12 +66,16 @@ class Workers {
 };
 
 class Workers::Ticket {
+  public:
+    enum State : int { queued, running, committing, finished, abandoned };
+
   private:
     friend class Workers;
-    enum class State { queued, running, finished, abandoned };
-    State m_state = State::queued;
-    std::function<void()> m_work;
-    std::function<void()> m_expire;
+    // Changed by compare-and-swap: the work's thread moves it between
+    // running, committing and finished while abandon() may end it.
+    std::atomic<int> m_state{queued};
+    std::function<void()> m_work;    // under the pool's lock
+    std::function<void()> m_expire;  // under the pool's lock
 };
 
 }  // namespace otpbox::api

@@ -103,6 +103,9 @@ class Database {
     // longer than `wait`: a health check must not wait with it.
     [[nodiscard]] std::optional<bool> healthy(
         std::chrono::milliseconds wait = std::chrono::milliseconds(200));
+    // Runs work holding the database when it can be had within wait; false
+    // when another thread holds it longer (a request stuck in the HSM).
+    bool within(std::chrono::milliseconds wait, const std::function<void()>& work);
     // Why writes fail, while they do.
     [[nodiscard]] std::optional<std::string> write_fault();
     [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
