@@ -57,14 +57,23 @@ Workers::~Workers() {
     std::vector<std::function<void()>> never_run;
     {
         const std::lock_guard lock(m_shared->mutex);
-        m_shared->stopping = true;
-        for (const auto& ticket : m_shared->queue) {
-            ticket->m_state = Ticket::abandoned;
-            never_run.push_back(std::move(ticket->m_work));
-        }
-        m_shared->queue.clear();
+        never_run = stop_locked(*m_shared);
     }
-    m_shared->ready.notify_all();
+}
+
+// Takes no more work and wakes the idle workers to end. The queued work is
+// handed back, to be destroyed once the lock is let go: its captures may
+// hold the last reference to whatever owns this pool.
+std::vector<std::function<void()>> Workers::stop_locked(Shared& shared) {
+    shared.stopping = true;
+    std::vector<std::function<void()>> never_run;
+    for (const auto& ticket : shared.queue) {
+        ticket->m_state = Ticket::abandoned;
+        never_run.push_back(std::move(ticket->m_work));
+    }
+    shared.queue.clear();
+    shared.ready.notify_all();
+    return never_run;
 }
 
 // Called with the lock held.
@@ -184,13 +193,7 @@ bool Workers::finish_current() {
 void Workers::stop(std::chrono::milliseconds patience) {
     std::vector<std::function<void()>> never_run;
     std::unique_lock lock(m_shared->mutex);
-    m_shared->stopping = true;
-    for (const auto& ticket : m_shared->queue) {
-        ticket->m_state = Ticket::abandoned;
-        never_run.push_back(std::move(ticket->m_work));
-    }
-    m_shared->queue.clear();
-    m_shared->ready.notify_all();
+    never_run = stop_locked(*m_shared);
     m_shared->finished.wait_for(lock, patience, [&] { return m_shared->busy == 0; });
     lock.unlock();
 }

@@ -14,6 +14,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <vector>
 
 namespace otpbox::api {
 
@@ -61,6 +62,7 @@ class Workers {
     struct Shared;
     static void work(const std::shared_ptr<Shared>& shared);
     static void start_worker(const std::shared_ptr<Shared>& shared);
+    [[nodiscard]] static std::vector<std::function<void()>> stop_locked(Shared& shared);
 
     std::shared_ptr<Shared> m_shared;
 };
