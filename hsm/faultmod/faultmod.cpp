@@ -9,11 +9,14 @@
 //   stall MS              every wrapped call sleeps MS milliseconds, then forwards
 //
 // A count starts again whenever the file's text changes. The forwarded
-// module is OTPBOX_FAULTMOD_TARGET, or SoftHSM2's usual path.
+// module is OTPBOX_FAULTMOD_TARGET, or SoftHSM2's usual path. The sessions
+// opened through this module and not closed are its CK_TOKEN_INFO
+// ulSessionCount when the forwarded module does not count them.
 
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -83,11 +86,37 @@ CK_RV injected_fault(bool on_session = true) {
         return fault != CKR_OK ? fault : g_target->call(__VA_ARGS__); \
     } while (false)
 
+// Sessions opened through this module and not closed yet: SoftHSM2 does not
+// count them in CK_TOKEN_INFO, so this module fills ulSessionCount in.
+std::atomic<long> g_open_sessions{0};
+
 CK_RV wrapped_open_session(CK_SLOT_ID slot, CK_FLAGS flags, void* application, CK_NOTIFY notify,
                            CK_SESSION_HANDLE_PTR session) {
     const CK_RV fault = injected_fault(false);
-    return fault != CKR_OK ? fault
-                           : g_target->C_OpenSession(slot, flags, application, notify, session);
+    if (fault != CKR_OK) {
+        return fault;
+    }
+    const CK_RV rv = g_target->C_OpenSession(slot, flags, application, notify, session);
+    if (rv == CKR_OK) {
+        ++g_open_sessions;
+    }
+    return rv;
+}
+
+CK_RV wrapped_close_session(CK_SESSION_HANDLE session) {
+    const CK_RV rv = g_target->C_CloseSession(session);
+    if (rv == CKR_OK) {
+        --g_open_sessions;
+    }
+    return rv;
+}
+
+CK_RV wrapped_get_token_info(CK_SLOT_ID slot, CK_TOKEN_INFO_PTR info) {
+    const CK_RV rv = g_target->C_GetTokenInfo(slot, info);
+    if (rv == CKR_OK && info != nullptr && info->ulSessionCount == CK_UNAVAILABLE_INFORMATION) {
+        info->ulSessionCount = static_cast<CK_ULONG>(g_open_sessions.load());
+    }
+    return rv;
 }
 
 CK_RV wrapped_generate_random(CK_SESSION_HANDLE session, CK_BYTE_PTR data, CK_ULONG length) {
@@ -126,6 +155,8 @@ bool load_target() {
     }
     g_wrapped = *g_target;
     g_wrapped.C_OpenSession = wrapped_open_session;
+    g_wrapped.C_CloseSession = wrapped_close_session;
+    g_wrapped.C_GetTokenInfo = wrapped_get_token_info;
     g_wrapped.C_GenerateRandom = wrapped_generate_random;
     g_wrapped.C_SignInit = wrapped_sign_init;
     g_wrapped.C_EncryptInit = wrapped_encrypt_init;

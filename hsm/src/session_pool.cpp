@@ -1,5 +1,7 @@
 #include "session_pool.hpp"
 
+#include <algorithm>
+
 #include "otpbox/hsm/error.hpp"
 
 namespace otpbox::hsm {
@@ -85,6 +87,9 @@ void SessionPool::close_all_locked() {
         fn.C_CloseSession(session);
     }
     m_idle.clear();
+    // Leased sessions are in use: each is closed when its lease ends.
+    m_retired.insert(m_leased.begin(), m_leased.end());
+    m_leased.clear();
     m_open = 0;
     m_overran.clear();
     if (m_login_session != CK_INVALID_HANDLE) {
@@ -147,6 +152,7 @@ Lease SessionPool::acquire() {
     if (!m_idle.empty()) {
         const auto session = m_idle.back();
         m_idle.pop_back();
+        m_leased.insert(session);
         return Lease(*this, session, m_generation);
     }
     return open_session(lock);
@@ -170,10 +176,13 @@ Lease SessionPool::open_session(std::unique_lock<std::mutex>& lock) {
     if (outcome.overran && current) {
         m_overran.erase(m_overran.find(CK_INVALID_HANDLE));
     }
-    if (outcome.rv == CKR_OK && !outcome.overran) {
+    if (outcome.rv == CKR_OK && !outcome.overran && current) {
+        m_leased.insert(session);
         return Lease(*this, session, generation);
     }
-    if (outcome.rv == CKR_OK && current) {
+    if (outcome.rv == CKR_OK) {
+        // Too late, or opened on a connection that has been renewed since:
+        // nobody else knows this session.
         m_module->api().C_CloseSession(session);
     }
     if (current) {
@@ -184,30 +193,44 @@ Lease SessionPool::open_session(std::unique_lock<std::mutex>& lock) {
         throw HsmError(Fault::stalled, "C_OpenSession overran its deadline of " +
                                            std::to_string(m_config.call_timeout.count()) + " ms");
     }
+    if (outcome.rv == CKR_OK) {
+        throw HsmError(Fault::session_lost,
+                       "the HSM connection was renewed while a session opened");
+    }
     if (classify(outcome.rv) == Fault::token_gone && current) {
         lose_token_locked("C_OpenSession: " + ckr_name(outcome.rv));
     }
     throw HsmError(outcome.rv, "C_OpenSession failed: " + ckr_name(outcome.rv));
 }
 
+// The module's C_CloseSession runs after the pool's lock is let go, so a
+// module slow to close holds up neither health nor other callers.
 void SessionPool::release(CK_SESSION_HANDLE session, std::uint64_t generation, Return how) {
-    std::lock_guard lock(m_mutex);
-    if (generation != m_generation) {
-        // From before a reconnect: closing the last session logged it out
-        // and made every handle of that time invalid (PKCS#11 v2.40 5.6).
-        return;
+    bool close = false;
+    {
+        std::lock_guard lock(m_mutex);
+        if (generation != m_generation) {
+            // Leased when the connection was dropped. Handles are unique
+            // among open sessions, so one that now names a live session was
+            // closed by the module long ago and reused.
+            const bool reused = m_leased.contains(session) || m_login_session == session ||
+                                std::find(m_idle.begin(), m_idle.end(), session) != m_idle.end();
+            close = m_retired.erase(session) > 0 && !reused;
+        } else {
+            m_leased.erase(session);
+            if (how == Return::idle) {
+                m_idle.push_back(session);
+            } else {
+                m_overran.erase(session);
+                --m_open;
+                close = true;
+            }
+            m_returned.notify_one();
+        }
     }
-    switch (how) {
-        case Return::idle:
-            m_idle.push_back(session);
-            break;
-        case Return::close:
-            m_module->api().C_CloseSession(session);
-            m_overran.erase(session);
-            --m_open;
-            break;
+    if (close) {
+        m_module->api().C_CloseSession(session);
     }
-    m_returned.notify_one();
 }
 
 void SessionPool::overran(CK_SESSION_HANDLE session, std::uint64_t generation,

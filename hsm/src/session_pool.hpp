@@ -101,6 +101,8 @@ class SessionPool {
     std::vector<CK_SESSION_HANDLE> m_idle;
     std::size_t m_open = 0;                      // pooled sessions open, idle or leased
     std::multiset<CK_SESSION_HANDLE> m_overran;  // leased, their call past its deadline
+    std::set<CK_SESSION_HANDLE> m_leased;        // of this connection, in use
+    std::set<CK_SESSION_HANDLE> m_retired;       // in use when a connection was dropped
     std::uint64_t m_generation = 0;
     // Looked up without building a string: a lookup is on every operation.
     struct KeyNameLess {

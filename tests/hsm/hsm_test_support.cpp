@@ -70,6 +70,20 @@ auto with_object(const HsmConfig& config, std::string_view label, unsigned long 
 
 }  // namespace
 
+std::optional<unsigned long> open_session_count(const HsmConfig& config) {
+    const auto module = Module::load(config.module_path, config.environment);
+    const auto slot = module->find_token(config.token_label);
+    if (!slot) {
+        throw std::runtime_error("test token not found");
+    }
+    CK_TOKEN_INFO info{};
+    Module::check(module->api().C_GetTokenInfo(*slot, &info), "C_GetTokenInfo");
+    if (info.ulSessionCount == CK_UNAVAILABLE_INFORMATION) {
+        return std::nullopt;
+    }
+    return info.ulSessionCount;
+}
+
 unsigned long read_key_value_rv(const HsmConfig& config, std::string_view label,
                                 unsigned long object_class) {
     return with_object(config, label, object_class,

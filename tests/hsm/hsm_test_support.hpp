@@ -4,6 +4,7 @@
 // raw PKCS#11 access to that token for checks the public API must not offer.
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,10 @@ inline constexpr unsigned long kAnyClass = ~0UL;
 [[nodiscard]] std::vector<std::uint8_t> from_hex(std::string_view hex);
 
 [[nodiscard]] std::vector<std::uint8_t> to_bytes(std::string_view text);
+
+// The sessions open with the token (CK_TOKEN_INFO ulSessionCount), through
+// the module the Hsm has loaded; nullopt when the module does not say.
+[[nodiscard]] std::optional<unsigned long> open_session_count(const HsmConfig& config);
 
 // The CK_RV of C_GetAttributeValue(CKA_VALUE) on the key of that label,
 // through the module the Hsm has loaded (it must still be open).

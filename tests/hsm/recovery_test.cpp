@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <thread>
+#include <vector>
 
 #include "hsm_test_support.hpp"
 #include "otpbox/hsm/error.hpp"
@@ -71,6 +72,33 @@ TEST_F(HsmRecovery, TokenGone_UnavailableThenBackWithKeys) {
         otpbox::test::wait_until([&] { return hsm->health().ok; }, std::chrono::seconds(10)));
     // Logged in again and the key found again by label.
     EXPECT_EQ(hsm->hmac_sha256("mac-v1", to_bytes("data")), mac);
+}
+
+// Sessions in use when the token went away are closed in the module when
+// their calls end, so an outage leaves no sessions behind.
+TEST_F(HsmRecovery, TokenGone_SessionsInUseAreClosedWhenTheirCallsEnd) {
+    const auto hsm = Hsm::open(m_config);
+    (void)hsm->random_bytes(8);
+    const auto before = testing::open_session_count(m_config);
+    if (!before) {
+        GTEST_SKIP() << "the module does not count its sessions";
+    }
+    set_fault("stall 800");
+    std::vector<std::thread> in_flight;
+    for (int i = 0; i < 3; ++i) {
+        in_flight.emplace_back([&] { (void)fault_of([&] { (void)hsm->random_bytes(8); }); });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    set_fault("removed");
+    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(8); }), Fault::token_gone);
+    for (auto& thread : in_flight) {
+        thread.join();
+    }
+    set_fault("pass");
+    ASSERT_TRUE(
+        otpbox::test::wait_until([&] { return hsm->health().ok; }, std::chrono::seconds(10)));
+    (void)hsm->random_bytes(8);
+    EXPECT_EQ(testing::open_session_count(m_config), before);
 }
 
 TEST_F(HsmRecovery, SessionLost_OnceIsRetriedOnAnotherSession) {
