@@ -169,6 +169,7 @@ class Daemon::Impl {
     void log_key_versions();
     void log_evictions();
     void log_stuck_requests();
+    void log_hsm_state();
     void poll_serving();
     void reload_if_changed();
     void restart_modems_if_pins_changed();
@@ -204,6 +205,7 @@ class Daemon::Impl {
     std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
     std::uint64_t m_evicted_logged = 0;         // evictions counted in the log
     std::size_t m_stuck_logged = 0;             // stuck requests as last logged
+    std::string m_hsm_state = "ok";             // as last logged
     std::atomic<bool> m_database_was_ok{true};  // the last health check's answer
     std::string m_reported_error;  // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
@@ -453,6 +455,7 @@ void Daemon::Impl::on_poll() {
 }
 
 void Daemon::Impl::poll_serving() {
+    log_hsm_state();
     reload_if_changed();
     // Before a restart, so that the state that made the technician act
     // (a locked SIM) is logged.
@@ -501,6 +504,23 @@ void Daemon::Impl::log_key_versions() {
             known = version;
         }
     }
+}
+
+// The HSM leaving "ok" (the token gone, calls overrunning) is one WARN line
+// and its return one INFO line, so that an outage has a start and an end in
+// the log.
+void Daemon::Impl::log_hsm_state() {
+    const auto health = m_hsm->health();
+    if (health.state == m_hsm_state) {
+        return;
+    }
+    if (health.ok) {
+        spdlog::info("event=hsm_state state=ok was={}", m_hsm_state);
+    } else {
+        spdlog::warn("event=hsm_state state={} was={} detail=\"{}\"", health.state, m_hsm_state,
+                     health.detail);
+    }
+    m_hsm_state = health.state;
 }
 
 // A modem that leaves "ready" (failed, SIM locked) is a degraded part: one

@@ -217,9 +217,16 @@ TEST_F(HsmOutage, TokenRemoved_503AndHealthSaysWhyThenBackWithoutRestart) {
     EXPECT_FALSE(health.json().at("hsm").as_object().at("ok").as_bool());
     EXPECT_EQ(hsm_state(health), "token_gone") << health.body;
     EXPECT_TRUE(says_retry_after(health)) << health.headers;
+    // The outage has a start in the log, and below an end.
+    const auto logged = [&](const std::string& text) {
+        return test::wait_until(
+            [&] { return test::read_file(dev.daemon_log()).find(text) != std::string::npos; }, 5s);
+    };
+    EXPECT_TRUE(logged("event=hsm_state state=token_gone was=ok"));
 
     set_fault("pass");
     ASSERT_TRUE(hsm_back_within(kRecovery)) << test::read_file(dev.daemon_log());
+    EXPECT_TRUE(logged("event=hsm_state state=ok was=token_gone"));
     expect_same_daemon();
     EXPECT_EQ(portal.call(verb::get, "/v1/health").status, 200);
 
