@@ -71,8 +71,8 @@ std::optional<DaemonStatus> read_status_file(const std::filesystem::path& file) 
         return std::nullopt;
     }
     status.age = std::chrono::seconds(std::max<std::int64_t>(0, unix_now() - written->as_int64()));
-    const bool alive = ::kill(static_cast<pid_t>(pid->as_int64()), 0) == 0 || errno == EPERM;
-    status.running = alive && status.age < kStatusStale;
+    status.alive = ::kill(static_cast<pid_t>(pid->as_int64()), 0) == 0 || errno == EPERM;
+    status.running = status.alive && status.age < kStatusStale;
     return status;
 }
 

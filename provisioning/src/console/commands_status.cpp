@@ -75,7 +75,13 @@ std::string text_of(const json::value* value) {
 void Console::status(std::span<const std::string>) {
     const auto& config = m_appliance.config();
     const auto daemon = firmware::read_status_file(firmware::status_file_for(config.file));
-    if (!daemon || !daemon->running) {
+    if (daemon && daemon->alive && !daemon->running) {
+        // The daemon writes its status from its poll, which waits while a
+        // call into the HSM does.
+        say(padded("Daemon") + "running, pid " + text_of(daemon->body.if_contains("pid")) +
+            ", but its status is " + std::to_string(daemon->age.count()) + " s old\n" + padded("") +
+            "Its own work is held up, most likely by an HSM that does not answer.\n");
+    } else if (!daemon || !daemon->running) {
         say(padded("Daemon") + "NOT RUNNING" +
             (daemon ? " (last status " + std::to_string(daemon->age.count()) + " s ago)" : "") +
             "\n" + padded("") + "The console still provisions; changes apply when it starts.\n");
@@ -90,6 +96,18 @@ void Console::status(std::span<const std::string>) {
             for (const auto& part : missing->as_array()) {
                 say(wrapped("  missing", text_of(&part)));
             }
+        }
+    }
+    // The HSM as the daemon last saw it, when that was not well.
+    if (daemon) {
+        const auto* hsm = daemon->body.if_contains("health");
+        hsm = hsm != nullptr && hsm->is_object() ? hsm->as_object().if_contains("hsm") : nullptr;
+        const auto* state =
+            hsm != nullptr && hsm->is_object() ? hsm->as_object().if_contains("state") : nullptr;
+        if (state != nullptr && state->is_string() && state->as_string() != "ok") {
+            const auto* detail = hsm->as_object().if_contains("detail");
+            say(wrapped("  its HSM", text_of(state) + (detail != nullptr ? ": " + text_of(detail)
+                                                                         : std::string())));
         }
     }
 

@@ -27,6 +27,7 @@ void write_status_file(const std::filesystem::path& file, const boost::json::obj
 struct DaemonStatus {
     boost::json::object body;  // as written, with "pid" and "written_at"
     std::chrono::seconds age{0};
+    bool alive = false;    // the pid names a live process
     bool running = false;  // fresh and the pid alive
 };
 
