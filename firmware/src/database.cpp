@@ -278,10 +278,10 @@ void Database::finish(bool outermost) {
     try {
         execute("COMMIT");
     } catch (...) {
-        gate->leave();
+        gate->leave(false);
         throw;
     }
-    gate->leave();
+    gate->leave(true);
 }
 
 void Database::undo(bool outermost, std::size_t kept) noexcept {

@@ -1,5 +1,8 @@
 #include <gtest/gtest.h>
 
+#include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
@@ -99,6 +102,57 @@ TEST_F(HsmRecovery, TokenGone_SessionsInUseAreClosedWhenTheirCallsEnd) {
         otpbox::test::wait_until([&] { return hsm->health().ok; }, std::chrono::seconds(10)));
     (void)hsm->random_bytes(8);
     EXPECT_EQ(testing::open_session_count(m_config), before);
+}
+
+// Robustness: many removed/pass cycles, with stalled and ordinary calls in
+// flight on several threads, leave no sessions behind and never a wrong answer.
+TEST_F(HsmRecovery, TokenGone_ManyCyclesWithCallsInFlightLeaveNoSessions) {
+    const auto hsm = Hsm::open(m_config);
+    hsm->generate_secret_key("mac-v1", KeyKind::hmac_sha256);
+    const auto mac = hsm->hmac_sha256("mac-v1", to_bytes("data"));
+    const auto before = testing::open_session_count(m_config);
+    if (!before) {
+        GTEST_SKIP() << "the module does not count its sessions";
+    }
+    std::atomic<bool> done{false};
+    std::atomic<int> wrong{0};
+    std::vector<std::thread> callers;
+    for (int i = 0; i < 6; ++i) {
+        callers.emplace_back([&] {
+            while (!done) {
+                try {
+                    if (hsm->hmac_sha256("mac-v1", to_bytes("data")) != mac) {
+                        ++wrong;
+                    }
+                    (void)hsm->random_bytes(8);
+                } catch (const HsmError&) {
+                }
+            }
+        });
+    }
+    const char* faults[] = {"removed",           "pass", "stall 400", "removed",
+                            "session_invalid 3", "pass", "stall 100", "removed",
+                            "not_logged_in 2",   "pass"};
+    const int cycles = std::getenv("T_CYCLES") ? std::atoi(std::getenv("T_CYCLES")) : 6;
+    for (int cycle = 0; cycle < cycles; ++cycle) {
+        for (const auto* fault : faults) {
+            set_fault(fault);
+            std::this_thread::sleep_for(std::chrono::milliseconds(120));
+        }
+    }
+    set_fault("pass");
+    done = true;
+    for (auto& thread : callers) {
+        thread.join();
+    }
+    ASSERT_TRUE(
+        otpbox::test::wait_until([&] { return hsm->health().ok; }, std::chrono::seconds(10)));
+    EXPECT_EQ(hsm->hmac_sha256("mac-v1", to_bytes("data")), mac);
+    EXPECT_EQ(wrong.load(), 0);
+    const auto after = testing::open_session_count(m_config);
+    ASSERT_TRUE(after);
+    EXPECT_LE(*after, *before + 6) << "before " << *before;
+    std::printf("sessions before %lu after %lu\n", (unsigned long)*before, (unsigned long)*after);
 }
 
 TEST_F(HsmRecovery, SessionLost_OnceIsRetriedOnAnotherSession) {

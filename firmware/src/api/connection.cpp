@@ -308,10 +308,10 @@ void Connection::on_deadline(const std::shared_ptr<Workers::Ticket>& ticket,
     }
     switch (m_pool->abandon(*ticket)) {
         case Workers::Abandoned::finished:
-            return;  // its answer is on the way
         case Workers::Abandoned::committing:
-            // Its transaction decides: answered with what it committed, or
-            // refused here a moment later.
+            // Its answer is on the way, or it has committed work and its own
+            // answer must go out, or its COMMIT decides which: look again
+            // shortly until on_handled has sent it.
             m_deadline.expires_after(kCommitRecheck);
             m_deadline.async_wait(
                 [self = shared_from_this(), ticket, request, keep_alive](error_code /*cancelled*/) {

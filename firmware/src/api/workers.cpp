@@ -16,14 +16,29 @@ class TicketGate final : public firmware::CommitGate {
   public:
     explicit TicketGate(std::atomic<int>& state) : m_state(state) {}
 
+    // From running, or committed by an earlier transaction of the request;
+    // not once abandoned.
     bool enter() override {
         int expected = Workers::Ticket::running;
-        return m_state.compare_exchange_strong(expected, Workers::Ticket::committing);
+        if (m_state.compare_exchange_strong(expected, Workers::Ticket::committing)) {
+            m_was_committed = false;
+            return true;
+        }
+        expected = Workers::Ticket::committed;
+        if (m_state.compare_exchange_strong(expected, Workers::Ticket::committing)) {
+            m_was_committed = true;
+            return true;
+        }
+        return false;
     }
-    void leave() override { m_state.store(Workers::Ticket::running); }
+    void leave(bool committed) override {
+        m_state.store(committed || m_was_committed ? Workers::Ticket::committed
+                                                   : Workers::Ticket::running);
+    }
 
   private:
     std::atomic<int>& m_state;
+    bool m_was_committed = false;  // on this thread only
 };
 
 thread_local std::atomic<int>* t_running = nullptr;
@@ -116,8 +131,11 @@ void Workers::work(const std::shared_ptr<Shared>& shared) {
         lock.lock();
         shared->running.erase(self);
         ticket->m_expire = nullptr;
-        int ran = Ticket::running;
-        ticket->m_state.compare_exchange_strong(ran, Ticket::finished);
+        for (int done : {Ticket::running, Ticket::committed}) {
+            if (ticket->m_state.compare_exchange_strong(done, Ticket::finished)) {
+                break;
+            }
+        }
         if (ticket->m_state.load() == Ticket::abandoned) {
             // Another worker took this one's place; it rejoins only where
             // the pool is short of one.
@@ -186,8 +204,12 @@ bool Workers::finish_current() {
     if (t_running == nullptr) {
         return true;
     }
-    int expected = Ticket::running;
-    return t_running->compare_exchange_strong(expected, Ticket::finished);
+    for (int done : {Ticket::running, Ticket::committed}) {
+        if (t_running->compare_exchange_strong(done, Ticket::finished)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 void Workers::stop(std::chrono::milliseconds patience) {

@@ -42,8 +42,9 @@ class Workers {
     // work keeps its thread, which no longer counts as a worker, and a new
     // worker starts in its place (at most `count` of them stand in at once);
     // from then on its transactions do not commit (otpbox/firmware/
-    // commit_gate.hpp). `finished`: its answer is on the way. `committing`:
-    // a transaction of it is committing now; ask again shortly.
+    // commit_gate.hpp). `finished`: its answer is on the way, or it has
+    // committed work and its answer must be waited for. `committing`: a
+    // transaction of it is committing now; ask again shortly.
     enum class Abandoned { yes, finished, committing };
     Abandoned abandon(Ticket& ticket);
 
@@ -69,7 +70,8 @@ class Workers {
 
 class Workers::Ticket {
   public:
-    enum State : int { queued, running, committing, finished, abandoned };
+    // committed: a transaction of it has committed; its answer must go out.
+    enum State : int { queued, running, committing, committed, finished, abandoned };
 
   private:
     friend class Workers;

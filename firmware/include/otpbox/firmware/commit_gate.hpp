@@ -16,7 +16,9 @@ class CommitGate {
     // False when the request has been answered already: the transaction
     // rolls back. True holds the answer at the deadline back until leave().
     [[nodiscard]] virtual bool enter() = 0;
-    virtual void leave() = 0;
+    // After a COMMIT that succeeded the request can no longer be answered
+    // 503 at its deadline: its own answer must go out.
+    virtual void leave(bool committed) = 0;
 };
 
 // The gate of the calling thread; nullptr outside a request's handler.
