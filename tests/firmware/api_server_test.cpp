@@ -230,6 +230,26 @@ class ApiServerTest : public ::testing::Test {
         return response;
     }
 
+    // True once a /block handler holds its worker (within 15 s).
+    bool wait_for_blocked() {
+        std::unique_lock lock(m_block_mutex);
+        return m_block_changed.wait_for(lock, 15s, [this] { return m_blocked; });
+    }
+
+    std::thread::id blocked_thread() {
+        const std::lock_guard lock(m_block_mutex);
+        return m_blocked_thread;
+    }
+
+    // Lets every /block handler return.
+    void release_blocked() {
+        {
+            const std::lock_guard lock(m_block_mutex);
+            m_released = true;
+        }
+        m_block_changed.notify_all();
+    }
+
     struct Answer {
         int exit = -1;
         unsigned status = 0;
@@ -474,16 +494,9 @@ TEST_F(ApiServerTest, ParallelClientsAreAllServed) {
 TEST_F(ApiServerTest, BlockedHandlerDoesNotStopOtherClients) {
     start_server();
     auto blocked = std::async(std::launch::async, [this] { return curl("portal", "", "/block"); });
-    {
-        std::unique_lock lock(m_block_mutex);
-        ASSERT_TRUE(m_block_changed.wait_for(lock, 15s, [this] { return m_blocked; }));
-    }
+    ASSERT_TRUE(wait_for_blocked());
     EXPECT_EQ(curl("monitor", "").status, 200u);
-    {
-        const std::lock_guard lock(m_block_mutex);
-        m_released = true;
-    }
-    m_block_changed.notify_all();
+    release_blocked();
     EXPECT_EQ(blocked.get().status, 200u);
 }
 
@@ -504,11 +517,7 @@ TEST_F(ApiServerTest, HandlerPastItsDeadlineIs503AndItsWorkerIsReplaced) {
     EXPECT_EQ(m_server->stuck(), 1u);
 
     EXPECT_EQ(curl("monitor", "").status, 200u);
-    {
-        const std::lock_guard lock(m_block_mutex);
-        m_released = true;
-    }
-    m_block_changed.notify_all();
+    release_blocked();
     EXPECT_TRUE(wait_until([this] { return m_server->stuck() == 0; }, 5s));
     EXPECT_EQ(curl("portal", "").status, 200u);
     const std::lock_guard lock(m_log_mutex);
@@ -532,11 +541,7 @@ TEST_F(ApiServerTest, QueuedRequestPastItsDeadlineNeverRuns) {
     EXPECT_EQ(m_calls, 2);
 
     EXPECT_EQ(curl("monitor", "").status, 503u);
-    {
-        const std::lock_guard lock(m_block_mutex);
-        m_released = true;
-    }
-    m_block_changed.notify_all();
+    release_blocked();
     EXPECT_TRUE(wait_until([this] { return m_server->stuck() == 0; }, 5s));
     EXPECT_EQ(curl("monitor", "").status, 200u);
     EXPECT_EQ(m_calls, 3);
@@ -551,18 +556,11 @@ TEST_F(ApiServerTest, MonitorPathsAreServedWhileEveryWorkerIsHeld) {
     limits.monitor_paths = {"/health"};
     start_server(tls_config(), limits);
     auto held = std::async(std::launch::async, [this] { return curl("portal", "", "/block"); });
-    {
-        std::unique_lock lock(m_block_mutex);
-        ASSERT_TRUE(m_block_changed.wait_for(lock, 15s, [this] { return m_blocked; }));
-    }
+    ASSERT_TRUE(wait_for_blocked());
     const auto health = curl("monitor", "", "/health?full=1");
     EXPECT_EQ(health.status, 200u);
     EXPECT_EQ(parse(health.body).at("target").as_string(), "/health?full=1");
-    {
-        const std::lock_guard lock(m_block_mutex);
-        m_released = true;
-    }
-    m_block_changed.notify_all();
+    release_blocked();
     EXPECT_EQ(held.get().status, 200u);
 }
 
@@ -577,23 +575,15 @@ TEST_F(ApiServerTest, OverrunNoticeAnswersThatThreadsRequestAtOnce) {
 
     const auto started = std::chrono::steady_clock::now();
     auto late = std::async(std::launch::async, [this] { return curl("portal", "-i", "/block"); });
-    std::thread::id blocked;
-    {
-        std::unique_lock lock(m_block_mutex);
-        ASSERT_TRUE(m_block_changed.wait_for(lock, 15s, [this] { return m_blocked; }));
-        blocked = m_blocked_thread;
-    }
+    ASSERT_TRUE(wait_for_blocked());
+    const auto blocked = blocked_thread();
     notice(blocked);
     const auto answer = late.get();
     EXPECT_EQ(answer.status, 503u);
     EXPECT_NE(answer.body.find("Retry-After: 5"), std::string::npos) << answer.body;
     EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
     EXPECT_EQ(m_server->stuck(), 1u);
-    {
-        const std::lock_guard lock(m_block_mutex);
-        m_released = true;
-    }
-    m_block_changed.notify_all();
+    release_blocked();
     EXPECT_TRUE(wait_until([this] { return m_server->stuck() == 0; }, 5s));
     EXPECT_EQ(curl("portal", "").status, 200u);
 }
