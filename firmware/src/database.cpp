@@ -331,30 +331,30 @@ void Database::note(const DatabaseError& error) {
 }
 
 std::optional<bool> Database::healthy(std::chrono::milliseconds wait) {
-    std::unique_lock lock(m_mutex, std::defer_lock);
-    if (!lock.try_lock_for(wait)) {
-        return std::nullopt;
-    }
-    try {
-        auto statement = prepare("SELECT count(*) FROM sqlite_master");
-        if (!statement.step()) {
-            return false;
+    std::optional<bool> healthy;
+    const bool checked = within(wait, [&] {
+        healthy = false;
+        try {
+            auto statement = prepare("SELECT count(*) FROM sqlite_master");
+            if (!statement.step()) {
+                return;
+            }
+        } catch (const DatabaseError&) {
+            return;
         }
-    } catch (const DatabaseError&) {
-        return false;
-    }
-    if (!m_write_fault) {
-        return true;
-    }
-    // One small write, to see whether the storage takes writes again.
-    try {
-        transaction([&] {
-            execute("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, unixepoch())");
-        });
-    } catch (const DatabaseError&) {
-        return false;
-    }
-    return true;
+        if (m_write_fault) {
+            // One small write, to see whether the storage takes writes again.
+            try {
+                transaction([&] {
+                    execute("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, unixepoch())");
+                });
+            } catch (const DatabaseError&) {
+                return;
+            }
+        }
+        healthy = true;
+    });
+    return checked ? healthy : std::nullopt;
 }
 
 bool Database::within(std::chrono::milliseconds wait, const std::function<void()>& work) {

@@ -65,7 +65,6 @@ class SessionPool {
     [[nodiscard]] CK_FUNCTION_LIST& api() const { return m_module->api(); }
     [[nodiscard]] CallWatch& watch() { return m_watch; }
     void set_overrun_listener(OverrunListener listener);
-    [[nodiscard]] std::shared_ptr<Module> module() const { return m_module; }
 
     // Key handles by label and object class, valid for the current connection.
     [[nodiscard]] std::optional<CK_OBJECT_HANDLE> cached_key(std::string_view label,
