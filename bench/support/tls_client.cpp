@@ -74,15 +74,15 @@ int connect_loopback(std::uint16_t port) {
     return fd;
 }
 
-SslCtxPtr client_context(const fs::path& pki) {
+SslCtxPtr client_context(const fs::path& pki, const std::string& role) {
     SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free);
     SSL_CTX* c = ctx.get();
     if (c == nullptr || SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_max_proto_version(c, TLS1_3_VERSION) != 1 ||
         SSL_CTX_set_ciphersuites(c, kSuite) != 1 || SSL_CTX_set1_groups_list(c, kGroup) != 1 ||
         SSL_CTX_load_verify_locations(c, (pki / "ca.pem").c_str(), nullptr) != 1 ||
-        SSL_CTX_use_certificate_chain_file(c, (pki / "portal.crt").c_str()) != 1 ||
-        SSL_CTX_use_PrivateKey_file(c, (pki / "portal.key").c_str(), SSL_FILETYPE_PEM) != 1) {
+        SSL_CTX_use_certificate_chain_file(c, (pki / (role + ".crt")).c_str()) != 1 ||
+        SSL_CTX_use_PrivateKey_file(c, (pki / (role + ".key")).c_str(), SSL_FILETYPE_PEM) != 1) {
         throw tls_failure("client TLS context");
     }
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);

@@ -30,8 +30,9 @@ std::runtime_error tls_failure(const std::string& what);
 int connect_loopback(std::uint16_t port);
 
 // TLS 1.3 only, kSuite over kGroup, pki's ca.pem as the only trust anchor,
-// pki's portal certificate, no session resumption (otpboxd offers none).
-SslCtxPtr client_context(const std::filesystem::path& pki);
+// pki's certificate of that role ("portal" or "monitor"), no session
+// resumption (otpboxd offers none).
+SslCtxPtr client_context(const std::filesystem::path& pki, const std::string& role = "portal");
 
 // One client connection, handshake done on construction.
 class TlsConnection {

@@ -740,6 +740,14 @@ std::string Daemon::Impl::metrics() {
     auto out = m_metrics.render();
     const bool hsm_ok = m_hsm && m_hsm->health().ok;
     append_metric(out, "otpbox_hsm_up", "1 when the HSM answers", "gauge", "", hsm_ok ? 1 : 0);
+    if (m_database) {
+        const auto commits = m_database->commit_counts();
+        append_metric(out, "otpbox_db_commits_total", "transactions committed", "counter", "",
+                      static_cast<double>(commits.commits));
+        append_metric(out, "otpbox_db_syncs_total",
+                      "syncs that made commits durable; commits share them", "counter", "",
+                      static_cast<double>(commits.syncs));
+    }
     if (m_serving) {
         append_metric(out, "otpbox_connections_evicted_total",
                       "connections closed in their handshake at max_connections", "counter", "",

@@ -1,5 +1,6 @@
 #include "otpbox/firmware/database.hpp"
 
+#include "group_sync.hpp"
 #include "otpbox/firmware/commit_gate.hpp"
 
 #include <fcntl.h>
@@ -16,6 +17,15 @@ namespace {
     throw DatabaseError(std::string(what) + ": " + (db ? sqlite3_errmsg(db) : "out of memory"),
                         db ? sqlite3_errcode(db) & 0xff : SQLITE_NOMEM);
 }
+
+// SQLite's default for automatic checkpoints (PRAGMA wal_autocheckpoint),
+// which the WAL hook below takes over.
+constexpr int kCheckpointPages = 1000;
+
+// Kept statements: how many different SQL texts, and how many statements
+// of one text (a statement in use while the same SQL is prepared again).
+constexpr std::size_t kKeptTexts = 128;
+constexpr std::size_t kKeptPerText = 4;
 
 // Result codes that say the file cannot take writes now, whatever was written.
 bool is_storage_fault(int code) {
@@ -134,10 +144,18 @@ Statement::Statement(sqlite3* db, std::string_view sql) : m_db(db) {
 }
 
 Statement::~Statement() {
-    sqlite3_finalize(m_stmt);
+    if (m_stmt == nullptr) {
+        return;
+    }
+    if (m_home != nullptr) {
+        m_home->take_back(m_stmt);
+    } else {
+        sqlite3_finalize(m_stmt);
+    }
 }
 
-Statement::Statement(Statement&& other) noexcept : m_db(other.m_db), m_stmt(other.m_stmt) {
+Statement::Statement(Statement&& other) noexcept
+    : m_db(other.m_db), m_stmt(other.m_stmt), m_home(other.m_home) {
     other.m_stmt = nullptr;
 }
 
@@ -228,9 +246,7 @@ Database::Database(const std::filesystem::path& path) : m_path(path) {
     }
     try {
         sqlite3_busy_timeout(m_db, 5000);
-        execute("PRAGMA journal_mode=WAL");
-        // FULL: a commit is on disk before the answer that depends on it.
-        execute("PRAGMA synchronous=FULL");
+        use_wal();
         execute("PRAGMA foreign_keys=ON");
         // Erased numbers and SMS payloads are overwritten, not left in free pages.
         execute("PRAGMA secure_delete=ON");
@@ -242,7 +258,108 @@ Database::Database(const std::filesystem::path& path) : m_path(path) {
 }
 
 Database::~Database() {
+    for (auto& [sql, statements] : m_statements) {
+        for (auto* statement : statements) {
+            sqlite3_finalize(statement);
+        }
+    }
     sqlite3_close(m_db);
+}
+
+Statement Database::prepare(std::string_view sql) {
+    std::lock_guard lock(m_mutex);
+    const auto kept = m_statements.find(sql);
+    if (kept != m_statements.end() && !kept->second.empty()) {
+        auto* statement = kept->second.back();
+        kept->second.pop_back();
+        return Statement(m_db, statement, this);
+    }
+    sqlite3_stmt* statement = nullptr;
+    if (sqlite3_prepare_v2(m_db, sql.data(), static_cast<int>(sql.size()), &statement, nullptr) !=
+        SQLITE_OK) {
+        fail(m_db, "prepare");
+    }
+    return Statement(m_db, statement, this);
+}
+
+void Database::take_back(sqlite3_stmt* statement) noexcept {
+    std::lock_guard lock(m_mutex);
+    sqlite3_reset(statement);
+    sqlite3_clear_bindings(statement);
+    const char* text = sqlite3_sql(statement);
+    if (text == nullptr) {
+        sqlite3_finalize(statement);
+        return;
+    }
+    try {
+        const std::string_view sql = text;
+        auto kept = m_statements.find(sql);
+        if (kept == m_statements.end() && m_statements.size() < kKeptTexts) {
+            kept = m_statements.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first;
+        }
+        if (kept != m_statements.end() && kept->second.size() < kKeptPerText) {
+            kept->second.push_back(statement);
+            return;
+        }
+    } catch (const std::bad_alloc&) {
+        // Not kept, then.
+    }
+    sqlite3_finalize(statement);
+}
+
+// In WAL mode commits share their syncs (GroupSync). Where the file system
+// cannot hold a WAL (no shared memory), SQLite keeps its rollback journal:
+// then every commit syncs itself (synchronous=FULL) and none waits here.
+void Database::use_wal() {
+    std::string mode;
+    {
+        auto statement = prepare("PRAGMA journal_mode=WAL");
+        if (statement.step()) {
+            mode = statement.text(0);
+        }
+    }
+    if (mode != "wal") {
+        execute("PRAGMA synchronous=FULL");
+        return;
+    }
+    execute("PRAGMA synchronous=NORMAL");
+    m_sync = std::make_unique<GroupSync>(m_path.string() + "-wal");
+    sqlite3_wal_hook(m_db, &Database::on_wal_commit, this);
+}
+
+int Database::on_wal_commit(void* self, sqlite3* db, const char* name, int pages) {
+    static_cast<Database*>(self)->m_sync->committed();
+    if (pages >= kCheckpointPages) {
+        (void)sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    }
+    return SQLITE_OK;
+}
+
+std::uint64_t Database::last_commit() const noexcept {
+    return m_sync ? m_sync->last_committed() : 0;
+}
+
+void Database::make_durable(std::uint64_t sequence) {
+    if (!m_sync || sequence == 0) {
+        return;
+    }
+    const auto failure = m_sync->wait(sequence);
+    if (!failure) {
+        return;
+    }
+    DatabaseError error("the commit is not on disk: " + *failure, SQLITE_IOERR);
+    {
+        std::lock_guard lock(m_mutex);
+        note(error);
+    }
+    throw error;
+}
+
+Database::CommitCounts Database::commit_counts() const {
+    if (!m_sync) {
+        return {};
+    }
+    return {m_sync->last_committed(), m_sync->synced(), m_sync->syncs()};
 }
 
 void Database::execute(std::string_view sql) {
@@ -257,26 +374,26 @@ void Database::execute(std::string_view sql) {
 }
 
 void Database::begin(bool outermost) {
-    execute(outermost ? "BEGIN IMMEDIATE" : "SAVEPOINT nested");
+    prepare(outermost ? "BEGIN IMMEDIATE" : "SAVEPOINT nested").run();
 }
 
 // A request answered at its deadline commits nothing more; while its
 // commit runs, the answer at the deadline waits for it.
 void Database::finish(bool outermost) {
     if (!outermost) {
-        execute("RELEASE nested");
+        prepare("RELEASE nested").run();
         return;
     }
     auto* gate = thread_commit_gate();
     if (gate == nullptr) {
-        execute("COMMIT");
+        prepare("COMMIT").run();
         return;
     }
     if (!gate->enter()) {
         throw RequestAnswered();
     }
     try {
-        execute("COMMIT");
+        prepare("COMMIT").run();
     } catch (...) {
         gate->leave(false);
         throw;
@@ -305,12 +422,10 @@ void Database::after_commit(std::function<void()> action) {
     m_after_commit.push_back(std::move(action));
 }
 
-void Database::run_after_commit() noexcept {
+std::vector<std::function<void()>> Database::take_after_commit() noexcept {
     auto actions = std::move(m_after_commit);
     m_after_commit.clear();
-    for (auto& action : actions) {
-        action();
-    }
+    return actions;
 }
 
 void Database::create_schema() {
@@ -327,6 +442,12 @@ void Database::create_schema() {
 void Database::note(const DatabaseError& error) {
     if (is_storage_fault(error.code())) {
         m_write_fault = error.what();
+    }
+}
+
+void Database::clear_write_fault() noexcept {
+    if (!m_sync || !m_sync->failed()) {
+        m_write_fault.reset();
     }
 }
 

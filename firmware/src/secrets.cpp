@@ -342,10 +342,25 @@ std::string Secrets::phone_index(std::string_view e164) {
 }
 
 std::string Secrets::pseudonym(std::string_view user) {
-    const std::string input = "otpbox-user|" + std::string(user);
-    return "u-" + to_hex(m_hsm->hmac_sha256(hsm::keys::versioned(hsm::keys::kAuditMac, 1),
-                                            as_bytes(input)))
-                      .substr(0, 16);
+    std::string key(user);
+    {
+        std::lock_guard lock(m_pseudonyms_mutex);
+        if (const auto kept = m_pseudonyms.find(key); kept != m_pseudonyms.end()) {
+            return kept->second;
+        }
+    }
+    const std::string input = "otpbox-user|" + key;
+    auto name = "u-" + to_hex(m_hsm->hmac_sha256(hsm::keys::versioned(hsm::keys::kAuditMac, 1),
+                                                 as_bytes(input)))
+                           .substr(0, 16);
+    std::lock_guard lock(m_pseudonyms_mutex);
+    if (m_pseudonyms.size() >= kKeptPseudonyms) {
+        // Starting afresh is simpler than tracking which name was used last,
+        // and costs one HMAC per user afterwards.
+        m_pseudonyms.clear();
+    }
+    m_pseudonyms.emplace(std::move(key), name);
+    return name;
 }
 
 std::vector<std::uint8_t> Secrets::audit_mac(unsigned key_version,

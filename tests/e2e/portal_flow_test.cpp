@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+
 #include "dev_instance.hpp"
 
 namespace otpbox::e2e {
@@ -80,6 +83,15 @@ TEST_F(PortalFlow, ClientsOutsideTheTrustAreRefusedAtTheHandshake) {
     EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "portal").status, 200);
 }
 
+// The value of an unlabelled metric in Prometheus text.
+std::optional<double> metric_value(const std::string& text, const std::string& name) {
+    const auto at = text.find("\n" + name + " ");
+    if (at == std::string::npos) {
+        return std::nullopt;
+    }
+    return std::stod(text.substr(at + name.size() + 2));
+}
+
 TEST_F(PortalFlow, MonitorSeesHealthAndMetricsOnly) {
     auto& dev = *instance;
     const auto health = dev.call("GET", "/v1/health", std::nullopt, "monitor");
@@ -91,6 +103,14 @@ TEST_F(PortalFlow, MonitorSeesHealthAndMetricsOnly) {
         << metrics.body;
     EXPECT_NE(metrics.body.find("otpbox_modem_ready{modem=\"modem0\"}"), std::string::npos)
         << metrics.body;
+    // Provisioning committed, and every commit was synced by a shared sync
+    // or one of its own.
+    const auto commits = metric_value(metrics.body, "otpbox_db_commits_total");
+    const auto syncs = metric_value(metrics.body, "otpbox_db_syncs_total");
+    ASSERT_TRUE(commits && syncs) << metrics.body;
+    EXPECT_GT(*commits, 0);
+    EXPECT_GT(*syncs, 0);
+    EXPECT_LE(*syncs, *commits);
     const auto refused = dev.call("POST", "/v1/users/e2e.mon/login", std::nullopt, "monitor");
     EXPECT_EQ(refused.status, 403);
     EXPECT_EQ(refused.field("error"), "forbidden");

@@ -5,9 +5,12 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <future>
 #include <stdexcept>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "test_support.hpp"
 
@@ -145,6 +148,106 @@ TEST_F(DatabaseTest, HealthDoesNotWaitForAHeldTransaction) {
     holder.join();
     EXPECT_EQ(database.healthy(), true);
     EXPECT_EQ(notes(), 1);
+}
+
+// Every transaction returns only once its commit is on disk, and commits
+// made while a sync runs wait for the next one together.
+TEST_F(DatabaseTest, ConcurrentCommitsAreAllDurableWhenTheyReturn) {
+    constexpr int kThreads = 8;
+    constexpr int kEach = 50;
+    const auto before = database.commit_counts();
+    std::vector<std::thread> writers;
+    for (int t = 0; t < kThreads; ++t) {
+        writers.emplace_back([&] {
+            for (int i = 0; i < kEach; ++i) {
+                database.transaction([&] { note("concurrent"); });
+            }
+        });
+    }
+    for (auto& writer : writers) {
+        writer.join();
+    }
+    const auto after = database.commit_counts();
+    EXPECT_EQ(after.commits - before.commits, static_cast<std::uint64_t>(kThreads * kEach));
+    EXPECT_EQ(after.durable, after.commits);
+    EXPECT_GE(after.syncs - before.syncs, 1u);
+    EXPECT_LE(after.syncs - before.syncs, after.commits - before.commits);
+    EXPECT_EQ(notes(), kThreads * kEach);
+}
+
+// A read, and work refused after reading, return only once what they could
+// have read is on disk. A write outside any transaction (as the schema's)
+// commits without waiting for its sync, so the next reader waits for it.
+TEST_F(DatabaseTest, ReadsAndRefusalsWaitForWhatTheySaw) {
+    database.execute("INSERT INTO notes (text) VALUES ('unsynced')");
+    auto counts = database.commit_counts();
+    ASSERT_GT(counts.commits, counts.durable);
+    EXPECT_EQ(database.read([&] { return notes(); }), 1);
+    counts = database.commit_counts();
+    EXPECT_EQ(counts.durable, counts.commits);
+
+    database.execute("INSERT INTO notes (text) VALUES ('unsynced too')");
+    EXPECT_THROW(database.transaction([&] {
+        note("refused");
+        throw std::runtime_error("refused");
+    }),
+                 std::runtime_error);
+    counts = database.commit_counts();
+    EXPECT_EQ(counts.durable, counts.commits);
+    EXPECT_EQ(notes(), 2);
+}
+
+TEST_F(DatabaseTest, KeptStatementsStartWithoutBindings) {
+    {
+        auto bound = database.prepare("SELECT ?");
+        bound.bind(1, std::int64_t{7});
+        ASSERT_TRUE(bound.step());
+        EXPECT_EQ(bound.integer(0), 7);
+    }
+    auto again = database.prepare("SELECT ?");
+    ASSERT_TRUE(again.step());
+    EXPECT_TRUE(again.is_null(0));
+}
+
+TEST_F(DatabaseTest, SameSqlPreparedWhileInUseRunsApart) {
+    note("a");
+    note("b");
+    auto outer = database.prepare("SELECT text FROM notes ORDER BY text");
+    ASSERT_TRUE(outer.step());
+    EXPECT_EQ(outer.text(0), "a");
+    {
+        auto inner = database.prepare("SELECT text FROM notes ORDER BY text");
+        ASSERT_TRUE(inner.step());
+        EXPECT_EQ(inner.text(0), "a");
+        ASSERT_TRUE(inner.step());
+        EXPECT_EQ(inner.text(0), "b");
+    }
+    ASSERT_TRUE(outer.step());
+    EXPECT_EQ(outer.text(0), "b");
+    EXPECT_FALSE(outer.step());
+}
+
+// SQLite removes the WAL file when its last connection closes, which it
+// cannot while a statement is left unfinalized: the kept ones are finalized.
+TEST_F(DatabaseTest, ClosesCleanlyWithKeptStatements) {
+    const auto path = dir.path() / "other.db";
+    {
+        Database other(path);
+        other.execute("CREATE TABLE t (x INTEGER)");
+        for (int i = 0; i < 200; ++i) {
+            other.transaction([&] {
+                other.prepare("INSERT INTO t (x) VALUES (?)").bind(1, std::int64_t{i}).run();
+                // Many texts, more than are kept.
+                (void)other.prepare("SELECT " + std::to_string(i)).step();
+            });
+        }
+        ASSERT_TRUE(std::filesystem::exists(path.string() + "-wal"));
+    }
+    EXPECT_FALSE(std::filesystem::exists(path.string() + "-wal"));
+    Database reopened(path);
+    auto count = reopened.prepare("SELECT count(*) FROM t");
+    ASSERT_TRUE(count.step());
+    EXPECT_EQ(count.integer(0), 200);
 }
 
 }  // namespace

@@ -1,8 +1,14 @@
 #pragma once
 
 // SQLite (WAL) as the appliance's store: one connection per process, used
-// under a mutex; every change runs in one immediate transaction that is
-// committed (synchronous=FULL) before its answer leaves.
+// under a mutex; every change runs in one immediate transaction that is on
+// disk before its answer leaves. Commits share their syncs (group commit):
+// a transaction commits under the mutex without syncing (synchronous=NORMAL)
+// and then, with the mutex released, waits until one fdatasync of the WAL
+// has run after its commit; transactions that wait together share that
+// sync. Whatever ends the outermost transaction or a read, its caller sees
+// nothing before every commit it could have seen is on disk: an answer never
+// rests on a change that a power cut could still take back.
 
 #include <sqlite3.h>
 
@@ -10,6 +16,8 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <span>
@@ -19,6 +27,8 @@
 #include <vector>
 
 namespace otpbox::firmware {
+
+class GroupSync;
 
 class DatabaseError : public std::runtime_error {
   public:
@@ -32,7 +42,10 @@ class DatabaseError : public std::runtime_error {
     int m_code;
 };
 
-// One prepared statement, finalized when it goes out of scope.
+class Database;
+
+// One prepared statement, finalized when it goes out of scope, or reset and
+// kept for the next use of the same SQL when its Database prepared it.
 class Statement {
   public:
     Statement(sqlite3* db, std::string_view sql);
@@ -58,8 +71,13 @@ class Statement {
     [[nodiscard]] bool is_null(int column) const;
 
   private:
+    friend class Database;
+    Statement(sqlite3* db, sqlite3_stmt* statement, Database* home)
+        : m_db(db), m_stmt(statement), m_home(home) {}
+
     sqlite3* m_db;
     sqlite3_stmt* m_stmt = nullptr;
+    Database* m_home = nullptr;  // takes the statement back
 };
 
 class Database {
@@ -71,8 +89,9 @@ class Database {
     Database(const Database&) = delete;
     Database& operator=(const Database&) = delete;
 
-    // Runs work inside BEGIN IMMEDIATE ... COMMIT under the process's lock;
-    // rolls back when work throws, and rethrows. Called inside another
+    // Runs work inside BEGIN IMMEDIATE ... COMMIT under the process's lock,
+    // and returns once the commit is on disk; rolls back when work throws,
+    // and rethrows (after the commits it read are on disk). Called inside another
     // transaction, work runs in a savepoint of it: when work throws, only
     // its own changes are undone, and the outer transaction decides about
     // the rest; nothing is durable before the outermost commit.
@@ -80,15 +99,18 @@ class Database {
     auto transaction(Work&& work) -> decltype(work());
 
     // Runs action once the outermost transaction around this call has
-    // committed (at once outside any); forgotten when the part of the
-    // transaction that asked for it is rolled back. An action must not throw.
+    // committed and is on disk, without the lock (at once outside any); forgotten when the part of
+    // the transaction that asked for it is rolled back. An action must not throw.
     void after_commit(std::function<void()> action);
 
-    // A read without a transaction of its own, under the lock.
+    // A read without a transaction of its own, under the lock; returns once
+    // the commits it could have read are on disk.
     template <class Work>
     auto read(Work&& work) -> decltype(work());
 
-    [[nodiscard]] Statement prepare(std::string_view sql) { return Statement(m_db, sql); }
+    // A statement for sql, prepared once and then reused: parsing a
+    // statement costs more than running most of ours.
+    [[nodiscard]] Statement prepare(std::string_view sql);
     void execute(std::string_view sql);
 
     // The connection, for a library that writes its own tables in this
@@ -110,7 +132,22 @@ class Database {
     [[nodiscard]] std::optional<std::string> write_fault();
     [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
 
+    // Commits made so far, how many of them are known to be on disk, and
+    // the syncs that made them so (fewer than the commits when they shared).
+    struct CommitCounts {
+        std::uint64_t commits = 0;
+        std::uint64_t durable = 0;
+        std::uint64_t syncs = 0;
+    };
+    [[nodiscard]] CommitCounts commit_counts() const;
+
   private:
+    friend class Statement;
+    // Resets a statement from prepare() and keeps it for its SQL. Never throws.
+    void take_back(sqlite3_stmt* statement) noexcept;
+
+    // Sets WAL mode and, where it took, group commit.
+    void use_wal();
     void create_schema();
     // Starts the outermost transaction or a savepoint inside it.
     void begin(bool outermost);
@@ -119,12 +156,27 @@ class Database {
     // Undoes the transaction or the savepoint and the actions it asked for
     // (those after the first `kept`). Never throws.
     void undo(bool outermost, std::size_t kept) noexcept;
-    void run_after_commit() noexcept;
+    // Takes the actions of the committed outermost transaction.
+    std::vector<std::function<void()>> take_after_commit() noexcept;
+    // The commits made so far; sequence numbers for make_durable.
+    [[nodiscard]] std::uint64_t last_commit() const noexcept;
+    // Waits until every commit up to `sequence` is on disk; throws
+    // DatabaseError (and notes the fault) when the sync failed. Called
+    // without the lock, or holding it only through within() or read().
+    void make_durable(std::uint64_t sequence);
+    // SQLite's WAL hook: counts each commit once its frames are written and
+    // checkpoints as SQLite's own hook would.
+    static int on_wal_commit(void* self, sqlite3* db, const char* name, int pages);
     // Remembers a failure that says the storage cannot take writes.
     void note(const DatabaseError& error);
+    // After a commit: writes work again, unless a sync failed for good.
+    void clear_write_fault() noexcept;
 
     std::filesystem::path m_path;
     sqlite3* m_db = nullptr;
+    std::unique_ptr<GroupSync> m_sync;
+    // Statements not in use, by their SQL; under m_mutex.
+    std::map<std::string, std::vector<sqlite3_stmt*>, std::less<>> m_statements;
     std::recursive_timed_mutex m_mutex;
     std::vector<std::function<void()>> m_after_commit;  // under m_mutex
     std::optional<std::string> m_write_fault;           // under m_mutex
@@ -138,7 +190,7 @@ auto Database::transaction(Work&& work) -> decltype(work()) {
             return true;
         });
     } else {
-        std::lock_guard lock(m_mutex);
+        std::unique_lock lock(m_mutex);
         const bool outermost = sqlite3_get_autocommit(m_db) != 0;
         const auto kept = m_after_commit.size();
         std::optional<decltype(work())> result;
@@ -152,11 +204,24 @@ auto Database::transaction(Work&& work) -> decltype(work()) {
             throw;
         } catch (...) {
             undo(outermost, kept);
+            if (outermost) {
+                // A refusal may rest on another request's commit.
+                const auto seen = last_commit();
+                lock.unlock();
+                make_durable(seen);
+            }
             throw;
         }
-        if (outermost) {
-            m_write_fault.reset();
-            run_after_commit();
+        if (!outermost) {
+            return std::move(*result);
+        }
+        auto actions = take_after_commit();
+        const auto committed = last_commit();
+        clear_write_fault();
+        lock.unlock();
+        make_durable(committed);
+        for (auto& action : actions) {
+            action();
         }
         return std::move(*result);
     }
@@ -164,8 +229,19 @@ auto Database::transaction(Work&& work) -> decltype(work()) {
 
 template <class Work>
 auto Database::read(Work&& work) -> decltype(work()) {
-    std::lock_guard lock(m_mutex);
-    return work();
+    std::unique_lock lock(m_mutex);
+    if constexpr (std::is_void_v<decltype(work())>) {
+        work();
+        const auto seen = last_commit();
+        lock.unlock();
+        make_durable(seen);
+    } else {
+        auto result = work();
+        const auto seen = last_commit();
+        lock.unlock();
+        make_durable(seen);
+        return result;
+    }
 }
 
 }  // namespace otpbox::firmware

@@ -6,10 +6,12 @@
 
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "otpbox/gsm/sealer.hpp"
@@ -93,8 +95,10 @@ class Secrets {
 
     // The name under which audit rows and logs refer to a user. Always made
     // with version 1 of the audit key, so a user keeps one name in the
-    // audit log across rotations.
+    // audit log across rotations. Kept in memory once made (it is no
+    // secret: the audit log shows it), for up to kKeptPseudonyms users.
     [[nodiscard]] std::string pseudonym(std::string_view user);
+    static constexpr std::size_t kKeptPseudonyms = 16384;
 
     // HMAC of input under that version of the audit key.
     [[nodiscard]] std::vector<std::uint8_t> audit_mac(unsigned key_version,
@@ -119,6 +123,8 @@ class Secrets {
   private:
     std::shared_ptr<hsm::Hsm> m_hsm;
     std::shared_ptr<KeyVersions> m_versions;
+    std::mutex m_pseudonyms_mutex;
+    std::unordered_map<std::string, std::string> m_pseudonyms;  // under m_pseudonyms_mutex
 };
 
 [[nodiscard]] std::string to_hex(std::span<const std::uint8_t> bytes);
