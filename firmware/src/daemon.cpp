@@ -169,6 +169,7 @@ class Daemon::Impl {
     void log_key_versions();
     void log_evictions();
     void log_stuck_requests();
+    void log_sync_failure();
     void log_hsm_state();
     void poll_serving();
     void reload_if_changed();
@@ -203,9 +204,10 @@ class Daemon::Impl {
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
     std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
     std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
-    std::uint64_t m_evicted_logged = 0;         // evictions counted in the log
-    std::size_t m_stuck_logged = 0;             // stuck requests as last logged
-    std::string m_hsm_state = "ok";             // as last logged
+    std::uint64_t m_evicted_logged = 0;  // evictions counted in the log
+    std::size_t m_stuck_logged = 0;      // stuck requests as last logged
+    std::string m_hsm_state = "ok";      // as last logged
+    bool m_sync_failure_logged = false;
     std::atomic<bool> m_database_was_ok{true};  // the last health check's answer
     std::string m_reported_error;  // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
@@ -455,6 +457,7 @@ void Daemon::Impl::on_poll() {
 }
 
 void Daemon::Impl::poll_serving() {
+    log_sync_failure();
     log_hsm_state();
     reload_if_changed();
     // Before a restart, so that the state that made the technician act
@@ -479,6 +482,19 @@ void Daemon::Impl::log_evictions() {
 
 // Requests answered 503 at their deadline whose handlers still wait (in a
 // stalled HSM): logged when their number changes, WARN while there are any.
+// A failed sync of the database is final (docs/architecture.md, "Commits
+// and their sync"): every request fails until a restart. Said once.
+void Daemon::Impl::log_sync_failure() {
+    if (m_sync_failure_logged) {
+        return;
+    }
+    if (const auto failure = m_database->sync_failure()) {
+        spdlog::error("event=database_sync_failed detail=\"{}\" action=\"restart otpboxd\"",
+                      *failure);
+        m_sync_failure_logged = true;
+    }
+}
+
 void Daemon::Impl::log_stuck_requests() {
     const auto stuck = m_serving->server->stuck();
     if (stuck == m_stuck_logged) {
@@ -688,7 +704,12 @@ HealthReport Daemon::Impl::health() {
         database["detail"] = "not checked: held by a request for over 200 ms";
     }
     if (!database_ok && m_database) {
-        if (const auto fault = m_database->write_fault()) {
+        if (const auto failure = m_database->sync_failure()) {
+            database["detail"] =
+                "a sync failed, reads and writes are refused until otpboxd "
+                "restarts: " +
+                *failure;
+        } else if (const auto fault = m_database->write_fault()) {
             database["detail"] = "writes fail: " + *fault;
         }
     }

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <system_error>
 
 namespace otpbox::firmware {
 
@@ -148,14 +149,14 @@ Statement::~Statement() {
         return;
     }
     if (m_home != nullptr) {
-        m_home->take_back(m_stmt);
+        m_home->take_back(m_stmt, *m_sql);
     } else {
         sqlite3_finalize(m_stmt);
     }
 }
 
 Statement::Statement(Statement&& other) noexcept
-    : m_db(other.m_db), m_stmt(other.m_stmt), m_home(other.m_home) {
+    : m_db(other.m_db), m_stmt(other.m_stmt), m_home(other.m_home), m_sql(other.m_sql) {
     other.m_stmt = nullptr;
 }
 
@@ -266,43 +267,43 @@ Database::~Database() {
     sqlite3_close(m_db);
 }
 
+// Kept under the caller's text, as it is asked for again. Text beyond the
+// first statement is not run. Once kKeptTexts texts are kept, others are
+// prepared afresh each time: the firmware's SQL is fixed text, far fewer.
 Statement Database::prepare(std::string_view sql) {
     std::lock_guard lock(m_mutex);
-    const auto kept = m_statements.find(sql);
-    if (kept != m_statements.end() && !kept->second.empty()) {
+    auto kept = m_statements.find(sql);
+    if (kept == m_statements.end() && m_statements.size() < kKeptTexts) {
+        kept = m_statements.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first;
+    }
+    if (kept == m_statements.end()) {
+        return Statement(m_db, sql);
+    }
+    if (!kept->second.empty()) {
         auto* statement = kept->second.back();
         kept->second.pop_back();
-        return Statement(m_db, statement, this);
+        return Statement(m_db, statement, this, &kept->first);
     }
     sqlite3_stmt* statement = nullptr;
     if (sqlite3_prepare_v2(m_db, sql.data(), static_cast<int>(sql.size()), &statement, nullptr) !=
         SQLITE_OK) {
         fail(m_db, "prepare");
     }
-    return Statement(m_db, statement, this);
+    return Statement(m_db, statement, this, &kept->first);
 }
 
-void Database::take_back(sqlite3_stmt* statement) noexcept {
+void Database::take_back(sqlite3_stmt* statement, const std::string& sql) noexcept {
     std::lock_guard lock(m_mutex);
     sqlite3_reset(statement);
     sqlite3_clear_bindings(statement);
-    const char* text = sqlite3_sql(statement);
-    if (text == nullptr) {
-        sqlite3_finalize(statement);
-        return;
-    }
-    try {
-        const std::string_view sql = text;
-        auto kept = m_statements.find(sql);
-        if (kept == m_statements.end() && m_statements.size() < kKeptTexts) {
-            kept = m_statements.emplace(std::string(sql), std::vector<sqlite3_stmt*>{}).first;
-        }
-        if (kept != m_statements.end() && kept->second.size() < kKeptPerText) {
-            kept->second.push_back(statement);
+    auto& kept = m_statements.find(sql)->second;
+    if (kept.size() < kKeptPerText) {
+        try {
+            kept.push_back(statement);
             return;
+        } catch (const std::bad_alloc&) {
+            // Not kept, then.
         }
-    } catch (const std::bad_alloc&) {
-        // Not kept, then.
     }
     sqlite3_finalize(statement);
 }
@@ -323,7 +324,19 @@ void Database::use_wal() {
         return;
     }
     execute("PRAGMA synchronous=NORMAL");
-    m_sync = std::make_unique<GroupSync>(m_path.string() + "-wal");
+    // A read opens (creating) the WAL. Its name is SQLite's own: through a
+    // symbolic link to the database, SQLite keeps the WAL beside the target.
+    execute("SELECT count(*) FROM sqlite_master");
+    const char* wal = sqlite3_filename_wal(sqlite3_db_filename(m_db, "main"));
+    try {
+        m_sync = std::make_unique<GroupSync>(wal);
+    } catch (const std::system_error& error) {
+        throw DatabaseError(std::string("the WAL cannot be opened for its syncs: ") + error.what(),
+                            SQLITE_CANTOPEN);
+    }
+    // Replaces SQLite's automatic checkpoint, which is a WAL hook of its
+    // own: nothing may set PRAGMA wal_autocheckpoint on this connection,
+    // or commits would no longer be counted and never waited for.
     sqlite3_wal_hook(m_db, &Database::on_wal_commit, this);
 }
 
@@ -347,7 +360,8 @@ void Database::make_durable(std::uint64_t sequence) {
     if (!failure) {
         return;
     }
-    DatabaseError error("the commit is not on disk: " + *failure, SQLITE_IOERR);
+    DatabaseError error("commits cannot be made durable until otpboxd restarts: " + *failure,
+                        SQLITE_IOERR);
     {
         std::lock_guard lock(m_mutex);
         note(error);
@@ -445,37 +459,44 @@ void Database::note(const DatabaseError& error) {
     }
 }
 
-void Database::clear_write_fault() noexcept {
-    if (!m_sync || !m_sync->failed()) {
+void Database::clear_write_fault() {
+    if (!sync_failure()) {
         m_write_fault.reset();
     }
 }
 
+std::optional<std::string> Database::sync_failure() const {
+    return m_sync ? m_sync->failure() : std::nullopt;
+}
+
 std::optional<bool> Database::healthy(std::chrono::milliseconds wait) {
-    std::optional<bool> healthy;
-    const bool checked = within(wait, [&] {
-        healthy = false;
+    std::unique_lock lock(m_mutex, std::defer_lock);
+    if (!lock.try_lock_for(wait)) {
+        return std::nullopt;
+    }
+    // Never released: the check does not wait for other requests' syncs
+    // (a disk slow to sync must not hold the health answer).
+    const Hold hold(*this, std::move(lock));
+    try {
+        auto statement = prepare("SELECT count(*) FROM sqlite_master");
+        if (!statement.step()) {
+            return false;
+        }
+    } catch (const DatabaseError&) {
+        return false;
+    }
+    if (m_write_fault) {
+        // One small write, to see whether the storage takes writes again.
         try {
-            auto statement = prepare("SELECT count(*) FROM sqlite_master");
-            if (!statement.step()) {
-                return;
-            }
+            transaction([&] {
+                execute("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, unixepoch())");
+            });
         } catch (const DatabaseError&) {
-            return;
+            return false;
         }
-        if (m_write_fault) {
-            // One small write, to see whether the storage takes writes again.
-            try {
-                transaction([&] {
-                    execute("INSERT OR REPLACE INTO health_probe (id, at) VALUES (1, unixepoch())");
-                });
-            } catch (const DatabaseError&) {
-                return;
-            }
-        }
-        healthy = true;
-    });
-    return checked ? healthy : std::nullopt;
+    }
+    // Still set after a commit when a sync has failed for good.
+    return !m_write_fault.has_value();
 }
 
 bool Database::within(std::chrono::milliseconds wait, const std::function<void()>& work) {
@@ -483,7 +504,9 @@ bool Database::within(std::chrono::milliseconds wait, const std::function<void()
     if (!lock.try_lock_for(wait)) {
         return false;
     }
+    Hold hold(*this, std::move(lock));
     work();
+    hold.release();
     return true;
 }
 

@@ -6,11 +6,17 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <system_error>
 #include <utility>
 
 namespace otpbox::firmware {
 
-GroupSync::GroupSync(std::filesystem::path wal) : m_wal(std::move(wal)) {}
+GroupSync::GroupSync(std::filesystem::path wal) : m_wal(std::move(wal)) {
+    m_fd = ::open(m_wal.c_str(), O_RDONLY | O_CLOEXEC);
+    if (m_fd < 0) {
+        throw std::system_error(errno, std::generic_category(), "cannot open " + m_wal.string());
+    }
+}
 
 GroupSync::~GroupSync() {
     if (m_fd >= 0) {
@@ -51,18 +57,12 @@ std::uint64_t GroupSync::synced() {
     return m_synced;
 }
 
-bool GroupSync::failed() {
+std::optional<std::string> GroupSync::failure() {
     std::lock_guard lock(m_mutex);
-    return m_failure.has_value();
+    return m_failure;
 }
 
 std::optional<std::string> GroupSync::sync_file() {
-    if (m_fd < 0) {
-        m_fd = ::open(m_wal.c_str(), O_RDONLY | O_CLOEXEC);
-        if (m_fd < 0) {
-            return "cannot open " + m_wal.string() + ": " + std::strerror(errno);
-        }
-    }
     ++m_syncs;
     if (::fdatasync(m_fd) != 0) {
         return "cannot sync " + m_wal.string() + ": " + std::strerror(errno);

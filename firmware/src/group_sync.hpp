@@ -21,7 +21,8 @@ namespace otpbox::firmware {
 
 class GroupSync {
   public:
-    // wal: the database's -wal file; opened on the first sync.
+    // wal: the database's -wal file, which must exist. Throws
+    // std::system_error when it cannot be opened.
     explicit GroupSync(std::filesystem::path wal);
     ~GroupSync();
     GroupSync(const GroupSync&) = delete;
@@ -37,8 +38,8 @@ class GroupSync {
     // a later sync that succeeds would not prove the commits before it.
     [[nodiscard]] std::optional<std::string> wait(std::uint64_t sequence);
 
-    // True once a sync has failed.
-    [[nodiscard]] bool failed();
+    // Why a sync failed, once one has.
+    [[nodiscard]] std::optional<std::string> failure();
 
     // The commits known to be on disk.
     [[nodiscard]] std::uint64_t synced();
@@ -48,7 +49,7 @@ class GroupSync {
 
   private:
     // Syncs the file; an error text when it could not.
-    std::optional<std::string> sync_file();
+    [[nodiscard]] std::optional<std::string> sync_file();
 
     const std::filesystem::path m_wal;
     std::atomic<std::uint64_t> m_committed{0};
@@ -59,7 +60,7 @@ class GroupSync {
     std::uint64_t m_synced = 0;            // under m_mutex
     bool m_leading = false;                // under m_mutex: a sync is running
     std::optional<std::string> m_failure;  // under m_mutex: why a sync failed
-    int m_fd = -1;                         // used by the leader only
+    int m_fd = -1;
 };
 
 }  // namespace otpbox::firmware

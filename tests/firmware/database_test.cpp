@@ -4,9 +4,14 @@
 #include "otpbox/firmware/database.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 #include <future>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -197,6 +202,24 @@ TEST_F(DatabaseTest, ReadsAndRefusalsWaitForWhatTheySaw) {
     EXPECT_EQ(notes(), 2);
 }
 
+// Only the outermost hold waits, and without the lock: a read inside a
+// transaction must not wait for a sync while it holds the database, nor
+// must the health check.
+TEST_F(DatabaseTest, NestedReadsAndHealthDoNotWaitForSyncs) {
+    database.execute("INSERT INTO notes (text) VALUES ('unsynced')");
+    EXPECT_EQ(database.healthy(), true);
+    auto counts = database.commit_counts();
+    EXPECT_LT(counts.durable, counts.commits) << "the health check waited";
+    database.transaction([&] {
+        EXPECT_EQ(database.read([&] { return notes(); }), 1);
+        const auto inside = database.commit_counts();
+        EXPECT_LT(inside.durable, inside.commits) << "a nested read waited, holding the lock";
+        note("two");
+    });
+    counts = database.commit_counts();
+    EXPECT_EQ(counts.durable, counts.commits);
+}
+
 TEST_F(DatabaseTest, KeptStatementsStartWithoutBindings) {
     {
         auto bound = database.prepare("SELECT ?");
@@ -248,6 +271,109 @@ TEST_F(DatabaseTest, ClosesCleanlyWithKeptStatements) {
     auto count = reopened.prepare("SELECT count(*) FROM t");
     ASSERT_TRUE(count.step());
     EXPECT_EQ(count.integer(0), 200);
+}
+
+// SQLite follows a symlink to the database and keeps its WAL beside the
+// target; the group sync must sync that file, not one beside the link.
+TEST_F(DatabaseTest, GroupCommitWorksThroughASymlinkedPath) {
+    std::filesystem::create_directory(dir.path() / "real");
+    const auto target = dir.path() / "real" / "store.db";
+    const auto link = dir.path() / "store.db";
+    { Database made(target); }
+    std::filesystem::create_symlink(target, link);
+    Database linked(link);
+    linked.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)");
+    EXPECT_NO_THROW(
+        linked.transaction([&] { linked.prepare("INSERT INTO t (x) VALUES (1)").run(); }));
+    EXPECT_EQ(linked.write_fault(), std::nullopt);
+    EXPECT_TRUE(std::filesystem::exists(target.string() + "-wal"));
+}
+
+// The WAL is opened for its syncs when the database is: a process out of
+// descriptors learns it there, with a clear error, and a database opened
+// before goes on committing.
+TEST_F(DatabaseTest, OutOfDescriptorsTheOpeningFailsNotTheCommits) {
+    rlimit before{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &before), 0);
+    rlimit few = before;
+    few.rlim_cur = std::min<rlim_t>(before.rlim_cur, 256);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &few), 0);
+    std::vector<int> held;
+    for (int fd = ::dup(0); fd >= 0; fd = ::dup(0)) {
+        held.push_back(fd);
+    }
+    std::optional<std::string> refused;
+    try {
+        Database other(dir.path() / "other.db");
+    } catch (const DatabaseError& error) {
+        refused = error.what();
+    }
+    bool committed = true;
+    try {
+        database.transaction([&] { note("while out of descriptors"); });
+    } catch (const DatabaseError&) {
+        committed = false;
+    }
+    for (const int fd : held) {
+        ::close(fd);
+    }
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &before), 0);
+    ASSERT_TRUE(refused.has_value());
+    EXPECT_NE(refused->find("other.db"), std::string::npos) << *refused;
+    EXPECT_TRUE(committed);
+    EXPECT_EQ(database.read([&] { return notes(); }), 1);
+    EXPECT_EQ(database.healthy(), std::optional<bool>(true));
+}
+
+// Work that fails with a DatabaseError after reading another request's
+// commit returns only once that commit is on disk, as any other refusal.
+TEST_F(DatabaseTest, DatabaseErrorsWaitForWhatTheySaw) {
+    database.execute("INSERT INTO notes (text) VALUES ('unsynced')");
+    ASSERT_GT(database.commit_counts().commits, database.commit_counts().durable);
+    EXPECT_THROW(database.transaction([&] {
+        (void)notes();
+        database.prepare("INSERT INTO no_such_table VALUES (1)").run();
+    }),
+                 DatabaseError);
+    const auto counts = database.commit_counts();
+    EXPECT_EQ(counts.durable, counts.commits);
+}
+
+// SQL with trailing whitespace (a raw string literal ending in a newline)
+// is kept under the text SQLite reports, which lacks it; it must still be
+// found again and not prepared afresh on every use.
+TEST_F(DatabaseTest, KeptStatementsAreFoundForSqlWithTrailingText) {
+    for (int i = 0; i < 10; ++i) {
+        auto statement = database.prepare("SELECT 42;\n");
+        ASSERT_TRUE(statement.step());
+    }
+    int prepared = 0;
+    for (auto* s = sqlite3_next_stmt(database.connection(), nullptr); s != nullptr;
+         s = sqlite3_next_stmt(database.connection(), s)) {
+        prepared += std::string_view(sqlite3_sql(s)).starts_with("SELECT 42") ? 1 : 0;
+    }
+    EXPECT_EQ(prepared, 1);
+}
+
+// With a stale file beside the link, the sync must still reach the WAL that
+// SQLite writes: a descriptor of this process names the target's WAL.
+TEST_F(DatabaseTest, GroupCommitSyncsTheWalSqliteWritesNotOneBesideTheLink) {
+    std::filesystem::create_directory(dir.path() / "real");
+    const auto target = dir.path() / "real" / "store.db";
+    const auto link = dir.path() / "store.db";
+    { Database made(target); }
+    std::filesystem::create_symlink(target, link);
+    std::ofstream(link.string() + "-wal") << "stale";
+    Database linked(link);
+    linked.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)");
+    linked.transaction([&] { linked.prepare("INSERT INTO t (x) VALUES (1)").run(); });
+    int stale = 0;
+    for (const auto& fd : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code error;
+        const auto names = std::filesystem::read_symlink(fd.path(), error);
+        stale += !error && names == std::filesystem::path(link.string() + "-wal") ? 1 : 0;
+    }
+    EXPECT_EQ(stale, 0) << "the group sync holds the stale WAL beside the link";
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <system_error>
 
 #include "test_support.hpp"
 
@@ -33,23 +34,29 @@ TEST(GroupSync, OneSyncCoversEveryCommitBeforeIt) {
 
     EXPECT_EQ(sync.wait(sync.committed()), std::nullopt);
     EXPECT_EQ(sync.syncs(), 2u);
-    EXPECT_FALSE(sync.failed());
+    EXPECT_EQ(sync.failure(), std::nullopt);
 }
 
+// A file whose sync always fails: Linux's /dev/null has no fsync, so
+// fdatasync answers EINVAL. (A disk's EIO cannot be made on demand.)
 TEST(GroupSync, AFailedSyncIsFinal) {
-    otpbox::test::TempDir dir;
-    const auto wal = dir.path() / "missing.db-wal";
-    GroupSync sync(wal);
-
+    GroupSync sync("/dev/null");
     const auto failure = sync.wait(sync.committed());
     ASSERT_TRUE(failure.has_value());
-    EXPECT_NE(failure->find("missing.db-wal"), std::string::npos) << *failure;
-    EXPECT_TRUE(sync.failed());
+    EXPECT_NE(failure->find("cannot sync /dev/null"), std::string::npos) << *failure;
+    EXPECT_EQ(sync.failure(), failure);
+    EXPECT_EQ(sync.syncs(), 1u);
 
-    // The file appearing now does not prove the commits before.
-    std::ofstream(wal) << "frames";
-    EXPECT_TRUE(sync.wait(sync.committed()).has_value());
+    // Later commits are refused without another try: the pages the failed
+    // sync could not write may be gone.
+    EXPECT_EQ(sync.wait(sync.committed()), failure);
+    EXPECT_EQ(sync.syncs(), 1u);
     EXPECT_EQ(sync.synced(), 0u);
+}
+
+TEST(GroupSync, AMissingFileIsRefusedAtTheStart) {
+    otpbox::test::TempDir dir;
+    EXPECT_THROW(GroupSync(dir.path() / "missing.db-wal"), std::system_error);
 }
 
 }  // namespace

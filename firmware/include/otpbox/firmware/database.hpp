@@ -72,12 +72,13 @@ class Statement {
 
   private:
     friend class Database;
-    Statement(sqlite3* db, sqlite3_stmt* statement, Database* home)
-        : m_db(db), m_stmt(statement), m_home(home) {}
+    Statement(sqlite3* db, sqlite3_stmt* statement, Database* home, const std::string* sql)
+        : m_db(db), m_stmt(statement), m_home(home), m_sql(sql) {}
 
     sqlite3* m_db;
     sqlite3_stmt* m_stmt = nullptr;
-    Database* m_home = nullptr;  // takes the statement back
+    Database* m_home = nullptr;          // takes the statement back
+    const std::string* m_sql = nullptr;  // the text it is kept under, in m_home
 };
 
 class Database {
@@ -130,6 +131,9 @@ class Database {
     bool within(std::chrono::milliseconds wait, const std::function<void()>& work);
     // Why writes fail, while they do.
     [[nodiscard]] std::optional<std::string> write_fault();
+    // Why a sync of the WAL failed, once one has: from then on every
+    // transaction and read fails, until the process opens the file anew.
+    [[nodiscard]] std::optional<std::string> sync_failure() const;
     [[nodiscard]] const std::filesystem::path& path() const { return m_path; }
 
     // Commits made so far, how many of them are known to be on disk, and
@@ -142,11 +146,13 @@ class Database {
     [[nodiscard]] CommitCounts commit_counts() const;
 
   private:
+    class Hold;
     friend class Statement;
     // Resets a statement from prepare() and keeps it for its SQL. Never throws.
-    void take_back(sqlite3_stmt* statement) noexcept;
+    void take_back(sqlite3_stmt* statement, const std::string& sql) noexcept;
 
-    // Sets WAL mode and, where it took, group commit.
+    // Sets WAL mode and, where it took, group commit. Throws DatabaseError
+    // when the WAL file cannot be opened for its syncs.
     void use_wal();
     void create_schema();
     // Starts the outermost transaction or a savepoint inside it.
@@ -170,16 +176,52 @@ class Database {
     // Remembers a failure that says the storage cannot take writes.
     void note(const DatabaseError& error);
     // After a commit: writes work again, unless a sync failed for good.
-    void clear_write_fault() noexcept;
+    void clear_write_fault();
 
     std::filesystem::path m_path;
     sqlite3* m_db = nullptr;
     std::unique_ptr<GroupSync> m_sync;
+    int m_holds = 0;  // under m_mutex: the owning thread's nested holds
     // Statements not in use, by their SQL; under m_mutex.
     std::map<std::string, std::vector<sqlite3_stmt*>, std::less<>> m_statements;
     std::recursive_timed_mutex m_mutex;
     std::vector<std::function<void()>> m_after_commit;  // under m_mutex
     std::optional<std::string> m_write_fault;           // under m_mutex
+};
+
+// The calling thread's hold on the database. Holds nest (a read inside a
+// transaction, a transaction inside within()); only the outermost, when it
+// ends by release(), waits until the commits it could have seen are on disk,
+// and it does so without the lock. Ended by its destructor instead (an
+// error of the database itself), it does not wait.
+class Database::Hold {
+  public:
+    explicit Hold(Database& database) : Hold(database, std::unique_lock(database.m_mutex)) {}
+    Hold(Database& database, std::unique_lock<std::recursive_timed_mutex> locked)
+        : m_database(database), m_lock(std::move(locked)) {
+        ++m_database.m_holds;
+    }
+    ~Hold() {
+        if (m_lock.owns_lock()) {
+            --m_database.m_holds;
+        }
+    }
+    Hold(const Hold&) = delete;
+    Hold& operator=(const Hold&) = delete;
+
+    // Throws DatabaseError when a commit it waited for could not be synced.
+    void release() {
+        const bool outermost = --m_database.m_holds == 0;
+        const auto seen = m_database.last_commit();
+        m_lock.unlock();
+        if (outermost) {
+            m_database.make_durable(seen);
+        }
+    }
+
+  private:
+    Database& m_database;
+    std::unique_lock<std::recursive_timed_mutex> m_lock;
 };
 
 template <class Work>
@@ -190,7 +232,7 @@ auto Database::transaction(Work&& work) -> decltype(work()) {
             return true;
         });
     } else {
-        std::unique_lock lock(m_mutex);
+        Hold hold(*this);
         const bool outermost = sqlite3_get_autocommit(m_db) != 0;
         const auto kept = m_after_commit.size();
         std::optional<decltype(work())> result;
@@ -201,25 +243,20 @@ auto Database::transaction(Work&& work) -> decltype(work()) {
         } catch (const DatabaseError& error) {
             note(error);
             undo(outermost, kept);
+            hold.release();
             throw;
         } catch (...) {
             undo(outermost, kept);
-            if (outermost) {
-                // A refusal may rest on another request's commit.
-                const auto seen = last_commit();
-                lock.unlock();
-                make_durable(seen);
-            }
+            // A refusal may rest on another request's commit.
+            hold.release();
             throw;
         }
         if (!outermost) {
             return std::move(*result);
         }
         auto actions = take_after_commit();
-        const auto committed = last_commit();
         clear_write_fault();
-        lock.unlock();
-        make_durable(committed);
+        hold.release();
         for (auto& action : actions) {
             action();
         }
@@ -229,17 +266,13 @@ auto Database::transaction(Work&& work) -> decltype(work()) {
 
 template <class Work>
 auto Database::read(Work&& work) -> decltype(work()) {
-    std::unique_lock lock(m_mutex);
+    Hold hold(*this);
     if constexpr (std::is_void_v<decltype(work())>) {
         work();
-        const auto seen = last_commit();
-        lock.unlock();
-        make_durable(seen);
+        hold.release();
     } else {
         auto result = work();
-        const auto seen = last_commit();
-        lock.unlock();
-        make_durable(seen);
+        hold.release();
         return result;
     }
 }
