@@ -1,11 +1,12 @@
 // PINCard verifications per second through otpboxd's API on kept-alive mTLS
 // connections, against the rate at which the same kind of SQLite database
-// (WAL, synchronous=FULL, opened by firmware::Database as the daemon opens
-// its own, in the same folder, past its first WAL checkpoint as the daemon's
-// is) commits one small UPDATE at a time, measured in one run
+// (WAL, opened by firmware::Database as the daemon opens its own, in the same
+// folder, past its first WAL checkpoint as the daemon's is) commits one small
+// UPDATE at a time, each waiting for a sync of its own, measured in one run
 // (bench/support/rounds.hpp). Prints the verification rate as a ratio of the
 // commit rate, the verify request's p50 and p99, its p99 at a fixed offered
-// rate, the daemon's CPU time per verification, and the targets met or not:
+// rate, the daemon's CPU time per verification, how many of its commits
+// shared one sync (group commit), and the targets met or not:
 //
 // - at least 5,000 verifications a second;
 // - at least twice the one-commit-at-a-time rate;
