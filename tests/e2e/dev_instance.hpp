@@ -88,12 +88,13 @@ class DevInstance {
     }
 
     // Unless told not to, returns once the API answers (a daemon meant to
-    // stay unprovisioned never does).
-    void start_daemon(bool wait_for_api = true) {
+    // stay unprovisioned never does). env: NAME=value settings added to the
+    // test's own.
+    void start_daemon(bool wait_for_api = true, const std::vector<std::string>& env = {}) {
         daemon = std::make_unique<test::ChildProcess>(
             std::vector<std::string>{test::program_path("otpboxd").string(), "--config",
                                      (root() / "otpbox.toml").string()},
-            std::vector<std::string>{}, daemon_log());
+            env, daemon_log());
         if (!wait_for_api) {
             return;
         }
