@@ -10,6 +10,14 @@
 #include "otpbox/firmware/config.hpp"
 #include "otpbox/firmware/daemon.hpp"
 
+namespace {
+
+// Exit statuses: 0 stopped cleanly, 1 fatal error or a stop that could not
+// begin, 2 configuration error, 3 stopped while requests were stuck in the HSM.
+constexpr int kExitStuckRequests = 3;
+
+}  // namespace
+
 int main(int argc, char** argv) {
     CLI::App app{"otpbox appliance daemon"};
     std::string config_file;
@@ -24,10 +32,11 @@ int main(int argc, char** argv) {
         daemon.run();
         if (daemon.stuck_requests() > 0) {
             // A handler is still inside an HSM call; destroying the daemon
-            // under it would not be safe.
+            // under it would not be safe. A status of its own tells a
+            // supervisor that the stop left work unfinished.
             spdlog::shutdown();
             std::fflush(nullptr);
-            std::_Exit(0);
+            std::_Exit(kExitStuckRequests);
         }
     } catch (const otpbox::firmware::ConfigError& error) {
         spdlog::critical("event=config_error error=\"{}\"", error.what());
