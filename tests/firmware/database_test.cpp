@@ -15,6 +15,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "test_support.hpp"
@@ -32,6 +33,16 @@ class DatabaseTest : public ::testing::Test {
         auto count = database.prepare("SELECT count(*) FROM notes");
         EXPECT_TRUE(count.step());
         return count.integer(0);
+    }
+
+    // A database made in a folder of its own, and a symbolic link to it.
+    std::pair<std::filesystem::path, std::filesystem::path> linked_database() {
+        std::filesystem::create_directory(dir.path() / "real");
+        const auto target = dir.path() / "real" / "store.db";
+        const auto link = dir.path() / "store.db";
+        { Database made(target); }
+        std::filesystem::create_symlink(target, link);
+        return {target, link};
     }
 
     void note(const char* text) {
@@ -276,11 +287,7 @@ TEST_F(DatabaseTest, ClosesCleanlyWithKeptStatements) {
 // SQLite follows a symlink to the database and keeps its WAL beside the
 // target; the group sync must sync that file, not one beside the link.
 TEST_F(DatabaseTest, GroupCommitWorksThroughASymlinkedPath) {
-    std::filesystem::create_directory(dir.path() / "real");
-    const auto target = dir.path() / "real" / "store.db";
-    const auto link = dir.path() / "store.db";
-    { Database made(target); }
-    std::filesystem::create_symlink(target, link);
+    const auto [target, link] = linked_database();
     Database linked(link);
     linked.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)");
     EXPECT_NO_THROW(
@@ -358,11 +365,7 @@ TEST_F(DatabaseTest, KeptStatementsAreFoundForSqlWithTrailingText) {
 // With a stale file beside the link, the sync must still reach the WAL that
 // SQLite writes: a descriptor of this process names the target's WAL.
 TEST_F(DatabaseTest, GroupCommitSyncsTheWalSqliteWritesNotOneBesideTheLink) {
-    std::filesystem::create_directory(dir.path() / "real");
-    const auto target = dir.path() / "real" / "store.db";
-    const auto link = dir.path() / "store.db";
-    { Database made(target); }
-    std::filesystem::create_symlink(target, link);
+    const auto [target, link] = linked_database();
     std::ofstream(link.string() + "-wal") << "stale";
     Database linked(link);
     linked.execute("CREATE TABLE IF NOT EXISTS t (x INTEGER)");
