@@ -480,8 +480,6 @@ void Daemon::Impl::log_evictions() {
     }
 }
 
-// Requests answered 503 at their deadline whose handlers still wait (in a
-// stalled HSM): logged when their number changes, WARN while there are any.
 // A failed sync of the database is final (docs/architecture.md, "Commits
 // and their sync"): every request fails until a restart. Said once.
 void Daemon::Impl::log_sync_failure() {
@@ -495,6 +493,8 @@ void Daemon::Impl::log_sync_failure() {
     }
 }
 
+// Requests answered 503 at their deadline whose handlers still wait (in a
+// stalled HSM): logged when their number changes, WARN while there are any.
 void Daemon::Impl::log_stuck_requests() {
     const auto stuck = m_serving->server->stuck();
     if (stuck == m_stuck_logged) {
