@@ -161,7 +161,7 @@ Child start_s_server(std::uint16_t port, const fs::path& pki) {
         {"-Verify", "1"},  // a client certificate is required
         {"-ciphersuites", kSuite},
         {"-groups", kGroup},
-        {"-num_tickets", "0"},  // no session tickets, as otpboxd
+        {"-num_tickets", "1"},  // one session ticket a handshake, as otpboxd
     };
     for (const auto& [option, value] : options) {
         argv.push_back(option);

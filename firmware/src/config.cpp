@@ -141,6 +141,10 @@ ApiConfig read_api(const Reader& reader) {
     api.limits.request_timeout =
         seconds("api.request_timeout_seconds", api.limits.request_timeout, 600);
     api.limits.idle_timeout = seconds("api.idle_timeout_seconds", api.limits.idle_timeout, 3600);
+    // Up to a day: RFC 7525 3.4 asks for ticket keys changed regularly, and a
+    // key here lives twice the tickets' lifetime.
+    api.ticket_lifetime = std::chrono::seconds(
+        reader.integer("api.session_ticket_seconds", api.ticket_lifetime.count(), 0, 86400));
 
     api.clients = detail::read_client_list(reader.file(), reader.root(), "api.clients");
     api.clients_file = reader.path("api.clients_file");

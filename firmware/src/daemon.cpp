@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "file_stamp.hpp"
+#include "instance_lock.hpp"
 #include "modem_slot.hpp"
 #include "otpbox/firmware/audit_log.hpp"
 #include "otpbox/firmware/challenge_service.hpp"
@@ -196,6 +197,7 @@ class Daemon::Impl {
     boost::asio::steady_timer m_poll;
     boost::asio::steady_timer m_anchor_timer;
     boost::asio::steady_timer m_stop_overdue;  // ends the process when the stop cannot start
+    std::unique_ptr<detail::InstanceLock> m_instance_lock;  // outlives the database
     std::unique_ptr<Database> m_database;
     std::shared_ptr<hsm::Hsm> m_hsm;
     std::unique_ptr<Serving> m_serving;
@@ -773,6 +775,12 @@ std::string Daemon::Impl::metrics() {
         append_metric(out, "otpbox_connections_evicted_total",
                       "connections closed in their handshake at max_connections", "counter", "",
                       static_cast<double>(m_serving->server->evicted()));
+        const auto handshakes = m_serving->server->handshakes();
+        append_metric(out, "otpbox_tls_handshakes_total",
+                      "handshakes that let a client in, full or resumed from a session ticket",
+                      "counter", "kind=\"full\"", static_cast<double>(handshakes.full));
+        append_metric(out, "otpbox_tls_handshakes_total", "", "counter", "kind=\"resumed\"",
+                      static_cast<double>(handshakes.resumed));
         append_metric(out, "otpbox_requests_stuck",
                       "requests answered 503 at their deadline whose handlers still wait", "gauge",
                       "", static_cast<double>(m_serving->server->stuck()));
@@ -840,7 +848,11 @@ void Daemon::Impl::erase_user(const std::string& user, const std::string& actor)
 
 void Daemon::Impl::run() {
     try {
+        m_instance_lock = std::make_unique<detail::InstanceLock>(
+            detail::InstanceLock::beside(m_config->database));
         m_database = std::make_unique<Database>(m_config->database);
+    } catch (const detail::InstanceLockError& error) {
+        throw FatalError(error.what());
     } catch (const DatabaseError& error) {
         throw FatalError(error.what());
     }

@@ -9,6 +9,7 @@ api::TlsConfig TlsIdentity::tls_config(const ApiConfig& api) {
     tls.ca_file = api.ca_file;
     tls.certificate_file = api.certificate_file;
     tls.clients = api.clients;
+    tls.ticket_lifetime = api.ticket_lifetime;
     if (!api.crl_file.empty()) {
         tls.crl_file = api.crl_file;
     }

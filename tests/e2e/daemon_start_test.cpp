@@ -59,6 +59,26 @@ TEST_F(DaemonStart, MissingModuleStopsItWithOneLine) {
     EXPECT_EQ(count_lines(text), 1) << text;
 }
 
+// A second otpboxd on the same configuration would drive the same modems
+// over the same serial lines: it stops at once, naming the first one's pid,
+// and the first one keeps serving.
+TEST_F(DaemonStart, SecondDaemonOnTheSameDatabaseStopsWithOneLine) {
+    dev.start_daemon();
+    EXPECT_EQ(run_to_exit(), 1);
+    const auto text = test::read_file(log());
+    EXPECT_NE(text.find("another otpboxd (pid " + std::to_string(dev.daemon->pid()) + ")"),
+              std::string::npos)
+        << text;
+    EXPECT_EQ(count_lines(text), 1) << text;
+    EXPECT_TRUE(dev.daemon->running());
+    EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "monitor").status, 200);
+
+    // Once the first has stopped, a daemon starts on the same files.
+    EXPECT_EQ(dev.daemon->stop(), 0);
+    dev.start_daemon();
+    EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "monitor").status, 200);
+}
+
 TEST_F(DaemonStart, BrokenConfigStopsItNamingTheKey) {
     dev.replace_in_config("columns = 8", "columns = 40");
     EXPECT_EQ(run_to_exit(), 2);

@@ -316,10 +316,11 @@ TEST_F(HsmOutage, Stalled_HealthSaysSo) {
 }
 
 // The server's TLS key is in the HSM (DESIGN.md: the TLS private key never
-// leaves it) and every new connection needs a signature, so while the token
-// is gone a new client's handshake fails, promptly and cleanly (docs/api.md);
-// a portal that keeps its connections alive gets the 503 on them. Once the
-// token is back, new connections get in again.
+// leaves it) and every full handshake needs a signature, so while the token
+// is gone a new client without a session ticket fails its handshake,
+// promptly and cleanly (docs/api.md); a portal that keeps its connections
+// alive, or resumes with a ticket, gets the 503. Once the token is back, new
+// connections get in again.
 TEST_F(HsmOutage, TokenRemoved_NewConnectionFailsItsHandshakeUntilBack) {
     set_fault("removed");
     const auto started = std::chrono::steady_clock::now();
@@ -330,6 +331,28 @@ TEST_F(HsmOutage, TokenRemoved_NewConnectionFailsItsHandshakeUntilBack) {
     set_fault("pass");
     EXPECT_TRUE(hsm_back_within(kRecovery));
     EXPECT_NO_THROW((void)open_card_login("e2e.fresh"));
+    expect_same_daemon();
+}
+
+// A resumed handshake needs no signature: a portal holding a ticket from
+// before the outage gets in and is told 503 with Retry-After, not a TLS
+// error.
+TEST_F(HsmOutage, TokenRemoved_AClientWithATicketResumesAndGets503) {
+    KeptConnection before(dev);
+    ASSERT_EQ(before.call(verb::get, "/v1/health").status, 200);
+    const auto ticket = before.session();
+    ASSERT_TRUE(ticket) << "no session ticket came";
+
+    set_fault("removed");
+    KeptConnection during(dev, "portal", ticket);
+    EXPECT_TRUE(during.resumed());
+    (void)expect_refused_in_time(during, "login", "/v1/users/e2e.ticket/login", std::nullopt);
+    EXPECT_EQ(dev.call("POST", "/v1/users/e2e.ticket/login").status, 0)
+        << "a full handshake without the HSM";
+
+    set_fault("pass");
+    EXPECT_TRUE(hsm_back_within(kRecovery));
+    EXPECT_NO_THROW((void)open_card_login("e2e.ticket"));
     expect_same_daemon();
 }
 

@@ -13,6 +13,7 @@
 #include <boost/beast/ssl/ssl_stream.hpp>
 
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -22,10 +23,17 @@ namespace otpbox::e2e {
 
 class KeptConnection {
   public:
-    // Connects and completes the handshake now; throws when either fails.
-    explicit KeptConnection(const DevInstance& dev, const std::string& client = "portal")
+    using Session = std::shared_ptr<SSL_SESSION>;
+
+    // Connects and completes the handshake now, offering `session` to resume
+    // when there is one; throws when either fails.
+    explicit KeptConnection(const DevInstance& dev, const std::string& client = "portal",
+                            const Session& session = nullptr)
         : m_tls(client_context(dev, client)), m_stream(m_io, m_tls) {
         m_stream.set_verify_callback(boost::asio::ssl::host_name_verification("localhost"));
+        if (session) {
+            SSL_set_session(m_stream.native_handle(), session.get());
+        }
 
         const boost::asio::ip::tcp::endpoint server(boost::asio::ip::address_v4::loopback(),
                                                     dev.port);
@@ -61,6 +69,21 @@ class KeptConnection {
                 std::string(field.name_string()) + ": " + std::string(field.value()) + "\r\n";
         }
         return answer;
+    }
+
+    // Whether the handshake resumed the session offered.
+    [[nodiscard]] bool resumed() { return SSL_session_reused(m_stream.native_handle()) == 1; }
+
+    // The session to offer on a later connection, once a ticket has come
+    // (in TLS 1.3 after the handshake: call this after a request); null
+    // when the server gave none.
+    [[nodiscard]] Session session() {
+        SSL_SESSION* kept = SSL_get1_session(m_stream.native_handle());
+        if (kept != nullptr && SSL_SESSION_is_resumable(kept) != 1) {
+            SSL_SESSION_free(kept);
+            kept = nullptr;
+        }
+        return kept == nullptr ? nullptr : Session(kept, SSL_SESSION_free);
     }
 
   private:

@@ -83,7 +83,7 @@ TEST_F(PortalFlow, ClientsOutsideTheTrustAreRefusedAtTheHandshake) {
     EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "portal").status, 200);
 }
 
-// The value of an unlabelled metric in Prometheus text.
+// The value of a metric in Prometheus text; `name` with its labels, if any.
 std::optional<double> metric_value(const std::string& text, const std::string& name) {
     const auto at = text.find("\n" + name + " ");
     if (at == std::string::npos) {
@@ -111,6 +111,13 @@ TEST_F(PortalFlow, MonitorSeesHealthAndMetricsOnly) {
     EXPECT_GT(*commits, 0);
     EXPECT_GT(*syncs, 0);
     EXPECT_LE(*syncs, *commits);
+    // curl keeps no session between runs: this request's own handshake was
+    // a full one.
+    const auto full = metric_value(metrics.body, "otpbox_tls_handshakes_total{kind=\"full\"}");
+    const auto resumed =
+        metric_value(metrics.body, "otpbox_tls_handshakes_total{kind=\"resumed\"}");
+    ASSERT_TRUE(full && resumed) << metrics.body;
+    EXPECT_GE(*full, 2);  // the health call before, and this one
     const auto refused = dev.call("POST", "/v1/users/e2e.mon/login", std::nullopt, "monitor");
     EXPECT_EQ(refused.status, 403);
     EXPECT_EQ(refused.field("error"), "forbidden");

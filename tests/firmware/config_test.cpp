@@ -95,6 +95,21 @@ TEST(Config_Load, ServerLimitsComeFromTheApiTable) {
     EXPECT_THROW((void)load_config(dir.path() / "otpbox.toml"), ConfigError);
 }
 
+TEST(Config_Load, SessionTicketLifetimeIsAnHourUnlessSetAndZeroTurnsThemOff) {
+    TempDir dir;
+    const auto file = dir.path() / "otpbox.toml";
+    write_file(file, kMinimal);
+    EXPECT_EQ(load_config(file).api.ticket_lifetime, std::chrono::seconds(3600));
+    write_file(file, with_api_keys("session_ticket_seconds = 600\n"));
+    EXPECT_EQ(load_config(file).api.ticket_lifetime, std::chrono::seconds(600));
+    write_file(file, with_api_keys("session_ticket_seconds = 0\n"));
+    EXPECT_EQ(load_config(file).api.ticket_lifetime, std::chrono::seconds(0));
+    write_file(file, with_api_keys("session_ticket_seconds = 86401\n"));
+    EXPECT_THROW((void)load_config(file), ConfigError);
+    write_file(file, with_api_keys("session_ticket_seconds = -1\n"));
+    EXPECT_THROW((void)load_config(file), ConfigError);
+}
+
 // The answer deadline follows the HSM's call deadline unless set, and may
 // never be shorter than one call's.
 TEST(Config_Load, AnswerDeadlineOutlastsTheHsmCallDeadline) {

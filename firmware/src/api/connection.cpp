@@ -112,7 +112,7 @@ void Connection::on_handshake(error_code error, std::size_t /*bytes*/) {
         return;
     }
     m_role = *role;
-    m_state->authenticated(m_id);
+    m_state->authenticated(m_id, SSL_session_reused(m_stream.native_handle()) == 1);
     wait_for_request();
 }
 

@@ -177,6 +177,10 @@ std::uint64_t Server::evicted() const {
     return m_impl->state().evicted();
 }
 
+Server::Handshakes Server::handshakes() const {
+    return m_impl->state().handshakes();
+}
+
 std::size_t Server::stuck() const {
     return m_impl->state().stuck();
 }

@@ -101,7 +101,8 @@ bool ServerState::admit(const std::shared_ptr<Connection>& connection, std::uint
     return true;
 }
 
-void ServerState::authenticated(std::uint64_t id) {
+void ServerState::authenticated(std::uint64_t id, bool resumed) {
+    ++(resumed ? m_resumed_handshakes : m_full_handshakes);
     const std::lock_guard lock(m_mutex);
     m_in_handshake.erase(id);
 }

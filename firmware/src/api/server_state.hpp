@@ -60,8 +60,12 @@ class ServerState {
     // keep a portal that completes its handshake out.
     [[nodiscard]] bool admit(const std::shared_ptr<Connection>& connection, std::uint64_t id);
     [[nodiscard]] std::uint64_t evicted() const { return m_evicted; }
-    // The connection's client passed the handshake: it is no longer evicted.
-    void authenticated(std::uint64_t id);
+    // The connection's client passed the handshake, in full or resumed: it
+    // is no longer evicted.
+    void authenticated(std::uint64_t id, bool resumed);
+    [[nodiscard]] Server::Handshakes handshakes() const {
+        return {m_full_handshakes, m_resumed_handshakes};
+    }
     void forget(std::uint64_t id);
     [[nodiscard]] std::uint64_t next_id() { return m_next_id++; }
     // Marks the server stopped and hands back every live connection.
@@ -79,6 +83,8 @@ class ServerState {
     std::unordered_map<std::uint64_t, std::weak_ptr<Connection>> m_connections;
     std::set<std::uint64_t> m_in_handshake;  // ids of m_connections, oldest first
     std::atomic<std::uint64_t> m_evicted{0};
+    std::atomic<std::uint64_t> m_full_handshakes{0};
+    std::atomic<std::uint64_t> m_resumed_handshakes{0};
     Workers m_workers;
     Workers m_monitor_workers;
 };

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "api/session_tickets.hpp"
 #include "api/subject_name.hpp"
 
 namespace otpbox::api {
@@ -66,17 +67,24 @@ void set_protocols(SSL_CTX* ctx) {
     require(SSL_CTX_set1_sigalgs_list(ctx, kSignatureAlgorithms), "signature algorithms");
     require(SSL_CTX_set1_client_sigalgs_list(ctx, kSignatureAlgorithms),
             "client signature algorithms");
-    SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION |
-                                 SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_TICKET);
+    SSL_CTX_set_options(
+        ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
 }
 
-// No resumption at all: a resumed session would skip the allow-list check, so
-// a subject removed from the list could keep coming back on its old session.
-void disable_resumption(SSL_CTX* ctx) {
+// Resumption only through tickets sealed by this context's rotating keys,
+// and only for a client that would pass the handshake now
+// (api/session_tickets.hpp). There is no session cache on the server. A
+// lifetime of zero turns resumption off.
+void set_resumption(SSL_CTX* ctx, const TlsConfig& tls) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    require(SSL_CTX_set_num_tickets(ctx, 0), "no TLS 1.3 tickets");
     require(SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof(kSessionContext) - 1),
             "session id context");
+    if (tls.ticket_lifetime.count() > 0) {
+        enable_session_tickets(ctx, tls.ticket_lifetime, tls.clients);
+        return;
+    }
+    SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+    require(SSL_CTX_set_num_tickets(ctx, 0), "no TLS 1.3 tickets");
 }
 
 // OpenSSL compares the key with the certificate already in SSL_CTX_use_PrivateKey
@@ -161,10 +169,10 @@ std::unique_ptr<ssl::context> make_tls_context(const TlsConfig& tls) {
     SSL_CTX* ctx = context->native_handle();
     ERR_clear_error();
     set_protocols(ctx);
-    disable_resumption(ctx);
     load_identity(ctx, tls);
     load_client_trust(ctx, tls);
     require_allowed_subject(ctx, *context, tls.clients);
+    set_resumption(ctx, tls);
     return context;
 }
 

@@ -32,7 +32,8 @@ struct ApiConfig {
     std::filesystem::path crl_file;
     // [[api.clients]] followed by the entries of clients_file (when it exists).
     std::vector<api::AllowedClient> clients;
-    std::filesystem::path clients_file;  // empty: none
+    std::filesystem::path clients_file;          // empty: none
+    std::chrono::seconds ticket_lifetime{3600};  // zero: no session tickets
     unsigned threads = 4;
     api::ServerLimits limits;
 };

@@ -37,6 +37,10 @@ struct TlsConfig {
     std::shared_ptr<EVP_PKEY> key;
     std::optional<std::filesystem::path> crl_file;
     std::vector<AllowedClient> clients;
+    // How long a session ticket lets a client resume without a full
+    // handshake; its sealing key lives at most twice as long. Zero: no
+    // tickets, every connection makes a full handshake.
+    std::chrono::seconds ticket_lifetime{3600};
 };
 
 struct ServerLimits {
@@ -120,6 +124,13 @@ class Server {
     // Connections closed in their handshake to make room at max_connections,
     // since the start.
     [[nodiscard]] std::uint64_t evicted() const;
+    // Handshakes that let a client in since the start: in full, and resumed
+    // from a session ticket.
+    struct Handshakes {
+        std::uint64_t full = 0;
+        std::uint64_t resumed = 0;
+    };
+    [[nodiscard]] Handshakes handshakes() const;
     // Handlers abandoned at their deadline that have not returned yet. While
     // there are any, whatever they use must stay alive.
     [[nodiscard]] std::size_t stuck() const;

@@ -1,0 +1,36 @@
+#pragma once
+
+// One otpboxd per database. A second daemon on the same configuration would
+// drive the same modems over the same serial lines, interleaving their AT
+// commands, and run a second API and audit anchor beside the first.
+
+#include <filesystem>
+#include <stdexcept>
+
+namespace otpbox::firmware::detail {
+
+class InstanceLockError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+// An exclusive flock(2) on a file beside the database, held until
+// destruction (and by the kernel until the process ends, however it ends).
+// The file keeps the holder's pid, for the message a second daemon gets.
+class InstanceLock {
+  public:
+    // Throws InstanceLockError naming the holder's pid when another process
+    // holds the lock, or the file and the reason when it cannot be made.
+    explicit InstanceLock(const std::filesystem::path& file);
+    ~InstanceLock();
+    InstanceLock(const InstanceLock&) = delete;
+    InstanceLock& operator=(const InstanceLock&) = delete;
+
+    // The lock file of the daemon whose database this is.
+    [[nodiscard]] static std::filesystem::path beside(const std::filesystem::path& database);
+
+  private:
+    int m_fd = -1;
+};
+
+}  // namespace otpbox::firmware::detail
