@@ -8,6 +8,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/json.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -169,6 +170,7 @@ class Daemon::Impl {
     void log_modem_changes();
     void log_key_versions();
     void log_evictions();
+    void log_refused_handshakes();
     void log_stuck_requests();
     void log_sync_failure();
     void log_hsm_state();
@@ -207,6 +209,7 @@ class Daemon::Impl {
     std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
     std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
     std::uint64_t m_evicted_logged = 0;  // evictions counted in the log
+    std::uint64_t m_refused_logged = 0;  // refused handshakes counted in the log
     std::size_t m_stuck_logged = 0;      // stuck requests as last logged
     std::string m_hsm_state = "ok";      // as last logged
     bool m_sync_failure_logged = false;
@@ -467,6 +470,7 @@ void Daemon::Impl::poll_serving() {
     log_modem_changes();
     log_key_versions();
     log_evictions();
+    log_refused_handshakes();
     log_stuck_requests();
     restart_modems_if_pins_changed();
 }
@@ -479,6 +483,21 @@ void Daemon::Impl::log_evictions() {
         spdlog::warn("event=connections_evicted count={} total={} reason=max_connections",
                      evicted - m_evicted_logged, evicted);
         m_evicted_logged = evicted;
+    }
+}
+
+// Clients refused in the handshake (no certificate, another CA, a subject
+// off the list, an old protocol): one INFO line a poll while they come, with
+// the last one's reason, so that an operator can tell why a portal does not
+// get in without a line per attempt of a scanner.
+void Daemon::Impl::log_refused_handshakes() {
+    const auto handshakes = m_serving->server->handshakes();
+    if (handshakes.refused > m_refused_logged) {
+        auto reason = handshakes.last_refusal;
+        std::replace(reason.begin(), reason.end(), '"', '\'');
+        spdlog::info("event=handshakes_refused count={} total={} last_reason=\"{}\"",
+                     handshakes.refused - m_refused_logged, handshakes.refused, reason);
+        m_refused_logged = handshakes.refused;
     }
 }
 
@@ -777,10 +796,12 @@ std::string Daemon::Impl::metrics() {
                       static_cast<double>(m_serving->server->evicted()));
         const auto handshakes = m_serving->server->handshakes();
         append_metric(out, "otpbox_tls_handshakes_total",
-                      "handshakes that let a client in, full or resumed from a session ticket",
-                      "counter", "kind=\"full\"", static_cast<double>(handshakes.full));
+                      "handshakes: full or resumed from a session ticket, or refused", "counter",
+                      "kind=\"full\"", static_cast<double>(handshakes.full));
         append_metric(out, "otpbox_tls_handshakes_total", "", "counter", "kind=\"resumed\"",
                       static_cast<double>(handshakes.resumed));
+        append_metric(out, "otpbox_tls_handshakes_total", "", "counter", "kind=\"refused\"",
+                      static_cast<double>(handshakes.refused));
         append_metric(out, "otpbox_requests_stuck",
                       "requests answered 503 at their deadline whose handlers still wait", "gauge",
                       "", static_cast<double>(m_serving->server->stuck()));

@@ -15,6 +15,8 @@
 namespace otpbox::e2e {
 namespace {
 
+using namespace std::chrono_literals;
+
 // What a client certificate of the development CA carries (provisioning's
 // leaf profile), for one whose subject is not on the allow-list.
 constexpr const char* kClientExtensions =
@@ -127,6 +129,41 @@ TEST_F(TlsTools, IntrudersCertificateGetsUnknownCa) {
             << protocol << "\n"
             << result.output;
     }
+}
+
+// curl sends its request as soon as its side of a TLS 1.3 handshake is done,
+// before the server has checked its certificate. The refusal's alert must
+// still reach it, not a reset for the unread request; and the operator sees
+// the refusals in the log and the metrics.
+TEST_F(TlsTools, CurlSeesTheAlertAndTheDaemonCountsTheRefusals) {
+    const auto curl = [](const std::string& certificate) {
+        std::string command = "curl -sS --max-time 15 --cacert '" + pki("ca.pem") + "' ";
+        if (!certificate.empty()) {
+            command += "--cert '" + pki(certificate + ".crt") + "' --key '" +
+                       pki(certificate + ".key") + "' ";
+        }
+        return test::run_command(command + "https://localhost:" + std::to_string(instance->port) +
+                                 "/v1/health 2>&1");
+    };
+    constexpr int kRounds = 5;
+    for (int round = 0; round < kRounds; ++round) {
+        const auto none = curl("");
+        EXPECT_NE(none.output.find("alert certificate required"), std::string::npos) << none.output;
+        const auto intruder = curl("intruder");
+        EXPECT_NE(intruder.output.find("alert unknown ca"), std::string::npos) << intruder.output;
+    }
+
+    EXPECT_TRUE(test::wait_until(
+        [] {
+            return test::read_file(instance->daemon_log()).find("event=handshakes_refused") !=
+                   std::string::npos;
+        },
+        5s));
+    const auto metrics = instance->call("GET", "/metrics", std::nullopt, "monitor");
+    const std::string name = "otpbox_tls_handshakes_total{kind=\"refused\"} ";
+    const auto at = metrics.body.find(name);
+    ASSERT_NE(at, std::string::npos) << metrics.body;
+    EXPECT_GE(std::stod(metrics.body.substr(at + name.size())), 2 * kRounds);
 }
 
 TEST_F(TlsTools, SubjectOffTheAllowListGetsBadCertificate) {

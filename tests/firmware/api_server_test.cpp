@@ -353,6 +353,20 @@ TEST_F(ApiServerTest, NoClientCertificateFailsHandshake) {
     EXPECT_EQ(m_calls, 0);
 }
 
+// The refusals are counted, with OpenSSL's reason for the last one; a
+// client that got in is not.
+TEST_F(ApiServerTest, RefusedHandshakesAreCountedWithTheLastReason) {
+    start_server();
+    EXPECT_NE(curl("", "").exit, 0);
+    EXPECT_NE(curl("intruder", "").exit, 0);
+    EXPECT_EQ(curl("portal", "").status, 200u);
+    ASSERT_TRUE(wait_until([&] { return m_server->handshakes().refused == 2; }, 5s));
+    const auto handshakes = m_server->handshakes();
+    EXPECT_EQ(handshakes.full, 1u);
+    EXPECT_NE(handshakes.last_refusal.find("certificate verify failed"), std::string::npos)
+        << handshakes.last_refusal;
+}
+
 TEST_F(ApiServerTest, UnlistedSubjectOfTrustedCaFailsHandshake) {
     start_server();
     EXPECT_NE(curl("stranger", "").exit, 0);

@@ -98,6 +98,12 @@ void Connection::handshake() {
 
 void Connection::on_handshake(error_code error, std::size_t /*bytes*/) {
     if (error) {
+        // OpenSSL's own errors are refusals it sent an alert for; a timeout
+        // or a peer that went away needs nothing more.
+        if (error.category() == net::error::get_ssl_category()) {
+            m_state->refused_handshake(error.message());
+            end_refused_handshake();
+        }
         return;
     }
     // The verify callback already refused unlisted subjects; this looks the
@@ -393,10 +399,24 @@ void Connection::linger() {
     discard_more();
 }
 
+// A client that finished its part of the handshake (in TLS 1.3, before the
+// server has checked its certificate) already sends its request; closing
+// with that unread makes the kernel answer with a reset, which can destroy
+// the alert before the client reads it. So the server ends its side after
+// the alert and reads away what comes, as after a refused request.
+void Connection::end_refused_handshake() {
+    m_stream.shutdown_send();
+    m_tls_over = true;
+    linger();
+}
+
 void Connection::discard_more() {
-    m_stream.async_read_some(
-        net::buffer(*m_discard),
-        beast::bind_front_handler(&Connection::on_discarded, shared_from_this()));
+    auto done = beast::bind_front_handler(&Connection::on_discarded, shared_from_this());
+    if (m_tls_over) {
+        m_stream.async_read_raw(net::buffer(*m_discard), std::move(done));
+        return;
+    }
+    m_stream.async_read_some(net::buffer(*m_discard), std::move(done));
 }
 
 void Connection::on_discarded(error_code error, std::size_t bytes) {

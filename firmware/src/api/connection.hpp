@@ -61,6 +61,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void on_sent(bool keep_alive, error_code error, std::size_t bytes);
     void shut_down();
     void linger();
+    // After a handshake refused with an alert.
+    void end_refused_handshake();
     void discard_more();
     void on_discarded(error_code error, std::size_t bytes);
     [[nodiscard]] Request make_request() const;
@@ -80,6 +82,7 @@ class Connection : public std::enable_shared_from_this<Connection> {
     std::optional<boost::beast::http::response<boost::beast::http::empty_body>> m_continue;
     std::unique_ptr<std::array<char, 4096>> m_discard;  // only while lingering
     std::size_t m_discarded = 0;
+    bool m_tls_over = false;  // the linger reads the socket, not TLS
     std::string m_subject;
     Role m_role = Role::portal;
     bool m_first_request = true;

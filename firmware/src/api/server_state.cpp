@@ -107,6 +107,17 @@ void ServerState::authenticated(std::uint64_t id, bool resumed) {
     m_in_handshake.erase(id);
 }
 
+void ServerState::refused_handshake(std::string reason) {
+    const std::lock_guard lock(m_refused_mutex);
+    ++m_refused_handshakes;
+    m_last_refusal = std::move(reason);
+}
+
+Server::Handshakes ServerState::handshakes() const {
+    const std::lock_guard lock(m_refused_mutex);
+    return {m_full_handshakes, m_resumed_handshakes, m_refused_handshakes, m_last_refusal};
+}
+
 void ServerState::forget(std::uint64_t id) {
     const std::lock_guard lock(m_mutex);
     m_connections.erase(id);

@@ -7,6 +7,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <string>
 #include <string_view>
 #include <thread>
 #include <unordered_map>
@@ -63,9 +64,9 @@ class ServerState {
     // The connection's client passed the handshake, in full or resumed: it
     // is no longer evicted.
     void authenticated(std::uint64_t id, bool resumed);
-    [[nodiscard]] Server::Handshakes handshakes() const {
-        return {m_full_handshakes, m_resumed_handshakes};
-    }
+    // A handshake failed with an alert: counted, with its reason kept.
+    void refused_handshake(std::string reason);
+    [[nodiscard]] Server::Handshakes handshakes() const;
     void forget(std::uint64_t id);
     [[nodiscard]] std::uint64_t next_id() { return m_next_id++; }
     // Marks the server stopped and hands back every live connection.
@@ -85,6 +86,9 @@ class ServerState {
     std::atomic<std::uint64_t> m_evicted{0};
     std::atomic<std::uint64_t> m_full_handshakes{0};
     std::atomic<std::uint64_t> m_resumed_handshakes{0};
+    mutable std::mutex m_refused_mutex;
+    std::uint64_t m_refused_handshakes = 0;
+    std::string m_last_refusal;
     Workers m_workers;
     Workers m_monitor_workers;
 };

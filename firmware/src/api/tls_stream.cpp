@@ -165,6 +165,29 @@ TlsStream::Progress TlsStream::shutdown_step() {
     });
 }
 
+TlsStream::Progress TlsStream::raw_read_step(net::mutable_buffer buffer) {
+    if (!m_core->socket.is_open()) {
+        return {Want::nothing, net::error::bad_descriptor, 0};
+    }
+    const auto got =
+        ::recv(m_core->socket.native_handle(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (got > 0) {
+        return {Want::nothing, {}, static_cast<std::size_t>(got)};
+    }
+    if (got == 0) {
+        return {Want::nothing, net::error::eof, 0};
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) {
+        return {Want::read, {}, 0};
+    }
+    return {Want::nothing, error_code(errno, boost::system::system_category()), 0};
+}
+
+void TlsStream::shutdown_send() {
+    error_code ignored;
+    m_core->socket.shutdown(tcp::socket::shutdown_send, ignored);
+}
+
 // The errors are those of Asio's ssl::stream, which Beast's HTTP reads
 // understand: the peer's close_notify is end of file, a close without it a
 // truncated stream.

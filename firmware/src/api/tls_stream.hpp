@@ -64,6 +64,15 @@ class TlsStream {
             std::forward<Token>(token));
     }
 
+    // After a handshake that failed with an alert: TLS is over, so this
+    // reads the socket itself, and the bytes are not TLS records any more.
+    template <typename Token>
+    auto async_read_raw(boost::asio::mutable_buffer buffer, Token&& token) {
+        return run([this, buffer] { return raw_read_step(buffer); }, std::forward<Token>(token));
+    }
+    // Ends the sending side of TCP (a FIN after whatever was written).
+    void shutdown_send();
+
     template <typename MutableBuffers, typename Token>
     auto async_read_some(const MutableBuffers& buffers, Token&& token) {
         const auto buffer = first_nonempty(boost::asio::buffer_sequence_begin(buffers),
@@ -137,6 +146,7 @@ class TlsStream {
     [[nodiscard]] Progress read_step(boost::asio::mutable_buffer buffer);
     [[nodiscard]] Progress write_step(boost::asio::const_buffer buffer);
     [[nodiscard]] Progress shutdown_step();
+    [[nodiscard]] Progress raw_read_step(boost::asio::mutable_buffer buffer);
     [[nodiscard]] Progress outcome(int result, std::size_t bytes);
     void arm_deadline();
     [[nodiscard]] error_code end_wait(error_code error);

@@ -124,11 +124,15 @@ class Server {
     // Connections closed in their handshake to make room at max_connections,
     // since the start.
     [[nodiscard]] std::uint64_t evicted() const;
-    // Handshakes that let a client in since the start: in full, and resumed
-    // from a session ticket.
+    // Handshakes since the start: those that let a client in, in full and
+    // resumed from a session ticket, and those refused with a TLS alert (no
+    // client certificate, an unknown CA, an unlisted subject, a protocol or
+    // suite outside the list), with OpenSSL's reason for the last refusal.
     struct Handshakes {
         std::uint64_t full = 0;
         std::uint64_t resumed = 0;
+        std::uint64_t refused = 0;
+        std::string last_refusal;
     };
     [[nodiscard]] Handshakes handshakes() const;
     // Handlers abandoned at their deadline that have not returned yet. While
