@@ -18,6 +18,7 @@
 #include <optional>
 #include <set>
 #include <string_view>
+#include <system_error>
 #include <thread>
 
 #include "file_stamp.hpp"
@@ -161,6 +162,7 @@ class Daemon::Impl {
     void reread_config();
     void try_start();
     void report_missing(const std::vector<std::string>& missing);
+    void report_api_error(const std::string& error);
     void start_serving();
     std::unique_ptr<Serving> make_serving();
     std::vector<gsm::ModemConfig> modems_with_stored_pins(Serving& serving);
@@ -205,6 +207,7 @@ class Daemon::Impl {
     std::unique_ptr<Serving> m_serving;
     Metrics m_metrics;
     std::set<std::string> m_reported_missing;
+    std::string m_api_error;  // why a provisioned daemon could not start its API, as logged
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
     std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
     std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
@@ -314,26 +317,39 @@ void Daemon::Impl::try_start() {
         try {
             start_serving();
             m_fingerprint = stamps_for(std::move(seen), *m_config);
+            m_api_error.clear();
             return;
+        } catch (const std::system_error& error) {
+            // The port in use, or an address this machine does not have: the
+            // appliance is provisioned, its surroundings are not ready.
+            report_api_error(error.what());
         } catch (const std::exception& error) {
-            // A certificate that does not fit the key, a port in use: waiting
-            // and a console step may fix these, so the daemon stays up.
+            // A certificate that does not fit the key: a console step fixes
+            // it, so the daemon stays up.
             missing.push_back(std::string("a working API: ") + error.what());
         }
     }
     report_missing(missing);
 }
 
+// Logged when it changes; tried again at every poll.
+void Daemon::Impl::report_api_error(const std::string& error) {
+    if (error != m_api_error) {
+        spdlog::warn("event=api_not_started error=\"{}\" retry=every_poll", error);
+        m_api_error = error;
+    }
+}
+
 void Daemon::Impl::report_missing(const std::vector<std::string>& missing) {
     const std::set<std::string> now_missing(missing.begin(), missing.end());
-    if (now_missing != m_reported_missing) {
+    if (now_missing != m_reported_missing && !now_missing.empty()) {
         std::string list;
         for (const auto& part : missing) {
             list += (list.empty() ? "" : "; ") + part;
         }
         spdlog::warn("event=unprovisioned missing=\"{}\"", list);
-        m_reported_missing = now_missing;
     }
+    m_reported_missing = now_missing;
 }
 
 void Daemon::Impl::start_serving() {
@@ -434,6 +450,9 @@ void Daemon::Impl::write_status() {
         boost::json::object status{{"provisioned", m_serving != nullptr},
                                    {"missing", m_serving ? boost::json::array{} : missing},
                                    {"health", std::move(report.body)}};
+        if (!m_serving && !m_api_error.empty()) {
+            status["api_error"] = m_api_error;
+        }
         write_status_file(status_file_for(m_config->file), status);
     } catch (const std::exception& error) {
         warn_once("status_file", error);

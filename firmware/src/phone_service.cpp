@@ -13,7 +13,9 @@ std::string PhoneService::register_number(const std::string& user, const std::st
                                           const std::string& actor) {
     const auto e164 = gsm::normalize_number(input, m_context.config.sms.default_country);
     if (!e164) {
-        throw Refused(Reason::invalid_number, "not a phone number");
+        throw Refused(Reason::invalid_number,
+                      "not a phone number: write it with +, 00 or the 0 of its area code in "
+                      "front, and at most 15 digits");
     }
     if (!gsm::country_allowed(*e164, m_context.config.sms.allowed_countries)) {
         throw Refused(Reason::country_not_allowed,

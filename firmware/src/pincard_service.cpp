@@ -1,5 +1,7 @@
 #include "otpbox/firmware/pincard_service.hpp"
 
+#include <string_view>
+
 #include "otpbox/firmware/audit_log.hpp"
 #include "otpbox/firmware/refusal.hpp"
 #include "otpbox/firmware/users.hpp"
@@ -117,7 +119,9 @@ std::string PincardService::change_state(const std::string& serial, const std::s
         const auto pseudonym = m_context.secrets.pseudonym(user);
         if (next.empty()) {
             const auto done = action + (action.back() == 'e' ? "d" : "ed");
-            throw Refused(Reason::invalid_state, "a " + state + " card cannot be " + done);
+            const bool vowel = std::string_view("aeiou").find(state.front()) != std::string::npos;
+            throw Refused(Reason::invalid_state,
+                          (vowel ? "an " : "a ") + state + " card cannot be " + done);
         }
         m_context.database
             .prepare(

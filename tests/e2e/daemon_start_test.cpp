@@ -3,9 +3,13 @@
 // without a restart.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "dev_instance.hpp"
+#include "otpbox/firmware/status_file.hpp"
 
 namespace otpbox::e2e {
 namespace {
@@ -103,6 +107,40 @@ TEST_F(DaemonStart, UnprovisionedServesNothingThenServesWithoutRestart) {
     EXPECT_TRUE(
         test::wait_until([&] { return dev.call("GET", "/v1/health").status == 200; }, 20s, 200ms));
     EXPECT_TRUE(daemon.running());
+    EXPECT_EQ(daemon.stop(), 0);
+}
+
+// A port held by another program is not a provisioning step: the daemon
+// says the API could not start and why, tries again every poll, and serves
+// once the port is free.
+TEST_F(DaemonStart, PortInUseIsNamedAndTheApiStartsOnceItIsFree) {
+    // Close-on-exec: otpboxd must not inherit it and keep the port.
+    const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(dev.port);
+    ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    ASSERT_EQ(::listen(holder, 1), 0);
+
+    test::ChildProcess daemon(
+        {test::program_path("otpboxd").string(), "--config", (dev.root() / "otpbox.toml").string()},
+        {}, log());
+    ASSERT_TRUE(test::wait_until(
+        [&] { return test::read_file(log()).find("event=api_not_started") != std::string::npos; },
+        20s))
+        << test::read_file(log());
+    const auto text = test::read_file(log());
+    EXPECT_NE(text.find("Address already in use"), std::string::npos) << text;
+    EXPECT_EQ(text.find("unprovisioned"), std::string::npos) << text;
+    const auto status_file = firmware::status_file_for(dev.root() / "otpbox.toml");
+    EXPECT_TRUE(test::wait_until(
+        [&] { return test::read_file(status_file).find("\"api_error\"") != std::string::npos; },
+        5s));
+
+    ::close(holder);
+    EXPECT_TRUE(
+        test::wait_until([&] { return dev.call("GET", "/v1/health").status == 200; }, 20s, 200ms));
     EXPECT_EQ(daemon.stop(), 0);
 }
 

@@ -280,6 +280,13 @@ TEST(Pincard_Lifecycle, UnblockReturnsAnActiveCardToActive) {
     f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge), kActor);
     EXPECT_EQ(f.cards->block(card.serial, "", kActor), "blocked");
     EXPECT_EQ(f.cards->unblock(card.serial, kActor), "active");
+    try {
+        (void)f.cards->unblock(card.serial, kActor);
+        FAIL() << "an active card was unblocked";
+    } catch (const Refused& refused) {
+        EXPECT_EQ(refused.reason(), Reason::invalid_state);
+        EXPECT_STREQ(refused.what(), "an active card cannot be unblocked");
+    }
 }
 
 TEST(Pincard_Login, BlockedCardIsNotAskedAndNotAccepted) {

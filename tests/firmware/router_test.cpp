@@ -155,6 +155,9 @@ TEST_F(RouterTest, CardCallsAnswerAsTheContractSays) {
               "a blocked card cannot be blocked");
     answer = call(verb::post, "/v1/pincards/" + serial + "/unblock");
     EXPECT_EQ(boost::json::parse(answer.body).at("state").as_string(), "pending");
+    answer = call(verb::post, "/v1/pincards/" + serial + "/unblock");
+    EXPECT_EQ(boost::json::parse(answer.body).at("message").as_string(),
+              "a pending card cannot be unblocked");
     answer = call(verb::post, "/v1/pincards/unknown-serial/revoke");
     EXPECT_EQ(answer.status, 404u);
     EXPECT_EQ(error_of(answer), "unknown_card");

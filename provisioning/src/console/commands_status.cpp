@@ -89,10 +89,19 @@ void Console::status(std::span<const std::string>) {
         const auto* provisioned = daemon->body.if_contains("provisioned");
         const bool serving =
             provisioned != nullptr && provisioned->is_bool() && provisioned->as_bool();
+        const auto* missing = daemon->body.if_contains("missing");
+        const bool complete =
+            missing == nullptr || !missing->is_array() || missing->as_array().empty();
+        const auto* api_error = daemon->body.if_contains("api_error");
+        // Provisioned, but the API could not start (its port in use).
+        const bool held_up = !serving && complete && api_error != nullptr;
         say(padded("Daemon") + "running, pid " + text_of(daemon->body.if_contains("pid")) +
-            (serving ? ", serving the API\n" : ", NOT PROVISIONED\n"));
-        if (const auto* missing = daemon->body.if_contains("missing");
-            missing != nullptr && missing->is_array()) {
+            (serving ? ", serving the API\n"
+                     : (held_up ? ", NOT SERVING THE API\n" : ", NOT PROVISIONED\n")));
+        if (held_up) {
+            say(wrapped("  API", text_of(api_error)));
+        }
+        if (!complete) {
             for (const auto& part : missing->as_array()) {
                 say(wrapped("  missing", text_of(&part)));
             }
