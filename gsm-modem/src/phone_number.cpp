@@ -83,7 +83,13 @@ constexpr std::string_view kTwoDigitCodes[] = {
     if (digits.empty() || digits.size() > kMaxE164Digits || digits.front() == '0') {
         return false;
     }
-    const auto national = digits.substr(country_code_length(digits));
+    // Fewer digits than the country code has ("+4", "0042") leave no
+    // national number at all.
+    const auto code_length = country_code_length(digits);
+    if (digits.size() <= code_length) {
+        return false;
+    }
+    const auto national = digits.substr(code_length);
     return national.size() >= kMinNationalDigits && !national.starts_with('0');
 }
 

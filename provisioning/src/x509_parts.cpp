@@ -12,17 +12,46 @@ namespace otpbox::provisioning::detail {
 
 namespace {
 
-std::vector<std::string_view> split(std::string_view text, char separator) {
+// The attributes of an RFC 2253 name as written: split at the commas that
+// are not escaped, since "\," belongs to a value (RFC 2253 section 2.4).
+std::vector<std::string_view> split_attributes(std::string_view text) {
     std::vector<std::string_view> parts;
     std::size_t start = 0;
-    while (true) {
-        const auto end = text.find(separator, start);
-        parts.push_back(text.substr(start, end - start));
-        if (end == std::string_view::npos) {
-            return parts;
+    for (std::size_t i = 0; i < text.size(); ++i) {
+        if (text[i] == '\\') {
+            ++i;  // the escaped character is never a separator
+        } else if (text[i] == ',') {
+            parts.push_back(text.substr(start, i - start));
+            start = i + 1;
         }
-        start = end + 1;
     }
+    parts.push_back(text.substr(start));
+    return parts;
+}
+
+bool is_hex_digit(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// RFC 2253 section 2.4: a backslash stands before a special character that
+// is meant literally, or before the two hex digits of one byte ("\C3\84").
+std::string unescape_value(std::string_view value) {
+    std::string out;
+    for (std::size_t i = 0; i < value.size(); ++i) {
+        if (value[i] != '\\') {
+            out.push_back(value[i]);
+        } else if (i + 1 == value.size()) {
+            throw PkiError("subject value ends in a lone backslash: " + std::string(value));
+        } else if (i + 2 < value.size() && is_hex_digit(value[i + 1]) &&
+                   is_hex_digit(value[i + 2])) {
+            out.push_back(
+                static_cast<char>(std::stoi(std::string(value.substr(i + 1, 2)), nullptr, 16)));
+            i += 2;
+        } else {
+            out.push_back(value[++i]);
+        }
+    }
+    return out;
 }
 
 std::string bio_text(BIO* bio) {
@@ -54,14 +83,14 @@ PkeyPtr generate_p256_key() {
 X509NamePtr parse_subject(std::string_view subject) {
     X509NamePtr name(X509_NAME_new());
     check(name != nullptr, "X509_NAME_new");
-    const auto attributes = split(subject, ',');
+    const auto attributes = split_attributes(subject);
     for (auto it = attributes.rbegin(); it != attributes.rend(); ++it) {
         const auto equals = it->find('=');
         if (equals == std::string_view::npos || equals == 0) {
             throw PkiError("subject attribute without a value: " + std::string(*it));
         }
         const std::string type(it->substr(0, equals));
-        const std::string value(it->substr(equals + 1));
+        const std::string value = unescape_value(it->substr(equals + 1));
         check(X509_NAME_add_entry_by_txt(name.get(), type.c_str(), MBSTRING_UTF8,
                                          reinterpret_cast<const unsigned char*>(value.c_str()), -1,
                                          -1, 0) == 1,

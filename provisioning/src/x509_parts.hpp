@@ -15,8 +15,9 @@ namespace otpbox::provisioning::detail {
 
 // "CN=otpbox-portal,O=otpbox development" as an X509_NAME. RFC 2253 lists the
 // most specific attribute first, so the attributes go into the name in the
-// reverse order. Escaped commas and multi-valued RDNs are not supported: the
-// appliance's subjects need neither.
+// reverse order. Escapes are taken as RFC 2253 2.4 has them ("CN=Meier\, Dr."
+// and "O=\C3\84rzte"), since a portal's subject may need them; multi-valued
+// RDNs ("CN=a+UID=b") are not supported: "+" stays part of the value.
 [[nodiscard]] X509NamePtr parse_subject(std::string_view subject);
 
 // An extension from its OpenSSL configuration text ("critical,CA:TRUE"),

@@ -632,6 +632,20 @@ TEST_F(ApiServerTest, ContentLengthWithChunkedIs400) {
     EXPECT_EQ(m_calls, 0);
 }
 
+// RFC 9112 section 6.1: an HTTP/1.0 message with Transfer-Encoding has faulty
+// framing; it reaches no handler, and the request behind it is not read.
+TEST_F(ApiServerTest, Http10WithTransferEncodingIs400ThenClose) {
+    start_server();
+    const auto output = raw_tls_exchange(
+        "POST /echo HTTP/1.0\\r\\nHost: localhost\\r\\nConnection: keep-alive\\r\\n"
+        "Transfer-Encoding: chunked\\r\\n\\r\\n4\\r\\nbody\\r\\n0\\r\\n\\r\\n"
+        "GET /echo HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n");
+    EXPECT_EQ(output.rfind("HTTP/1.0 400 Bad Request\r\n", 0), 0u) << output;
+    EXPECT_NE(output.find("\"error\":\"bad_request\""), std::string::npos) << output;
+    // Neither the refused request nor the one behind it reached the handler.
+    EXPECT_EQ(m_calls, 0);
+}
+
 TEST_F(ApiServerTest, HeadersTheServerDoesNotServeAreRefusedBeforeTheHandler) {
     struct Case {
         const char* headers;

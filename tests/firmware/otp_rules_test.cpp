@@ -38,6 +38,18 @@ TEST(Phone_Register, NormalisesMasksAndRefusesGarbage) {
     EXPECT_EQ(refusal_of([&] { (void)f.phones->masked("alice"); }), Reason::no_phone);
 }
 
+// The API answered these with 500: the number ends inside its country code.
+TEST(Phone_Register, ANumberShorterThanItsCountryCodeIsInvalid) {
+    ServiceFixture f;
+    (void)f.phones->register_number("alice", "0170 1234567", kActor);
+    for (const char* number : {"+4", "+42", "0042"}) {
+        EXPECT_EQ(refusal_of([&] { (void)f.phones->register_number("alice", number, kActor); }),
+                  Reason::invalid_number)
+            << number;
+    }
+    EXPECT_EQ(f.phones->masked("alice"), "+49 170 ****567");
+}
+
 TEST(Phone_Register, NumberIsNotStoredInClear) {
     ServiceFixture f;
     (void)f.phones->register_number("alice", "0170 1234567", kActor);

@@ -31,6 +31,14 @@ TEST(PhoneNumber_Normalize, RefusesWhatIsNoPhoneNumber) {
     }
 }
 
+// A number that ends inside its country code was once cut past its end,
+// which threw instead of refusing (the API answered 500, the console "Failed").
+TEST(PhoneNumber_Normalize, RefusesANumberShorterThanItsCountryCode) {
+    for (const char* input : {"+4", "+42", "0042", "004", "+35", "+1", "+7", "+49"}) {
+        EXPECT_NO_THROW(EXPECT_EQ(normalize_number(input), std::nullopt) << '"' << input << '"');
+    }
+}
+
 TEST(PhoneNumber_Normalize, FifteenDigitsIsTheE164Limit) {
     EXPECT_EQ(normalize_number("+491701234567890"), "+491701234567890");
     EXPECT_EQ(normalize_number("+4917012345678901"), std::nullopt);

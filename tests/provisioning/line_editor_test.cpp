@@ -73,5 +73,43 @@ TEST(LineEditor_Utf8, ACharacterThatDoesNotFitIsNotSplit) {
     EXPECT_TRUE(editor.overflowed());
 }
 
+// A lone Esc (a technician's reflex to get out) must not eat the key after
+// it: Enter still ends the line, Ctrl-C still cancels it.
+LineEvent feed_all(LineEditor& editor, std::string_view bytes) {
+    std::string echo;
+    auto event = LineEvent::none;
+    for (const char byte : bytes) {
+        event = editor.feed(byte, echo);
+    }
+    return event;
+}
+
+TEST(LineEditor_Escape, EnterAfterALoneEscEndsTheLine) {
+    LineEditor editor(64);
+    editor.start(false);
+    EXPECT_EQ(feed_all(editor, "status\x1B\r"), LineEvent::line);
+    EXPECT_EQ(editor.line(), "status");
+}
+
+TEST(LineEditor_Escape, CtrlCAfterALoneEscCancelsTheLine) {
+    LineEditor editor(64);
+    editor.start(false);
+    EXPECT_EQ(feed_all(editor, "pincard revoke X\x1B\x03"), LineEvent::cancelled);
+}
+
+TEST(LineEditor_Escape, ControlBytesBreakOffAnUnfinishedSequence) {
+    LineEditor editor(64);
+    editor.start(false);
+    EXPECT_EQ(feed_all(editor, "ab\x1BO\r"), LineEvent::line);
+    editor.start(false);
+    EXPECT_EQ(feed_all(editor, "ab\x1B[1;\x03"), LineEvent::cancelled);
+}
+
+TEST(LineEditor_Escape, SequencesAreStillDroppedWhole) {
+    // Arrow keys (CSI and SS3 forms), a CSI with parameters, Alt+x, and an
+    // ESC that begins a new sequence inside another.
+    EXPECT_EQ(type("a\x1B[Ab\x1BOBc\x1B[1;5Dd\x1Bxe\x1B\x1B[Cf").line, "abcdef");
+}
+
 }  // namespace
 }  // namespace otpbox::provisioning::console

@@ -38,6 +38,11 @@ struct HeaderProblem {
 // What a complete header asks that this server does not do.
 std::optional<HeaderProblem> header_problem(
     const http::request_parser<http::string_body>::value_type& header) {
+    // RFC 9112 section 6.1: HTTP/1.0 has no transfer codings, so such a
+    // message's framing is faulty and its connection must not carry another.
+    if (header.version() < 11 && header.count(http::field::transfer_encoding) > 0) {
+        return HeaderProblem{400, "bad_request", "Transfer-Encoding is not allowed in HTTP/1.0"};
+    }
     // RFC 9112 section 6.1: a transfer coding the server does not understand
     // gets 501; only "chunked" (alone) is understood here.
     const auto [first, last] = header.equal_range(http::field::transfer_encoding);

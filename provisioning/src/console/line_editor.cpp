@@ -146,8 +146,15 @@ void LineEditor::append(char byte, std::string& echo) {
 }
 
 // ESC [ ... final byte (0x40-0x7E), ESC O x, or ESC x: taken whole and dropped.
+// A control byte breaks a sequence off and keeps its own meaning, as on a VT
+// terminal: Enter or Ctrl-C typed after a lone Esc still ends or cancels the
+// line, and another ESC begins a new sequence.
 bool LineEditor::skip_escape(char byte) {
     const auto value = static_cast<unsigned char>(byte);
+    if (m_escape != Escape::none && value < 0x20) {
+        m_escape = byte == kEscape ? Escape::started : Escape::none;
+        return byte == kEscape;
+    }
     switch (m_escape) {
         case Escape::none:
             if (byte == kEscape) {
@@ -161,7 +168,7 @@ bool LineEditor::skip_escape(char byte) {
         case Escape::csi:
             if (value >= 0x40 && value <= 0x7E) {
                 m_escape = Escape::none;
-            } else if (value < 0x20 || value > 0x7E) {
+            } else if (value > 0x7E) {
                 m_escape = Escape::none;
                 return false;
             }
