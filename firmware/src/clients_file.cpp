@@ -21,7 +21,7 @@ constexpr mode_t kFileMode = 0644;  // subjects and roles are not secret
 
 constexpr std::string_view kHeader =
     "# API clients allowed besides [[api.clients]] of the configuration.\n"
-    "# Written by otpbox's write_clients_file; otpboxd rereads it while it runs.\n"
+    "# Kept by the technician console (tls allow, tls deny); otpboxd rereads it while it runs.\n"
     "# subject: RFC 2253 form (openssl x509 -noout -subject -nameopt RFC2253)\n"
     "# role: \"portal\" (every call) or \"monitor\" (health and metrics)\n\n";
 

@@ -8,6 +8,7 @@
 #include <optional>
 #include <vector>
 
+#include "json_keys.hpp"
 #include "otpbox/firmware/refusal.hpp"
 #include "otpbox/firmware/time_format.hpp"
 #include "otpbox/hsm/error.hpp"
@@ -92,6 +93,9 @@ json::object body_object(const api::Request& request, bool body_required) {
     }
     if (!value.is_object()) {
         throw Refused(Reason::invalid_request, "the body must be a JSON object");
+    }
+    if (detail::has_duplicate_keys(request.body)) {
+        throw Refused(Reason::invalid_request, "the body names a field twice");
     }
     return std::move(value.as_object());
 }

@@ -170,6 +170,8 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
     screen.mark();
     screen.line("modem test +491701234567");
     ASSERT_TRUE(screen.expect("sent by modem0", 60s)) << screen.since_mark();
+    // The simulator sends a delivery report, and the console waits for it.
+    EXPECT_TRUE(screen.expect("delivered", 30s)) << screen.since_mark();
     EXPECT_NE(screen.since_mark().find("+49 170 ****567"), std::string::npos);
     EXPECT_TRUE(test::wait_until(
         [&] {

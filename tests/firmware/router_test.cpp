@@ -95,6 +95,21 @@ TEST_F(RouterTest, MalformedBodiesAre400AndWrongTypesToo) {
     EXPECT_EQ(call(verb::put, "/v1/users/alice/phone").status, 400u);
 }
 
+// Read first-wins elsewhere and last-wins here, a repeated field could pass
+// the portal's checks with one value and reach the appliance with another.
+TEST_F(RouterTest, BodyNamingAFieldTwiceIs400AndChangesNothing) {
+    for (const auto* body : {R"({"number":"0170 1234567","number":"garbage"})",
+                             R"({"number":"garbage","number":"0170 1234567"})",
+                             R"({"number":"0170 1234567","\u006eumber":"0171 7654321"})"}) {
+        const auto answer = call(verb::put, "/v1/users/alice/phone", body);
+        EXPECT_EQ(answer.status, 400u) << body;
+        EXPECT_EQ(error_of(answer), "invalid_request") << body;
+        EXPECT_EQ(boost::json::parse(answer.body).at("message").as_string(),
+                  "the body names a field twice");
+    }
+    EXPECT_EQ(call(verb::get, "/v1/users/alice/phone").status, 404u);
+}
+
 TEST_F(RouterTest, UnknownRouteWrongMethodAndBadUserId) {
     EXPECT_EQ(call(verb::get, "/v1/nothing").status, 404u);
     EXPECT_EQ(call(verb::get, "/").status, 404u);

@@ -122,6 +122,12 @@ void Server::Impl::on_accept(boost::system::error_code error, tcp::socket socket
 // Beyond max_connections a new connection is closed at once, before any TLS
 // work is spent on it.
 void Server::Impl::open_connection(tcp::socket socket) {
+    // Every write is a whole TLS flight or a whole answer, so Nagle's
+    // algorithm only delays: an answer written while the session ticket sent
+    // after the handshake is not yet acknowledged would wait for the
+    // client's delayed ACK (about 40 ms).
+    boost::system::error_code ignored;
+    socket.set_option(tcp::no_delay(true), ignored);
     auto connection = std::make_shared<Connection>(std::move(socket), m_state);
     if (m_state->admit(connection, connection->id())) {
         connection->start();

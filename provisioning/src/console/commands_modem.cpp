@@ -17,9 +17,11 @@ constexpr std::size_t kMaxSimPin = 8;  // a SIM PIN is 4 to 8 digits
 constexpr auto kTestValidity = std::chrono::minutes(10);
 constexpr auto kTestWait = std::chrono::seconds(60);
 
+// "sent" is not the end: the technician wants to know that the SMS reached
+// the phone, which only the delivery report tells.
 bool is_final(gsm::SmsStatus status) {
-    return status == gsm::SmsStatus::sent || status == gsm::SmsStatus::delivered ||
-           status == gsm::SmsStatus::failed || status == gsm::SmsStatus::expired;
+    return status == gsm::SmsStatus::delivered || status == gsm::SmsStatus::failed ||
+           status == gsm::SmsStatus::expired;
 }
 
 }  // namespace
@@ -106,9 +108,15 @@ void Console::modem_test(std::span<const std::string> arguments) {
             return;
         }
         if (m_terminal.interrupted(std::chrono::seconds(1))) {
-            say("Stopped waiting; the SMS stays queued.\n");
+            say(last == gsm::SmsStatus::sent ? "Stopped waiting for the delivery report.\n"
+                                             : "Stopped waiting; the SMS stays queued.\n");
             return;
         }
+    }
+    if (last == gsm::SmsStatus::sent) {
+        m_appliance.record("modem.test", masked, "sent");
+        say("Sent, but no delivery report within 60 s (not every network sends one).\n");
+        return;
     }
     say("Still " + std::string(gsm::status_name(last)) + " after 60 s: see 'status'.\n");
 }
