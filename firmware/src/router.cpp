@@ -300,7 +300,8 @@ api::Response Router::dispatch(const api::Request& request) {
 
     const auto& key = segments[2];
     if (path[1] == "users" && !valid_user_id(key)) {
-        throw Refused(Reason::invalid_request, "a user id is 1 to 64 of A-Z a-z 0-9 . _ @ -");
+        throw Refused(Reason::invalid_request,
+                      "a user id is 1 to 64 of A-Z a-z 0-9 . _ @ -, not . or .. alone");
     }
 
     if (path[1] == "users" && path.size() == 4 && path[3] == "phone") {

@@ -23,7 +23,9 @@ std::chrono::milliseconds lock_duration(int lock_count) {
 }  // namespace
 
 bool valid_user_id(std::string_view user) {
-    if (user.empty() || user.size() > 64) {
+    // "." and ".." are path segments that clients and proxies remove
+    // (RFC 3986 5.2.4): such a user could never be reached through them.
+    if (user.empty() || user.size() > 64 || user == "." || user == "..") {
         return false;
     }
     return std::all_of(user.begin(), user.end(), [](char c) {

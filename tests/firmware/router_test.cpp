@@ -119,6 +119,12 @@ TEST_F(RouterTest, UnknownRouteWrongMethodAndBadUserId) {
     EXPECT_EQ(header(call(verb::patch, "/v1/users/alice/phone"), "Allow"), "PUT, GET, DELETE");
     EXPECT_EQ(call(verb::get, "/v1/users/" + std::string(65, 'a') + "/phone").status, 400u);
     EXPECT_EQ(call(verb::get, "/v1/users/al%20ice/phone").status, 400u);
+    // Dot segments would be removed by clients on the way; other ids with
+    // dots are ordinary.
+    EXPECT_EQ(call(verb::get, "/v1/users/./phone").status, 400u);
+    EXPECT_EQ(call(verb::get, "/v1/users/../phone").status, 400u);
+    EXPECT_EQ(call(verb::get, "/v1/users/.../phone").status, 404u);
+    EXPECT_EQ(call(verb::get, "/v1/users/dr.who/phone").status, 404u);
 }
 
 TEST_F(RouterTest, WrongContentTypeIs415) {
@@ -285,7 +291,7 @@ TEST_F(RouterTest, AnEmptyIdempotencyKeyIsRefusedAndDoesNothing) {
 }
 
 TEST_F(RouterTest, ReadingAPhoneMakesNoUser) {
-    for (const auto* user : {"never.seen", "..", "x"}) {
+    for (const auto* user : {"never.seen", "...", "x"}) {
         const auto answer = call(verb::get, std::string("/v1/users/") + user + "/phone");
         EXPECT_EQ(answer.status, 404u);
         EXPECT_EQ(error_of(answer), "no_phone");

@@ -77,7 +77,7 @@ void Console::pincard_issue(std::span<const std::string> arguments) {
     const auto& user = arguments[0];
     const auto path = fs::absolute(arguments[1]);
     if (!firmware::valid_user_id(user)) {
-        say("A user id is 1 to 64 of A-Z a-z 0-9 . _ @ -; nothing issued.\n");
+        say("A user id is 1 to 64 of A-Z a-z 0-9 . _ @ -, not . or .. alone; nothing issued.\n");
         return;
     }
     // The file is made (empty, 0600) before the card: a path that cannot be
