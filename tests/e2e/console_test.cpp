@@ -3,6 +3,9 @@
 // input a terminal can throw at it.
 
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <regex>
 
@@ -289,6 +292,32 @@ TEST_F(Console_Session, StatusAndKeysWithoutTheDaemon) {
     // Typed with spaces as people write it, the number is still read.
     const auto test_sms = run("modem test 0170 123 4567", "nothing queued");
     EXPECT_NE(test_sms.find("daemon is not running"), std::string::npos) << test_sms;
+}
+
+// A provisioned daemon kept off its port by another program is not called
+// unprovisioned: status says the API is not served, and why.
+TEST_F(Console_Session, StatusNamesAnApiPortInUse) {
+    const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in address{};
+    address.sin_family = AF_INET;
+    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    address.sin_port = htons(instance.port);
+    ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
+    ASSERT_EQ(::listen(holder, 1), 0);
+    instance.start_daemon(false);
+    ASSERT_TRUE(test::wait_until(
+        [&] {
+            return test::read_file(instance.root() / "otpboxd.status.json").find("api_error") !=
+                   std::string::npos;
+        },
+        20s));
+
+    log_in(*screen, password);
+    const auto status = run("status", "Version");
+    EXPECT_NE(status.find("NOT SERVING THE API"), std::string::npos) << status;
+    EXPECT_NE(status.find("Address already in use"), std::string::npos) << status;
+    EXPECT_EQ(status.find("NOT PROVISIONED"), std::string::npos) << status;
+    ::close(holder);
 }
 
 TEST_F(Console_Session, SurvivesLongLinesGarbageAndBreaks) {
