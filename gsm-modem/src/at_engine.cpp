@@ -180,7 +180,8 @@ AtResponse AtEngine::await_final(std::string_view echo, std::string_view name,
         }
         if (const auto result = final_result(line)) {
             if (*result) {
-                throw AtError(*result, std::string(name) + ": " + result->message());
+                // std::system_error puts the code's message after the name.
+                throw AtError(*result, std::string(name));
             }
             return response;
         }

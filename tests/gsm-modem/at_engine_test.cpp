@@ -53,6 +53,10 @@ TEST(AtEngine_Command, MapsCmeErrorToItsCategory) {
         EXPECT_EQ(error.code(), cme_error(10));
         EXPECT_EQ(&error.code().category(), &cme_category());
         EXPECT_NE(error.code().message().find("SIM not inserted"), std::string::npos);
+        // The command, then the error's meaning, once.
+        const std::string what = error.what();
+        EXPECT_EQ(what.rfind("AT+CPIN?", 0), 0u) << what;
+        EXPECT_EQ(what.find("SIM not inserted"), what.rfind("SIM not inserted")) << what;
     }
 }
 
