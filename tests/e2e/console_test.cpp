@@ -320,6 +320,24 @@ TEST_F(Console_Session, StatusNamesAnApiPortInUse) {
     ::close(holder);
 }
 
+// After the third refused entry, a PIN typed ahead for a fourth is dropped,
+// not taken as a command and shown.
+TEST_F(Console_Session, APinTypedAheadAfterTheLastTryIsDropped) {
+    log_in(*screen, password);
+    screen->mark();
+    screen->line("modem pin modem0");
+    for (int i = 0; i < 2; ++i) {
+        answer(*screen, "New SIM PIN: ", "12");
+        ASSERT_TRUE(screen->expect("must be 4 to 8 digits")) << screen->since_mark();
+    }
+    ASSERT_TRUE(screen->expect("New SIM PIN: ")) << screen->since_mark();
+    screen->type("12\r4711\r");
+    ASSERT_TRUE(screen->expect("Nothing changed")) << screen->since_mark();
+    const auto after = run("help logout", "logout");
+    EXPECT_EQ(screen->screen().find("4711"), std::string::npos) << screen->screen();
+    EXPECT_EQ(after.find("Unknown command"), std::string::npos) << after;
+}
+
 TEST_F(Console_Session, SurvivesLongLinesGarbageAndBreaks) {
     log_in(*screen, password);
     screen->line(std::string(10000, 'x'));

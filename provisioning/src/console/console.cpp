@@ -245,6 +245,9 @@ std::string Console::ask_new_secret(std::string_view what, std::size_t min_lengt
             return secret;
         }
     }
+    // A secret typed ahead for a fourth try must not land, echoed, at the
+    // command prompt.
+    m_terminal.discard_input(std::chrono::milliseconds(0));
     say("Nothing changed.\n");
     return {};
 }
