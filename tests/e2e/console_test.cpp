@@ -485,6 +485,12 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     EXPECT_NE(run("restore " + (instance.root() / "not-a-db").string(), "nothing changed")
                   .find("not an SQLite database"),
               std::string::npos);
+    EXPECT_NE(
+        run("restore " + instance.root().string(), "nothing changed").find("a folder, not a file"),
+        std::string::npos);
+    EXPECT_NE(run("restore " + (instance.root() / "missing.db").string(), "nothing changed")
+                  .find("no such file"),
+              std::string::npos);
     // An SQLite file with the right table names but not otpbox's columns.
     const auto look_alike = instance.root() / "look-alike.db";
     ASSERT_EQ(test::run_command("sqlite3 '" + look_alike.string() +

@@ -97,8 +97,13 @@ std::string schema_problem(sqlite3* live, sqlite3* candidate) {
 
 // Why file is not a backup of the otpbox database at live, or "" when it is one.
 std::string backup_problem(const fs::path& file, const fs::path& live) {
-    if (!fs::is_regular_file(file)) {
+    std::error_code unreadable;  // a path that cannot be looked at counts as missing
+    const auto status = fs::status(file, unreadable);
+    if (!fs::exists(status)) {
         return "no such file";
+    }
+    if (!fs::is_regular_file(status)) {
+        return fs::is_directory(status) ? "a folder, not a file" : "not a regular file";
     }
     try {
         const auto db = open_sqlite(file, SQLITE_OPEN_READONLY);
