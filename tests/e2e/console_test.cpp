@@ -236,6 +236,9 @@ TEST_F(Console_Session, RefusesWhatTheRulesForbid) {
     EXPECT_NE(
         run("tls allow \"" + kPortal + "\" monitor", "Nothing changed").find("change it there"),
         std::string::npos);
+    EXPECT_NE(run("tls allow \"" + kPortal + "\" portal", "Nothing changed")
+                  .find("already allowed as portal"),
+              std::string::npos);
     EXPECT_FALSE(fs::exists(instance.root() / "clients.toml"));
     // The daemon is not needed for the country check: it comes first.
     EXPECT_NE(run("modem test +12025550143", "nothing sent").find("allowed_countries"),

@@ -183,8 +183,13 @@ void Console::tls_allow(std::span<const std::string> arguments) {
             return client.subject == subject;
         });
     if (in_config) {
-        say("That subject is listed in " + m_appliance.config_file().string() +
-            " itself;\nchange it there. Nothing changed.\n");
+        const bool same_role = std::any_of(
+            api.clients.begin(), api.clients.end(),
+            [&](const auto& client) { return client.subject == subject && client.role == *role; });
+        say(same_role ? "That subject is already allowed as " + std::string(role_name(*role)) +
+                            " in " + m_appliance.config_file().string() + ". Nothing changed.\n"
+                      : "That subject is listed in " + m_appliance.config_file().string() +
+                            " itself;\nchange it there. Nothing changed.\n");
         return;
     }
     auto clients = own;
