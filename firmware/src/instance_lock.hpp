@@ -2,7 +2,9 @@
 
 // One otpboxd per database. A second daemon on the same configuration would
 // drive the same modems over the same serial lines, interleaving their AT
-// commands, and run a second API and audit anchor beside the first.
+// commands, and run a second API and audit anchor beside the first. Two
+// configurations with different databases that name the same serial device
+// are not caught here: the serial line itself is not locked.
 
 #include <filesystem>
 #include <stdexcept>
