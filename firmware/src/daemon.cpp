@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string_view>
 #include <system_error>
 #include <thread>
@@ -43,6 +44,12 @@
 namespace otpbox::firmware {
 
 namespace {
+
+// The API's socket could not be bound or listened on.
+class ListenError : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
 
 namespace fs = std::filesystem;
 namespace json = boost::json;
@@ -319,7 +326,7 @@ void Daemon::Impl::try_start() {
             m_fingerprint = stamps_for(std::move(seen), *m_config);
             m_api_error.clear();
             return;
-        } catch (const std::system_error& error) {
+        } catch (const ListenError& error) {
             // The port in use, or an address this machine does not have: the
             // appliance is provisioned, its surroundings are not ready.
             report_api_error(error.what());
@@ -362,7 +369,11 @@ void Daemon::Impl::start_serving() {
     m_serving = std::move(serving);
     try {
         m_serving->modems->restart(m_serving->running_modems);
-        m_serving->server->start();
+        try {
+            m_serving->server->start();
+        } catch (const std::system_error& error) {
+            throw ListenError(error.what());
+        }
         // A request held by an HSM call that overran gets its 503 then.
         m_hsm->set_overrun_listener(m_serving->server->overrun_notice());
     } catch (...) {
