@@ -3,9 +3,6 @@
 // input a terminal can throw at it.
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #include <regex>
 
@@ -300,13 +297,8 @@ TEST_F(Console_Session, StatusAndKeysWithoutTheDaemon) {
 // A provisioned daemon kept off its port by another program is not called
 // unprovisioned: status says the API is not served, and why.
 TEST_F(Console_Session, StatusNamesAnApiPortInUse) {
-    const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(instance.port);
-    ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-    ASSERT_EQ(::listen(holder, 1), 0);
+    PortHolder holder(instance.port);
+    ASSERT_TRUE(holder.holding());
     instance.start_daemon(false);
     ASSERT_TRUE(test::wait_until(
         [&] {
@@ -320,7 +312,6 @@ TEST_F(Console_Session, StatusNamesAnApiPortInUse) {
     EXPECT_NE(status.find("NOT SERVING THE API"), std::string::npos) << status;
     EXPECT_NE(status.find("Address already in use"), std::string::npos) << status;
     EXPECT_EQ(status.find("NOT PROVISIONED"), std::string::npos) << status;
-    ::close(holder);
 }
 
 // After the third refused entry, a PIN typed ahead for a fourth is dropped,

@@ -3,10 +3,7 @@
 // without a restart.
 
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "dev_instance.hpp"
 #include "otpbox/firmware/status_file.hpp"
@@ -114,14 +111,8 @@ TEST_F(DaemonStart, UnprovisionedServesNothingThenServesWithoutRestart) {
 // says the API could not start and why, tries again every poll, and serves
 // once the port is free.
 TEST_F(DaemonStart, PortInUseIsNamedAndTheApiStartsOnceItIsFree) {
-    // Close-on-exec: otpboxd must not inherit it and keep the port.
-    const int holder = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in address{};
-    address.sin_family = AF_INET;
-    address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    address.sin_port = htons(dev.port);
-    ASSERT_EQ(::bind(holder, reinterpret_cast<sockaddr*>(&address), sizeof(address)), 0);
-    ASSERT_EQ(::listen(holder, 1), 0);
+    PortHolder holder(dev.port);
+    ASSERT_TRUE(holder.holding());
 
     test::ChildProcess daemon(
         {test::program_path("otpboxd").string(), "--config", (dev.root() / "otpbox.toml").string()},
@@ -138,7 +129,7 @@ TEST_F(DaemonStart, PortInUseIsNamedAndTheApiStartsOnceItIsFree) {
         [&] { return test::read_file(status_file).find("\"api_error\"") != std::string::npos; },
         5s));
 
-    ::close(holder);
+    holder.release();
     EXPECT_TRUE(
         test::wait_until([&] { return dev.call("GET", "/v1/health").status == 200; }, 20s, 200ms));
     EXPECT_EQ(daemon.stop(), 0);

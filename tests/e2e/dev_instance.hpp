@@ -4,6 +4,10 @@
 // into a temporary folder, the modem simulator on a pseudo-terminal, and
 // otpboxd on a free port of 127.0.0.1. The tests talk to it with curl.
 
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <boost/json.hpp>
 
 #include <memory>
@@ -40,6 +44,39 @@ inline std::string answer_from_grid(const boost::json::object& card,
     }
     return response;
 }
+
+// Holds a TCP port of 127.0.0.1 with a listening socket, as another program
+// would, until release() or destruction. Close-on-exec, so that a daemon
+// started meanwhile does not inherit it and keep the port.
+class PortHolder {
+  public:
+    explicit PortHolder(std::uint16_t port)
+        : m_fd(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+        sockaddr_in address{};
+        address.sin_family = AF_INET;
+        address.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        address.sin_port = htons(port);
+        m_holding = m_fd >= 0 &&
+                    ::bind(m_fd, reinterpret_cast<sockaddr*>(&address), sizeof(address)) == 0 &&
+                    ::listen(m_fd, 1) == 0;
+    }
+    ~PortHolder() { release(); }
+    PortHolder(const PortHolder&) = delete;
+    PortHolder& operator=(const PortHolder&) = delete;
+
+    [[nodiscard]] bool holding() const { return m_holding; }
+    void release() {
+        if (m_fd >= 0) {
+            ::close(m_fd);
+            m_fd = -1;
+        }
+        m_holding = false;
+    }
+
+  private:
+    int m_fd;
+    bool m_holding = false;
+};
 
 class DevInstance {
   public:

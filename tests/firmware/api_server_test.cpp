@@ -30,6 +30,7 @@
 #include <thread>
 
 #include "otpbox/firmware/api/server.hpp"
+#include "test_pki.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -47,9 +48,9 @@ using otpbox::test::run_command;
 using otpbox::test::TempDir;
 using otpbox::test::wait_until;
 
-const std::string kPortal = "CN=otpbox-portal,O=otpbox development";
-const std::string kMonitor = "CN=otpbox-monitor,O=otpbox development";
-const std::string kRevoked = "CN=otpbox-revoked,O=otpbox development";
+const std::string& kPortal = otpbox::test::kPortalSubject;
+const std::string& kMonitor = otpbox::test::kMonitorSubject;
+const std::string& kRevoked = otpbox::test::kRevokedSubject;
 
 // A TCP connection that sends nothing unless told to; closed on destruction.
 class RawSocket {

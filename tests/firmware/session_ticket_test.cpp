@@ -26,6 +26,7 @@
 
 #include "../../firmware/src/api/session_tickets.hpp"
 #include "otpbox/firmware/api/server.hpp"
+#include "test_pki.hpp"
 #include "test_support.hpp"
 
 namespace {
@@ -40,9 +41,9 @@ using otpbox::api::TlsConfig;
 using otpbox::test::run_command;
 using otpbox::test::TempDir;
 
-const std::string kPortal = "CN=otpbox-portal,O=otpbox development";
-const std::string kMonitor = "CN=otpbox-monitor,O=otpbox development";
-const std::string kRevoked = "CN=otpbox-revoked,O=otpbox development";
+const std::string& kPortal = otpbox::test::kPortalSubject;
+const std::string& kMonitor = otpbox::test::kMonitorSubject;
+const std::string& kRevoked = otpbox::test::kRevokedSubject;
 
 class TestPki {
   public:
