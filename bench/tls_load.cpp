@@ -6,7 +6,8 @@
 // Every server gets a certificate of the same development CA for an ECDSA
 // P-256 key and requires the portal's client certificate; the client offers
 // TLS 1.3 with TLS_AES_256_GCM_SHA384 over P-256 only, and takes no session
-// tickets. s_server signs with a key file. otpboxd runs twice, as two
+// tickets, except for the resumed handshakes, where it offers the session of
+// a first connection again and again. s_server signs with a key file. otpboxd runs twice, as two
 // provisioned instances: one with its server key in the SoftHSM token (every
 // handshake's signature goes through PKCS#11, which is part of its cost), one
 // with the key file s_server has.
@@ -93,6 +94,41 @@ struct HandshakeWork {
         try {
             TlsConnection connection(ctx, target.port);
             target.request(connection);
+        } catch (const std::exception& error) {
+            failures.record(error);
+        }
+    }
+};
+
+// As HandshakeWork, offering a session kept from a first connection made
+// before the round: each connection resumes it, without certificates or a
+// signature. A connection that did not resume counts as a failure.
+struct ResumeWork {
+    SSL_CTX* ctx;
+    const Target& target;
+    Failures& failures;
+
+    SessionPtr prepare(unsigned) {
+        try {
+            TlsConnection first(ctx, target.port);
+            target.request(first);
+            auto session = first.session();
+            if (!session) {
+                throw std::runtime_error(target.name + " sent no session ticket");
+            }
+            return session;
+        } catch (const std::exception& error) {
+            failures.record(error);
+            return nullptr;
+        }
+    }
+    void run(SessionPtr& session) {
+        try {
+            TlsConnection connection(ctx, target.port, session);
+            target.request(connection);
+            if (!connection.resumed()) {
+                throw std::runtime_error(target.name + " did not resume the session");
+            }
         } catch (const std::exception& error) {
             failures.record(error);
         }
@@ -268,6 +304,9 @@ int bench() {
     print_header(cpu);
     print_single_client<HandshakeWork>("handshakes/s (1 request each)", ctx.get(), targets,
                                        failures);
+    const auto resuming = client_context(pki, "portal", true);
+    print_single_client<ResumeWork>("resumed handshakes/s (ticket)", resuming.get(), targets,
+                                    failures);
     print_single_client<RequestWork>("requests/s, kept-alive connection", ctx.get(), targets,
                                      failures);
     print_parallel_handshakes(ctx.get(), targets, failures);

@@ -74,7 +74,7 @@ int connect_loopback(std::uint16_t port) {
     return fd;
 }
 
-SslCtxPtr client_context(const fs::path& pki, const std::string& role) {
+SslCtxPtr client_context(const fs::path& pki, const std::string& role, bool resume) {
     SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()), &SSL_CTX_free);
     SSL_CTX* c = ctx.get();
     if (c == nullptr || SSL_CTX_set_min_proto_version(c, TLS1_3_VERSION) != 1 ||
@@ -87,16 +87,28 @@ SslCtxPtr client_context(const fs::path& pki, const std::string& role) {
     }
     SSL_CTX_set_verify(c, SSL_VERIFY_PEER, nullptr);
     SSL_CTX_set_session_cache_mode(c, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    if (!resume) {
+        SSL_CTX_set_options(c, SSL_OP_NO_TICKET);
+    }
     return ctx;
 }
 
-TlsConnection::TlsConnection(SSL_CTX* ctx, std::uint16_t port)
+TlsConnection::TlsConnection(SSL_CTX* ctx, std::uint16_t port, const SessionPtr& session)
     : m_fd(connect_loopback(port)), m_ssl(SSL_new(ctx)) {
-    if (m_ssl == nullptr || SSL_set_fd(m_ssl, m_fd) != 1 || SSL_connect(m_ssl) != 1) {
+    if (m_ssl == nullptr || SSL_set_fd(m_ssl, m_fd) != 1 ||
+        (session && SSL_set_session(m_ssl, session.get()) != 1) || SSL_connect(m_ssl) != 1) {
         cleanup();
         throw tls_failure("TLS handshake with port " + std::to_string(port));
     }
+}
+
+SessionPtr TlsConnection::session() const {
+    SSL_SESSION* kept = SSL_get1_session(m_ssl);
+    if (kept != nullptr && SSL_SESSION_is_resumable(kept) != 1) {
+        SSL_SESSION_free(kept);
+        kept = nullptr;
+    }
+    return kept == nullptr ? nullptr : SessionPtr(kept, SSL_SESSION_free);
 }
 
 TlsConnection::~TlsConnection() {

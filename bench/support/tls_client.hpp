@@ -30,14 +30,19 @@ std::runtime_error tls_failure(const std::string& what);
 int connect_loopback(std::uint16_t port);
 
 // TLS 1.3 only, kSuite over kGroup, pki's ca.pem as the only trust anchor,
-// pki's certificate of that role ("portal" or "monitor"), no session
-// resumption (otpboxd offers none).
-SslCtxPtr client_context(const std::filesystem::path& pki, const std::string& role = "portal");
+// pki's certificate of that role ("portal" or "monitor"). Without `resume`
+// the client takes no session tickets, so every connection is a full
+// handshake; with it, sessions can be kept and offered again.
+SslCtxPtr client_context(const std::filesystem::path& pki, const std::string& role = "portal",
+                         bool resume = false);
+
+using SessionPtr = std::shared_ptr<SSL_SESSION>;
 
 // One client connection, handshake done on construction.
 class TlsConnection {
   public:
-    TlsConnection(SSL_CTX* ctx, std::uint16_t port);
+    // Offers `session` for resumption when there is one.
+    TlsConnection(SSL_CTX* ctx, std::uint16_t port, const SessionPtr& session = nullptr);
     ~TlsConnection();
     TlsConnection(const TlsConnection&) = delete;
     TlsConnection& operator=(const TlsConnection&) = delete;
@@ -49,6 +54,10 @@ class TlsConnection {
     std::string read_until(const std::function<std::size_t(std::string_view)>& done);
 
     [[nodiscard]] X509* peer_certificate() const { return SSL_get0_peer_certificate(m_ssl); }
+    [[nodiscard]] bool resumed() const { return SSL_session_reused(m_ssl) == 1; }
+    // The session to offer later, once a ticket has come (in TLS 1.3 after
+    // the handshake: take it after an answer was read); null without one.
+    [[nodiscard]] SessionPtr session() const;
 
   private:
     void cleanup();
