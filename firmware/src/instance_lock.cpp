@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstring>
 #include <string>
+#include <system_error>
 
 namespace otpbox::firmware::detail {
 
@@ -55,8 +56,16 @@ InstanceLock::~InstanceLock() {
     ::close(m_fd);
 }
 
+// The lock goes beside the file the path ends at: a database reached through a
+// symlink (a second configuration naming a link to it) must meet the same lock,
+// or two daemons would share the database after all. A hard link or another
+// mount of the file system still names a lock of its own.
 std::filesystem::path InstanceLock::beside(const std::filesystem::path& database) {
-    auto file = database;
+    std::error_code error;
+    auto file = std::filesystem::weakly_canonical(database, error);
+    if (error) {
+        file = database;
+    }
     file += ".lock";
     return file;
 }

@@ -28,7 +28,8 @@ class InstanceLock {
     InstanceLock(const InstanceLock&) = delete;
     InstanceLock& operator=(const InstanceLock&) = delete;
 
-    // The lock file of the daemon whose database this is.
+    // The lock file of the daemon whose database this is, beside the file a
+    // symlink leads to, so that every path to one database names one lock.
     [[nodiscard]] static std::filesystem::path beside(const std::filesystem::path& database);
 
   private:
