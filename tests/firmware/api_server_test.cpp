@@ -45,7 +45,7 @@ using otpbox::api::Server;
 using otpbox::api::ServerLimits;
 using otpbox::api::TlsConfig;
 using otpbox::test::run_command;
-using otpbox::test::TempDir;
+using otpbox::test::TestPki;
 using otpbox::test::wait_until;
 
 const std::string& kPortal = otpbox::test::kPortalSubject;
@@ -141,18 +141,9 @@ class PortalConnection {
 
 class ApiServerTest : public ::testing::Test {
   protected:
-    static void SetUpTestSuite() {
-        s_pki = std::make_unique<TempDir>();
-        const auto made =
-            run_command("sh '" OTPBOX_SOURCE_DIR "/tests/firmware/pki/make_test_pki.sh' '" +
-                        s_pki->path().string() + "' 2>&1");
-        ASSERT_EQ(made.status, 0) << made.output;
-    }
-    static void TearDownTestSuite() { s_pki.reset(); }
-
     void TearDown() override { stop_server(); }
 
-    static std::string pki(const std::string& name) { return (s_pki->path() / name).string(); }
+    static std::string pki(const std::string& name) { return TestPki::file(name); }
 
     [[nodiscard]] std::unique_ptr<PortalConnection> connect_portal() const {
         return std::make_unique<PortalConnection>(pki("ca.pem"), pki("portal"), m_port);
@@ -302,7 +293,6 @@ class ApiServerTest : public ::testing::Test {
             .output;
     }
 
-    static inline std::unique_ptr<TempDir> s_pki;
     net::io_context m_io;
     net::executor_work_guard<net::io_context::executor_type> m_work = net::make_work_guard(m_io);
     std::vector<std::thread> m_threads;
@@ -397,7 +387,7 @@ TEST_F(ApiServerTest, RevokedClientGetsInWithoutCrl) {
 
 TEST_F(ApiServerTest, BodyOverLimitIs413) {
     start_server();
-    const auto file = s_pki->path() / "big.json";
+    const auto file = TestPki::dir().path() / "big.json";
     otpbox::test::write_file(file, std::string(17 * 1024, 'x'));
     const auto answer =
         curl("portal", "-H 'Content-Type: application/json' --data-binary @" + file.string());
@@ -409,7 +399,7 @@ TEST_F(ApiServerTest, BodyOverLimitIs413) {
 
 TEST_F(ApiServerTest, ChunkedBodyOverLimitIs413) {
     start_server();
-    const auto file = s_pki->path() / "big-chunked.json";
+    const auto file = TestPki::dir().path() / "big-chunked.json";
     otpbox::test::write_file(file, std::string(17 * 1024, 'x'));
     const auto answer =
         curl("portal", "-H 'Transfer-Encoding: chunked' --data-binary @" + file.string());
@@ -420,7 +410,7 @@ TEST_F(ApiServerTest, ChunkedBodyOverLimitIs413) {
 
 TEST_F(ApiServerTest, BodyAtLimitReachesHandler) {
     start_server();
-    const auto file = s_pki->path() / "limit.json";
+    const auto file = TestPki::dir().path() / "limit.json";
     otpbox::test::write_file(file, std::string(16 * 1024, 'y'));
     // Over 1 KiB curl asks "Expect: 100-continue" first.
     const auto answer =

@@ -38,28 +38,11 @@ using otpbox::api::Role;
 using otpbox::api::Server;
 using otpbox::api::TicketKeys;
 using otpbox::api::TlsConfig;
-using otpbox::test::run_command;
-using otpbox::test::TempDir;
+using otpbox::test::TestPki;
 
 const std::string& kPortal = otpbox::test::kPortalSubject;
 const std::string& kMonitor = otpbox::test::kMonitorSubject;
 const std::string& kRevoked = otpbox::test::kRevokedSubject;
-
-class TestPki {
-  public:
-    static const TempDir& dir() {
-        static const auto made = [] {
-            auto pki = std::make_unique<TempDir>();
-            const auto result =
-                run_command("sh '" OTPBOX_SOURCE_DIR "/tests/firmware/pki/make_test_pki.sh' '" +
-                            pki->path().string() + "' 2>&1");
-            EXPECT_EQ(result.status, 0) << result.output;
-            return pki;
-        }();
-        return *made;
-    }
-    static std::string file(const std::string& name) { return (dir().path() / name).string(); }
-};
 
 // ---- TicketKeys ------------------------------------------------------------
 
