@@ -3,6 +3,7 @@
 #include <openssl/crypto.h>
 
 #include <algorithm>
+#include <map>
 #include <sstream>
 
 #include "otpbox/firmware/audit_log.hpp"
@@ -61,6 +62,19 @@ struct ChallengeService::VerifyOutcome {
     bool locked = false;
     int attempts_left = 0;
     std::int64_t lock_until = 0;
+};
+
+// The values an answer is compared with, worked out in the HSM before the
+// answer's transaction, so that the database is not held while the HSM
+// works (three HMACs per usable card). The transaction takes them only for
+// what it still finds as they were made for: the same cells and a card of
+// the same serial and key version, or the same OTP record; anything else
+// it works out itself.
+struct ChallengeService::Expected {
+    std::vector<std::string> cells;
+    std::map<std::pair<std::string, unsigned>, std::string> card_values;  // serial, key version
+    std::vector<std::uint8_t> code_mac;
+    std::optional<bool> otp_matches;  // for code_mac
 };
 
 void ChallengeService::refuse_if_over_sms_limit(const std::string& user, TimePoint now) {
@@ -251,18 +265,72 @@ bool ChallengeService::response_well_formed(const std::string& method,
                        [&](char c) { return card.alphabet.find(c) != std::string::npos; });
 }
 
+ChallengeService::Expected ChallengeService::expected_answers(const std::string& challenge_id,
+                                                              const std::string& response) {
+    Expected expected;
+    std::string method;
+    std::vector<StoredCard> cards;
+    const bool open = m_context.database.glance([&] {
+        auto row = m_context.database.prepare(
+            "SELECT user_id, method, cells, code_mac, state FROM challenges WHERE id = ?");
+        row.bind(1, challenge_id);
+        if (!row.step() || row.text(4) != "open") {
+            return false;
+        }
+        method = row.text(1);
+        expected.cells = split(row.text(2), ',');
+        expected.code_mac = row.blob(3);
+        if (method == "pincard") {
+            cards = m_cards.usable_cards(row.text(0));
+        }
+        return true;
+    });
+    if (!open || !response_well_formed(method, response)) {
+        return expected;  // the transaction refuses it without the HSM
+    }
+    if (method == "sms") {
+        expected.otp_matches =
+            m_context.secrets.otp_matches(challenge_id, response, expected.code_mac);
+        return expected;
+    }
+    for (const auto& card : cards) {
+        std::string value;
+        for (const auto& cell : expected.cells) {
+            value += m_cards.cell_value(card, cell);
+        }
+        expected.card_values[{card.serial, card.key_version}] = std::move(value);
+    }
+    return expected;
+}
+
+bool ChallengeService::otp_matches(const std::string& challenge_id, const std::string& response,
+                                   const std::vector<std::uint8_t>& code_mac,
+                                   const Expected& expected) {
+    if (expected.otp_matches && expected.code_mac == code_mac) {
+        return *expected.otp_matches;
+    }
+    return m_context.secrets.otp_matches(challenge_id, response, code_mac);
+}
+
 bool ChallengeService::pincard_matches(const std::string& user,
                                        const std::vector<std::string>& cells,
-                                       const std::string& response, TimePoint now) {
+                                       const std::string& response, TimePoint now,
+                                       const Expected& expected) {
     // Every usable card is checked, so that the time taken does not tell
     // which one matched.
     std::optional<StoredCard> matched;
     for (const auto& card : m_cards.usable_cards(user)) {
-        std::string expected;
-        for (const auto& cell : cells) {
-            expected += m_cards.cell_value(card, cell);
+        const auto known = cells == expected.cells
+                               ? expected.card_values.find({card.serial, card.key_version})
+                               : expected.card_values.end();
+        std::string worked_out;
+        if (known == expected.card_values.end()) {
+            for (const auto& cell : cells) {
+                worked_out += m_cards.cell_value(card, cell);
+            }
         }
-        if (equal_in_constant_time(expected, response) && !matched) {
+        const auto& value = known == expected.card_values.end() ? worked_out : known->second;
+        if (equal_in_constant_time(value, response) && !matched) {
             matched = card;
         }
     }
@@ -283,6 +351,7 @@ bool ChallengeService::pincard_matches(const std::string& user,
 
 void ChallengeService::verify(const std::string& challenge_id, const std::string& response,
                               const std::string& actor) {
+    const auto expected = expected_answers(challenge_id, response);
     const auto now = m_context.clock.now();
     const auto outcome = m_context.database.transaction([&] {
         auto row = m_context.database.prepare(
@@ -311,8 +380,8 @@ void ChallengeService::verify(const std::string& challenge_id, const std::string
         result.well_formed = response_well_formed(method, response);
         if (result.well_formed) {
             result.accepted = method == "sms"
-                                  ? m_context.secrets.otp_matches(challenge_id, response, code_mac)
-                                  : pincard_matches(user, cells, response, now);
+                                  ? otp_matches(challenge_id, response, code_mac, expected)
+                                  : pincard_matches(user, cells, response, now, expected);
         }
 
         if (result.accepted) {

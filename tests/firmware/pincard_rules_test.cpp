@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <future>
+#include <optional>
 #include <set>
 #include <thread>
 
@@ -305,6 +307,55 @@ TEST(Pincard_Login, BlockedCardIsNotAskedAndNotAccepted) {
     } catch (const Refused& refused) {
         EXPECT_EQ(refused.reason(), Reason::no_second_factor);
         EXPECT_EQ(refused.fallbacks, (std::vector<std::string>{"ti_connector", "order_pincard"}));
+    }
+}
+
+// An answer's card cells are worked out in the HSM before its transaction,
+// so that other requests can use the database meanwhile.
+TEST(Pincard_Verify, CellsAreWorkedOutWithoutHoldingTheDatabase) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    std::optional<bool> free_meanwhile;
+    f.stepped->arm(std::string(hsm::keys::kCardKdk), [&] {
+        free_meanwhile =
+            std::async(std::launch::async, [&] { return f.database->within(500ms, [] {}); }).get();
+    });
+    f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge), kActor);
+    ASSERT_TRUE(free_meanwhile.has_value()) << "no card cell was worked out";
+    EXPECT_TRUE(*free_meanwhile) << "the database was held while the HSM worked out the cells";
+}
+
+TEST(Pincard_Verify, ACardBlockedWhileTheAnswerIsWorkedOutDoesNotOpenIt) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    f.stepped->arm(std::string(hsm::keys::kCardKdk),
+                   [&] { (void)f.cards->block(card.serial, "lost", kActor); });
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
+                                       kActor);
+              }),
+              Reason::rejected);
+    EXPECT_EQ(f.cards->list("alice").at(0).state, "blocked");
+}
+
+TEST(Pincard_Verify, ACardUnblockedWhileTheAnswerIsWorkedOutIsCheckedToo) {
+    ServiceFixture f;
+    const auto first = f.cards->issue("alice", kActor);
+    const auto opening = f.challenges->login("alice", kActor);
+    f.challenges->verify(opening.id, ServiceFixture::answer(first, opening), kActor);
+    const auto second = f.cards->issue("alice", kActor);
+    (void)f.cards->block(second.serial, "misplaced", kActor);
+
+    // Answered with the second card, which was not usable when the values
+    // were worked out but is when the transaction checks them.
+    const auto challenge = f.challenges->login("alice", kActor);
+    f.stepped->arm(std::string(hsm::keys::kCardKdk),
+                   [&] { (void)f.cards->unblock(second.serial, kActor); });
+    f.challenges->verify(challenge.id, ServiceFixture::answer(second, challenge), kActor);
+    for (const auto& card : f.cards->list("alice")) {
+        EXPECT_EQ(card.state, card.serial == second.serial ? "active" : "replaced") << card.serial;
     }
 }
 

@@ -9,6 +9,7 @@
 
 #include <boost/json.hpp>
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <regex>
@@ -34,6 +35,61 @@ inline TimePoint utc(int year, unsigned month, unsigned day, int hours, int minu
            std::chrono::minutes(minutes) + std::chrono::seconds(seconds);
 }
 
+// The fixture's token with a step that runs once, in the middle of the next
+// HMAC under a key whose label starts with the armed prefix: for what may
+// happen between a service's HSM work and its transaction.
+class HsmWithStep final : public hsm::Hsm {
+  public:
+    explicit HsmWithStep(std::shared_ptr<hsm::Hsm> inner) : m_inner(std::move(inner)) {}
+
+    void arm(std::string label_prefix, std::function<void()> step) {
+        m_prefix = std::move(label_prefix);
+        m_step = std::move(step);
+    }
+
+    std::vector<std::uint8_t> random_bytes(std::size_t count) override {
+        return m_inner->random_bytes(count);
+    }
+    std::vector<std::uint8_t> hmac_sha256(std::string_view key_label,
+                                          std::span<const std::uint8_t> data) override {
+        if (m_step && key_label.starts_with(m_prefix)) {
+            const auto step = std::move(m_step);
+            m_step = nullptr;
+            step();
+        }
+        return m_inner->hmac_sha256(key_label, data);
+    }
+    bool hmac_sha256_verify(std::string_view key_label, std::span<const std::uint8_t> data,
+                            std::span<const std::uint8_t> mac) override {
+        return m_inner->hmac_sha256_verify(key_label, data, mac);
+    }
+    std::vector<std::uint8_t> aes_gcm_encrypt(
+        std::string_view key_label, std::span<const std::uint8_t> plaintext,
+        std::span<const std::uint8_t> associated_data) override {
+        return m_inner->aes_gcm_encrypt(key_label, plaintext, associated_data);
+    }
+    std::optional<hsm::SecureBytes> aes_gcm_decrypt(
+        std::string_view key_label, std::span<const std::uint8_t> sealed,
+        std::span<const std::uint8_t> associated_data) override {
+        return m_inner->aes_gcm_decrypt(key_label, sealed, associated_data);
+    }
+    bool has_key(std::string_view label) override { return m_inner->has_key(label); }
+    std::vector<hsm::KeyInfo> list_keys() override { return m_inner->list_keys(); }
+    void generate_secret_key(std::string_view label, hsm::KeyKind kind) override {
+        m_inner->generate_secret_key(label, kind);
+    }
+    void import_secret_key(std::string_view label, hsm::KeyKind kind,
+                           std::span<const std::uint8_t> value) override {
+        m_inner->import_secret_key(label, kind, value);
+    }
+    hsm::HsmHealth health() override { return m_inner->health(); }
+
+  private:
+    std::shared_ptr<hsm::Hsm> m_inner;
+    std::string m_prefix;
+    std::function<void()> m_step;
+};
+
 class ServiceFixture {
   public:
     explicit ServiceFixture(TimePoint start = utc(2026, 12, 4, 9, 0, 0), bool with_modem = false)
@@ -50,8 +106,10 @@ class ServiceFixture {
         hsm->generate_secret_key(hsm::keys::versioned(hsm::keys::kDataEnc, 1),
                                  hsm::KeyKind::aes_256);
 
+        stepped = std::make_shared<HsmWithStep>(hsm);
+
         database = std::make_unique<Database>(config.database);
-        secrets = std::make_unique<Secrets>(hsm);
+        secrets = std::make_unique<Secrets>(stepped);
         audit = std::make_unique<AuditLog>(*database, *secrets);
         queue = std::make_unique<gsm::SmsQueue>(config.database, secrets->sms_sealer(),
                                                 [this] { return clock.now(); });
@@ -110,6 +168,7 @@ class ServiceFixture {
     ManualClock clock;
     Config config;
     std::shared_ptr<hsm::Hsm> hsm;
+    std::shared_ptr<HsmWithStep> stepped;  // what the services use
     std::unique_ptr<Database> database;
     std::unique_ptr<Secrets> secrets;
     std::unique_ptr<AuditLog> audit;

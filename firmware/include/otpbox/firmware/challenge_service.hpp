@@ -4,6 +4,7 @@
 // rules of day mode, cards and phones), OTPs sent by SMS, and the answers,
 // with attempts per challenge and locks per user.
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,7 @@ class ChallengeService {
   private:
     struct SmsToSend;
     struct VerifyOutcome;
+    struct Expected;
 
     Challenge pincard_challenge(const std::string& user, TimePoint now);
     Challenge sms_challenge(const UserRow& row, TimePoint now, SmsToSend& out);
@@ -46,8 +48,13 @@ class ChallengeService {
     // once it commits.
     void queue(const SmsToSend& sms);
     bool response_well_formed(const std::string& method, const std::string& response);
+    // What the answer to a challenge is compared with, worked out in the HSM
+    // before the answer's transaction.
+    Expected expected_answers(const std::string& challenge, const std::string& response);
+    bool otp_matches(const std::string& challenge, const std::string& response,
+                     const std::vector<std::uint8_t>& code_mac, const Expected& expected);
     bool pincard_matches(const std::string& user, const std::vector<std::string>& cells,
-                         const std::string& response, TimePoint now);
+                         const std::string& response, TimePoint now, const Expected& expected);
 
     Context& m_context;
     PincardService& m_cards;

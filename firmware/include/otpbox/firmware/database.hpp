@@ -109,6 +109,13 @@ class Database {
     template <class Work>
     auto read(Work&& work) -> decltype(work());
 
+    // A read that no answer rests on, since a transaction checks again what
+    // it found (what to work out in the HSM before that transaction): under
+    // the lock, but without waiting for the commits it could have seen to be
+    // on disk.
+    template <class Work>
+    auto glance(Work&& work) -> decltype(work());
+
     // A statement for sql, prepared once and then reused: parsing a
     // statement costs more than running most of ours.
     [[nodiscard]] Statement prepare(std::string_view sql);
@@ -275,6 +282,12 @@ auto Database::read(Work&& work) -> decltype(work()) {
         hold.release();
         return result;
     }
+}
+
+template <class Work>
+auto Database::glance(Work&& work) -> decltype(work()) {
+    const Hold hold(*this);  // never released: it waits for no sync
+    return work();
 }
 
 }  // namespace otpbox::firmware
