@@ -30,9 +30,10 @@ int main(int argc, char** argv) {
         spdlog::set_level(spdlog::level::from_str(config.log_level));
         otpbox::firmware::Daemon daemon(std::move(config));
         daemon.run();
-        if (daemon.stuck_requests() > 0) {
-            // A handler is still inside an HSM call; destroying the daemon
-            // under it would not be safe. A status of its own tells a
+        if (daemon.hsm_call_in_flight()) {
+            // A handler, or the daemon's own look at the keys, is still
+            // inside an HSM call; destroying the daemon under it would not
+            // be safe. A status of its own tells a
             // supervisor that the stop left work unfinished.
             spdlog::shutdown();
             std::fflush(nullptr);

@@ -10,11 +10,13 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <set>
 #include <stdexcept>
@@ -131,7 +133,7 @@ struct Serving {
     std::shared_ptr<const Config> config;
     std::shared_ptr<hsm::Hsm> hsm;
     std::unique_ptr<detail::TlsIdentity> identity;
-    std::unique_ptr<Secrets> secrets;
+    std::shared_ptr<Secrets> secrets;  // shared with the key version lookup
     std::unique_ptr<AuditLog> audit;
     std::unique_ptr<gsm::SmsQueue> queue;
     std::unique_ptr<detail::ModemSlot> modems;
@@ -143,6 +145,17 @@ struct Serving {
     std::unique_ptr<Idempotency> idempotency;
     std::unique_ptr<Router> router;
     std::unique_ptr<api::Server> server;
+};
+
+// The poll's look at the key versions in the token, on a thread of its own:
+// a stalled HSM holds up that thread, not the poll (reloads, the status
+// file). Shared with the thread, which may outlive the daemon's state.
+struct KeyVersionLookup {
+    std::mutex mutex;
+    std::condition_variable finished;
+    bool running = false;
+    bool stopped = false;                    // nothing more is logged
+    std::map<std::string, unsigned> logged;  // by key base
 };
 
 // The timers and the signal set share one strand: polls, starts, reloads,
@@ -161,6 +174,7 @@ class Daemon::Impl {
 
     void run();
     [[nodiscard]] std::size_t stuck_requests() const { return m_stuck; }
+    [[nodiscard]] bool key_lookup_stuck() const { return m_key_lookup_stuck; }
 
   private:
     std::vector<std::string> missing_parts();
@@ -216,7 +230,8 @@ class Daemon::Impl {
     std::set<std::string> m_reported_missing;
     std::string m_api_error;  // why a provisioned daemon could not start its API, as logged
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
-    std::map<std::string, unsigned> m_key_versions;     // by key base, as last logged
+    std::shared_ptr<KeyVersionLookup> m_key_lookup = std::make_shared<KeyVersionLookup>();
+    bool m_key_lookup_stuck = false;  // still in the HSM when run() ended
     std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
     std::uint64_t m_evicted_logged = 0;  // evictions counted in the log
     std::uint64_t m_refused_logged = 0;  // refused handshakes counted in the log
@@ -399,7 +414,7 @@ std::unique_ptr<Serving> Daemon::Impl::make_serving() {
         [this](const api::Request& request) { return handle(request); });
     serving->server->set_access_log([this](const api::AccessEntry& entry) { log_request(entry); });
 
-    serving->secrets = std::make_unique<Secrets>(m_hsm);
+    serving->secrets = std::make_shared<Secrets>(m_hsm);
     serving->audit = std::make_unique<AuditLog>(*m_database, *serving->secrets);
     serving->queue =
         std::make_unique<gsm::SmsQueue>(m_database->path(), serving->secrets->sms_sealer(),
@@ -561,16 +576,37 @@ void Daemon::Impl::log_stuck_requests() {
 
 // The version of each key new records are made with, logged when it
 // changes (a rotation at the console), so an operator sees when it counted.
+// The token is asked on a thread of its own; while an earlier look still
+// waits in the HSM, the poll goes on without starting another.
 void Daemon::Impl::log_key_versions() {
-    for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
-                            hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
-        const auto version = m_serving->secrets->key_version(base);
-        auto& known = m_key_versions[std::string(base)];
-        if (version != known) {
-            spdlog::info("event=key_version key={} version={}", base, version);
-            known = version;
+    {
+        const std::lock_guard lock(m_key_lookup->mutex);
+        if (m_key_lookup->running) {
+            return;
         }
+        m_key_lookup->running = true;
     }
+    std::thread([lookup = m_key_lookup, secrets = m_serving->secrets]() mutable {
+        for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
+                                hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
+            unsigned version = 0;
+            try {
+                version = secrets->key_version(base);
+            } catch (const std::exception&) {
+                break;  // the HSM's state is logged by the poll
+            }
+            const std::lock_guard lock(lookup->mutex);
+            auto& known = lookup->logged[std::string(base)];
+            if (version != known && !lookup->stopped) {
+                spdlog::info("event=key_version key={} version={}", base, version);
+                known = version;
+            }
+        }
+        secrets.reset();  // before it counts as finished: the daemon may end then
+        const std::lock_guard lock(lookup->mutex);
+        lookup->running = false;
+        lookup->finished.notify_all();
+    }).detach();
 }
 
 // The HSM leaving "ok" (the token gone, calls overrunning) is one WARN line
@@ -689,6 +725,10 @@ void Daemon::Impl::on_signal(int signal) {
 void Daemon::Impl::stop() {
     m_stop_overdue.cancel();
     m_stopping = true;
+    {
+        const std::lock_guard lock(m_key_lookup->mutex);
+        m_key_lookup->stopped = true;
+    }
     m_poll.cancel();
     m_anchor_timer.cancel();
     stop_serving();
@@ -932,6 +972,19 @@ void Daemon::Impl::run() {
         spdlog::warn("event=stopped_with_stuck_requests count={}", m_stuck);
         return;
     }
+    {
+        // It holds the secrets and the HSM: the module must not be
+        // finalised under its call. A call in time returns within the
+        // HSM's call deadline.
+        std::unique_lock lock(m_key_lookup->mutex);
+        m_key_lookup->stopped = true;
+        m_key_lookup_stuck = !m_key_lookup->finished.wait_for(
+            lock, m_config->hsm.call_timeout, [this] { return !m_key_lookup->running; });
+    }
+    if (m_key_lookup_stuck) {
+        spdlog::warn("event=stopped_with_hsm_call_in_flight what=key_version_lookup");
+        return;
+    }
     m_serving.reset();
     if (m_fatal) {
         std::rethrow_exception(m_fatal);
@@ -950,6 +1003,10 @@ void Daemon::run() {
 
 std::size_t Daemon::stuck_requests() const {
     return m_impl->stuck_requests();
+}
+
+bool Daemon::hsm_call_in_flight() const {
+    return m_impl->stuck_requests() > 0 || m_impl->key_lookup_stuck();
 }
 
 }  // namespace otpbox::firmware

@@ -356,6 +356,45 @@ TEST_F(HsmOutage, TokenRemoved_AClientWithATicketResumesAndGets503) {
     expect_same_daemon();
 }
 
+// otpboxd's own poll asks the token for newer key versions on a thread of
+// its own: while that waits in a stalled HSM, the poll goes on rewriting the
+// status file (which the console reads), and the file says the HSM stalls.
+TEST_F(HsmOutage, Stalled_ThePollGoesOnAndItsStatusFileSaysSo) {
+    const auto status = dev.root() / "otpboxd.status.json";
+    just_after_a_poll();
+    set_fault("stall 10000");
+    EXPECT_TRUE(test::wait_until(
+        [&] { return test::read_file(status).find("\"stalled\"") != std::string::npos; }, 8s,
+        100ms))
+        << test::read_file(status) << test::read_file(dev.daemon_log());
+    const auto written = std::filesystem::last_write_time(status);
+    EXPECT_TRUE(test::wait_until(
+        [&] { return std::filesystem::last_write_time(status) != written; }, 5s, 50ms))
+        << "the poll stopped while the HSM stalls";
+    set_fault("pass");
+    EXPECT_TRUE(hsm_back_within(15s)) << test::read_file(dev.daemon_log());
+}
+
+// Stopped while only its own look at the key versions waits in the HSM,
+// otpboxd ends as after a stop with stuck requests (exit status 3), without
+// finalising the module under that call.
+TEST_F(HsmOutage, Stalled_SigtermWhileThePollsLookWaitsEndsWithStatus3) {
+    const auto status = dev.root() / "otpboxd.status.json";
+    just_after_a_poll();
+    set_fault("stall 20000");
+    ASSERT_TRUE(test::wait_until(
+        [&] { return test::read_file(status).find("\"stalled\"") != std::string::npos; }, 8s,
+        100ms))
+        << test::read_file(status);
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(dev.daemon->stop(10s), 3) << test::read_file(dev.daemon_log());
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+    EXPECT_NE(test::read_file(dev.daemon_log())
+                  .find("event=stopped_with_hsm_call_in_flight what=key_version_lookup"),
+              std::string::npos)
+        << test::read_file(dev.daemon_log());
+}
+
 // A SIGTERM ends otpboxd in bounded time even while its own poll and a
 // request's handler sit in an HSM call that does not come back.
 TEST_F(HsmOutage, Stalled_SigtermStillEndsTheDaemon) {

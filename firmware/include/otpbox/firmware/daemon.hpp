@@ -40,6 +40,11 @@ class Daemon {
     // be destroyed: the process should end with std::_Exit.
     [[nodiscard]] std::size_t stuck_requests() const;
 
+    // Stuck requests, or the daemon's own look at the key versions still
+    // inside an HSM call when run() ended. Then the Daemon must not be
+    // destroyed either (the module would be finalised under the call).
+    [[nodiscard]] bool hsm_call_in_flight() const;
+
   private:
     class Impl;
     std::unique_ptr<Impl> m_impl;
