@@ -62,6 +62,11 @@ std::vector<api::AllowedClient> read_clients_file(const fs::path& file) {
         }
         return {};
     }
+    // toml++ reads a folder as an empty file: nobody allowed, and the
+    // console's next write would fail.
+    if (fs::is_directory(file, error)) {
+        throw ConfigError(file.string() + ": is a folder, not a clients file");
+    }
     return detail::read_client_list(file, parse(file), kListKey);
 }
 

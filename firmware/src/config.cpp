@@ -1,6 +1,8 @@
 #include "otpbox/firmware/config.hpp"
 
+#include <spdlog/common.h>
 #include <toml++/toml.h>
+#include <boost/asio/ip/address.hpp>
 
 #include <sys/stat.h>
 
@@ -8,6 +10,7 @@
 #include <sstream>
 
 #include "client_list.hpp"
+#include "config_keys.hpp"
 #include "otpbox/firmware/clients_file.hpp"
 
 namespace otpbox::firmware {
@@ -18,10 +21,13 @@ namespace fs = std::filesystem;
 
 class Reader {
   public:
-    Reader(const fs::path& file, const toml::table& root) : m_file(file), m_root(root) {}
+    // prefix names root in messages: "modems[1]." for a modem's table.
+    Reader(const fs::path& file, const toml::table& root, std::string prefix = {})
+        : m_file(file), m_root(root), m_prefix(std::move(prefix)) {}
 
     [[noreturn]] void fail(std::string_view key, std::string_view problem) const {
-        throw ConfigError(m_file.string() + ": " + std::string(key) + ": " + std::string(problem));
+        throw ConfigError(m_file.string() + ": " + m_prefix + std::string(key) + ": " +
+                          std::string(problem));
     }
 
     std::string string(std::string_view key, std::string fallback) const {
@@ -111,11 +117,20 @@ class Reader {
   private:
     fs::path m_file;
     const toml::table& m_root;
+    std::string m_prefix;
 };
 
 ApiConfig read_api(const Reader& reader) {
     ApiConfig api;
     api.listen = reader.string("api.listen", api.listen);
+    // Checked here: a name the daemon could never listen on would otherwise
+    // leave it running without an API, retrying for ever.
+    boost::system::error_code not_an_address;
+    (void)boost::asio::ip::make_address(api.listen, not_an_address);
+    if (not_an_address) {
+        reader.fail("api.listen",
+                    "must be an IP address like 127.0.0.1 or ::1, not \"" + api.listen + "\"");
+    }
     api.port = static_cast<std::uint16_t>(reader.integer("api.port", api.port, 0, 65535));
     api.ca_file = reader.path("api.ca");
     api.certificate_file = reader.path("api.certificate");
@@ -163,7 +178,11 @@ hsm::HsmConfig read_hsm(const Reader& reader) {
     config.call_timeout =
         std::chrono::milliseconds(reader.integer("hsm.call_timeout_ms", 5000, 100, 600000));
     config.max_sessions = static_cast<std::size_t>(reader.integer("hsm.max_sessions", 8, 1, 256));
-    if (const auto* environment = reader.root().at_path("hsm.environment").as_table()) {
+    const auto environment_node = reader.root().at_path("hsm.environment");
+    if (environment_node && !environment_node.is_table()) {
+        reader.fail("hsm.environment", "must be a table ([hsm.environment])");
+    }
+    if (const auto* environment = environment_node.as_table()) {
         for (const auto& [name, value] : *environment) {
             const auto text = value.value<std::string>();
             if (!text) {
@@ -201,7 +220,16 @@ SmsConfig read_sms(const Reader& reader) {
     if (sms.template_text.find("{code}") == std::string::npos) {
         reader.fail("sms.template", "must contain {code}");
     }
+    // The country code a national number ("0170 ...") is taken in: digits
+    // only, as E.164 writes it after the "+".
     sms.default_country = reader.string("sms.default_country", sms.default_country);
+    if (sms.default_country.empty() || sms.default_country.size() > 3 ||
+        sms.default_country[0] == '0' ||
+        sms.default_country.find_first_not_of("0123456789") != std::string::npos) {
+        reader.fail(
+            "sms.default_country",
+            "is a country code of 1 to 3 digits like \"49\", not \"" + sms.default_country + "\"");
+    }
     return sms;
 }
 
@@ -225,6 +253,23 @@ std::string read_sim_pin(const Reader& reader, const std::string& key, const fs:
     return pin;
 }
 
+// Delivery reports and stored SIM PINs are matched by the modem's name, so
+// two modems of one name could mark each other's SMS; two workers on one
+// serial line would talk over each other.
+void refuse_shared_modem(const Reader& reader, const std::vector<gsm::ModemConfig>& earlier,
+                         const gsm::ModemConfig& modem, const std::string& key) {
+    for (std::size_t i = 0; i < earlier.size(); ++i) {
+        const std::string other = "modems[" + std::to_string(i) + "]";
+        if (earlier[i].name == modem.name) {
+            reader.fail(key + ".name", "\"" + modem.name + "\" is already the name of " + other);
+        }
+        if (earlier[i].device == modem.device) {
+            reader.fail(key + ".device",
+                        modem.device.string() + " is already the device of " + other);
+        }
+    }
+}
+
 std::vector<gsm::ModemConfig> read_modems(const Reader& reader) {
     std::vector<gsm::ModemConfig> modems;
     const auto* list = reader.array("modems");
@@ -237,7 +282,7 @@ std::vector<gsm::ModemConfig> read_modems(const Reader& reader) {
         if (table == nullptr) {
             reader.fail(key, "must be a table");
         }
-        const Reader modem(reader.file(), *table);
+        const Reader modem(reader.file(), *table, key + ".");
         gsm::ModemConfig config;
         config.name = modem.string("name", "modem" + std::to_string(i));
         config.device = modem.path("device");
@@ -250,15 +295,30 @@ std::vector<gsm::ModemConfig> read_modems(const Reader& reader) {
             config.sim_pin = read_sim_pin(reader, key + ".sim_pin_file", pin_file);
         }
         config.hardware_flow_control = modem.boolean("hardware_flow_control", false);
+        config.reset_with_cfun = modem.boolean("reset_with_cfun", false);
         config.command_timeout =
             std::chrono::milliseconds(modem.integer("command_timeout_ms", 5000, 100, 120000));
         config.send_timeout =
             std::chrono::milliseconds(modem.integer("send_timeout_ms", 60000, 1000, 600000));
         config.poll_interval =
             std::chrono::seconds(modem.integer("poll_interval_seconds", 30, 1, 3600));
+        refuse_shared_modem(reader, modems, config, key);
         modems.push_back(config);
     }
     return modems;
+}
+
+// Cells are drawn byte by byte from the alphabet: a repeated character
+// makes some values likelier (all of them, in "00"), and a byte of a UTF-8
+// sequence alone is no character a card could print or a user type.
+bool distinct_printable_ascii(std::string_view alphabet) {
+    for (std::size_t i = 0; i < alphabet.size(); ++i) {
+        const char c = alphabet[i];
+        if (c <= ' ' || c > '~' || alphabet.find(c, i + 1) != std::string_view::npos) {
+            return false;
+        }
+    }
+    return true;
 }
 
 PincardConfig read_pincard(const Reader& reader) {
@@ -268,8 +328,9 @@ PincardConfig read_pincard(const Reader& reader) {
     card.cell_length =
         static_cast<unsigned>(reader.integer("pincard.cell_length", card.cell_length, 1, 8));
     card.alphabet = reader.string("pincard.alphabet", card.alphabet);
-    if (card.alphabet.size() < 2 || card.alphabet.size() > 64) {
-        reader.fail("pincard.alphabet", "must have 2 to 64 characters");
+    if (!distinct_printable_ascii(card.alphabet) || card.alphabet.size() < 2 ||
+        card.alphabet.size() > 64) {
+        reader.fail("pincard.alphabet", "must be 2 to 64 different printable ASCII characters");
     }
     card.challenge_cells = static_cast<unsigned>(
         reader.integer("pincard.challenge_cells", card.challenge_cells, 1, 8));
@@ -281,19 +342,55 @@ PincardConfig read_pincard(const Reader& reader) {
     return card;
 }
 
+// spdlog takes a name it does not know for "off": a typo would silence the
+// daemon's log without a word.
+std::string read_log_level(const Reader& reader) {
+    auto level = reader.string("log.level", "info");
+    if (level != "off" && spdlog::level::from_str(level) == spdlog::level::off) {
+        reader.fail(
+            "log.level",
+            "must be trace, debug, info, warning, error, critical or off, not \"" + level + "\"");
+    }
+    return level;
+}
+
+// toml++ reads a folder as an empty file, which would then be refused for
+// the first key it lacks.
+void refuse_unusual_file(const fs::path& file) {
+    std::error_code error;
+    const auto status = fs::status(file, error);
+    if (!fs::exists(status)) {
+        throw ConfigError(file.string() + ": cannot be read (" +
+                          (error ? error.message() : std::string("no such file")) + ")");
+    }
+    if (fs::is_directory(status)) {
+        throw ConfigError(file.string() + ": is a folder, not a configuration file");
+    }
+    if (!fs::is_regular_file(status)) {
+        throw ConfigError(file.string() + ": is not a regular file");
+    }
+}
+
 }  // namespace
 
 Config load_config(const fs::path& file) {
+    refuse_unusual_file(file);
     toml::table root;
     try {
         root = toml::parse_file(file.string());
     } catch (const toml::parse_error& error) {
+        // Line 0: the file could not be read at all.
         std::ostringstream message;
-        message << file.string() << ":" << error.source().begin.line << ": " << error.description();
+        message << file.string();
+        if (error.source().begin.line > 0) {
+            message << ":" << error.source().begin.line;
+        }
+        message << ": " << error.description();
         throw ConfigError(message.str());
     }
 
     const fs::path absolute = fs::absolute(file).lexically_normal();
+    detail::refuse_unknown_keys(absolute, root);
     const Reader reader(absolute, root);
     Config config;
     config.file = absolute;
@@ -314,7 +411,7 @@ Config load_config(const fs::path& file) {
     config.sms = read_sms(reader);
     config.modems = read_modems(reader);
     config.pincard = read_pincard(reader);
-    config.log_level = reader.string("log.level", "info");
+    config.log_level = read_log_level(reader);
     config.audit_anchor_file = reader.path("audit.anchor_file");
     return config;
 }

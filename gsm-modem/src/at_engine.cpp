@@ -131,7 +131,10 @@ std::uint8_t AtEngine::send_pdu(std::size_t tpdu_length, std::string_view hex,
     write(std::string(hex) + kCtrlZ);
     const auto response = await_final(hex, "AT+CMGS", SteadyClock::now() + send_timeout);
     for (const auto& line : response.lines) {
-        const auto reference = number_after(line, kCmgsPrefix);
+        // TS 27.005 3.5.1: "+CMGS: <mr>[,<ackpdu>]"; the network's ack PDU
+        // follows when the modem was told to pass it on. The SMS has gone
+        // either way: missing its reference would send it a second time.
+        const auto reference = number_after(line.substr(0, line.find(',')), kCmgsPrefix);
         if (reference && *reference >= 0 && *reference <= 255) {
             return static_cast<std::uint8_t>(*reference);
         }
@@ -209,7 +212,18 @@ void AtEngine::write_raw(std::string_view bytes) {
 }
 
 std::vector<Urc> AtEngine::take_urcs() {
-    return std::exchange(m_urcs, {});
+    // A listen may end between a +CDS line and its PDU line (TS 27.005
+    // 3.4.1: the PDU follows on a line of its own); the report would be lost.
+    std::optional<Urc> waiting;
+    if (m_urc_wants_pdu && !m_urcs.empty()) {
+        waiting = std::move(m_urcs.back());
+        m_urcs.pop_back();
+    }
+    auto urcs = std::exchange(m_urcs, {});
+    if (waiting) {
+        m_urcs.push_back(std::move(*waiting));
+    }
+    return urcs;
 }
 
 void AtEngine::write(std::string_view bytes) {
@@ -220,7 +234,7 @@ std::optional<AtEngine::Token> AtEngine::next_token(SteadyClock::time_point dead
                                                     bool want_prompt) {
     for (;;) {
         if (auto line = take_line()) {
-            if (std::exchange(m_urc_wants_pdu, false) && is_hex(*line)) {
+            if (std::exchange(m_urc_wants_pdu, false) && is_hex(*line) && !m_urcs.empty()) {
                 m_urcs.back().pdu = std::move(*line);
                 continue;
             }
@@ -244,22 +258,26 @@ std::optional<AtEngine::Token> AtEngine::next_token(SteadyClock::time_point dead
 }
 
 // Keeps printable ASCII and line ends only: binary noise on the line must not
-// reach the parser, and a run without a line end is bounded.
+// reach the parser. A line longer than kMaxLine is dropped whole, up to its
+// end: its tail taken as a line of its own could read "OK" or "+CMGS: 5".
 void AtEngine::append(std::string_view bytes) {
     for (const char c : bytes) {
         const bool printable = c >= 0x20 && c <= 0x7e;
         if (!printable && c != '\r' && c != '\n') {
             continue;
         }
-        m_pending.push_back(c);
         if (c == '\r' || c == '\n') {
-            std::string line = m_pending.substr(0, m_pending.size() - 1);
-            m_pending.clear();
-            if (!trim(line).empty()) {
-                m_lines.push_back(std::string(trim(line)));
+            const auto line = trim(m_pending);
+            if (!line.empty() && !m_dropping_line) {
+                m_lines.emplace_back(line);
             }
-        } else if (m_pending.size() > kMaxLine) {
             m_pending.clear();
+            m_dropping_line = false;
+        } else if (m_pending.size() >= kMaxLine) {
+            m_pending.clear();
+            m_dropping_line = true;
+        } else if (!m_dropping_line) {
+            m_pending.push_back(c);
         }
     }
 }

@@ -174,7 +174,8 @@ void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error)
             }
             break;
         case SendFault::modem:
-            // Back at once, so that another modem takes it.
+            // Back at once, so that another modem takes it. An OK without a
+            // +CMGS reference lands here too, though that SMS may have gone.
             m_queue.requeue(sms.id, error.what(), m_queue.now());
             break;
     }

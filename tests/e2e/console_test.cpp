@@ -492,6 +492,15 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
                                 "CREATE TABLE challenges(x); CREATE TABLE audit(x);'")
                   .status,
               0);
+    EXPECT_NE(run("restore " + (instance.root() / "otpbox.db").string(), "nothing changed")
+                  .find("the live database itself"),
+              std::string::npos);
+    // A PATH typed as "" is a usage error, not a file system error.
+    for (const std::string command :
+         {"backup \"\"", "restore \"\"", "audit export \"\"", "pincard issue dr.x \"\""}) {
+        const auto answer = run(command, "Usage");
+        EXPECT_EQ(answer.find("Failed"), std::string::npos) << answer;
+    }
     const auto refused = run("restore " + look_alike.string(), "nothing changed");
     EXPECT_NE(refused.find("not an otpbox database"), std::string::npos) << refused;
     EXPECT_EQ(refused.find("[y/N]"), std::string::npos) << refused;

@@ -47,6 +47,11 @@ TEST(ClientsFile_Read, MissingFileMeansNoClients) {
     EXPECT_TRUE(read_clients_file(dir.path() / "absent.toml").empty());
 }
 
+TEST(ClientsFile_Read, AFolderIsRefusedNotReadAsEmpty) {
+    TempDir dir;
+    EXPECT_THROW((void)read_clients_file(dir.path()), ConfigError);
+}
+
 TEST(ClientsFile_Read, FileWithoutTablesMeansNoClients) {
     TempDir dir;
     write_file(dir.path() / "clients.toml", "# nobody yet\n");

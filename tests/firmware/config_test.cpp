@@ -164,13 +164,86 @@ TEST_P(Config_Refuses, NamingTheKey) {
 
 INSTANTIATE_TEST_SUITE_P(
     Cases, Config_Refuses,
-    ::testing::Values(BadConfig{"[sms]\notp_digits = 5\n", "sms.otp_digits"},
-                      BadConfig{"[sms]\notp_digits = \"six\"\n", "sms.otp_digits"},
-                      BadConfig{"[sms]\ntemplate = \"no code here\"\n", "sms.template"},
-                      BadConfig{"[sms]\nallowed_countries = [\"49\"]\n", "sms.allowed_countries"},
-                      BadConfig{"[pincard]\ncolumns = 27\n", "pincard.columns"},
-                      BadConfig{"[[api.clients]]\nsubject = \"CN=x\"\nrole = \"admin\"\n", "role"},
-                      BadConfig{"[log\n", "otpbox.toml"}));
+    ::testing::Values(
+        BadConfig{"[sms]\notp_digits = 5\n", "sms.otp_digits"},
+        BadConfig{"[sms]\notp_digits = \"six\"\n", "sms.otp_digits"},
+        BadConfig{"[sms]\ntemplate = \"no code here\"\n", "sms.template"},
+        BadConfig{"[sms]\nallowed_countries = [\"49\"]\n", "sms.allowed_countries"},
+        BadConfig{"[pincard]\ncolumns = 27\n", "pincard.columns"},
+        BadConfig{"[[api.clients]]\nsubject = \"CN=x\"\nrole = \"admin\"\n", "role"},
+        BadConfig{"[log\n", "otpbox.toml"}, BadConfig{"[sms]\notp_digit = 8\n", "sms.otp_digit:"},
+        BadConfig{"[smss]\notp_digits = 8\n", "smss:"},
+        BadConfig{"baudrate = 9600\n", "modems[0].baudrate:"},
+        BadConfig{"[[api.clients]]\nsubject = \"CN=x\"\nrole = \"portal\"\nrol = 1\n",
+                  "api.clients[2].rol:"},
+        BadConfig{"[log]\nlevel = \"verbose\"\n", "log.level"},
+        BadConfig{"[console]\nidle = 60\n", "console.idle:"},
+        BadConfig{"[sms]\ndefault_country = \"+49\"\n", "sms.default_country"},
+        BadConfig{"[[modems]]\nname = \"modem0\"\ndevice = \"modem/modem1\"\n", "modems[1].name"},
+        BadConfig{"[[modems]]\nname = \"modem1\"\ndevice = \"modem/modem0\"\n", "modems[1].device"},
+        BadConfig{"reset_with_cfun = \"yes\"\n", "modems[0].reset_with_cfun"},
+        BadConfig{"[pincard]\nalphabet = \"00\"\n", "pincard.alphabet"},
+        BadConfig{"[pincard]\nalphabet = \"\u00e4\u00f6\u00fc\"\n", "pincard.alphabet"},
+        BadConfig{"baud = 12\n", "modems[0].baud:"}, BadConfig{"name = 0\n", "modems[0].name:"}));
+
+// A key in the wrong place or a section that is no table would otherwise
+// leave every setting of it at its default.
+TEST(Config_Load, RefusesSectionsThatAreNoTables) {
+    TempDir dir;
+    const auto file = dir.path() / "otpbox.toml";
+    const auto refused_naming = [&](const std::string& text, const std::string& key) {
+        write_file(file, text);
+        try {
+            (void)load_config(file);
+            ADD_FAILURE() << "accepted: " << text;
+        } catch (const ConfigError& error) {
+            EXPECT_NE(std::string(error.what()).find(key), std::string::npos) << error.what();
+        }
+    };
+    refused_naming("log = \"debug\"\n" + std::string(kMinimal), ": log: must be a table");
+    refused_naming("level = \"debug\"\n" + std::string(kMinimal), ": level: is not a known key");
+    std::string environment(kMinimal);
+    const std::string table = "[hsm.environment]\nSOFTHSM2_CONF = \"hsm/softhsm2.conf\"\n";
+    environment.replace(environment.find(table), table.size(), "environment = 1\n");
+    refused_naming(environment, "hsm.environment");
+}
+
+TEST(Config_Load, ListenAddressIsAnIpAddress) {
+    TempDir dir;
+    const auto file = dir.path() / "otpbox.toml";
+    write_file(file, with_api_keys("listen = \"::1\"\n"));
+    EXPECT_EQ(load_config(file).api.listen, "::1");
+    for (const auto* listen : {"localhost", "127.0.0.256", ""}) {
+        write_file(file, with_api_keys("listen = \"" + std::string(listen) + "\"\n"));
+        try {
+            (void)load_config(file);
+            ADD_FAILURE() << "accepted: " << listen;
+        } catch (const ConfigError& error) {
+            EXPECT_NE(std::string(error.what()).find("api.listen"), std::string::npos)
+                << error.what();
+        }
+    }
+}
+
+TEST(Config_Load, ModemResetWithCfunIsReadWhereTheDocsSayIt) {
+    TempDir dir;
+    const auto file = dir.path() / "otpbox.toml";
+    write_file(file, kMinimal);
+    EXPECT_FALSE(load_config(file).modems.at(0).reset_with_cfun);
+    write_file(file, std::string(kMinimal) + "reset_with_cfun = true\n");
+    EXPECT_TRUE(load_config(file).modems.at(0).reset_with_cfun);
+}
+
+TEST(Config_Load, LogLevelAndDefaultCountryTakeWhatTheyName) {
+    TempDir dir;
+    const auto file = dir.path() / "otpbox.toml";
+    write_file(file, std::string(kMinimal) +
+                         "[log]\nlevel = \"warning\"\n[sms]\n"
+                         "default_country = \"43\"\n");
+    const auto config = load_config(file);
+    EXPECT_EQ(config.log_level, "warning");
+    EXPECT_EQ(config.sms.default_country, "43");
+}
 
 TEST(Config_Load, SimPinComesFromAPrivateFile) {
     TempDir dir;
@@ -187,6 +260,25 @@ TEST(Config_Load, SimPinComesFromAPrivateFile) {
 TEST(Config_Load, MissingFileIsAConfigError) {
     TempDir dir;
     EXPECT_THROW((void)load_config(dir.path() / "absent.toml"), ConfigError);
+}
+
+// A folder reads as an empty file: refused for the first key it lacks, the
+// message would send the operator looking for hsm.pin_file.
+TEST(Config_Load, AFolderOrADeviceIsNamedForWhatItIs) {
+    TempDir dir;
+    const auto message = [](const std::filesystem::path& file) -> std::string {
+        try {
+            (void)load_config(file);
+        } catch (const ConfigError& error) {
+            return error.what();
+        }
+        return "accepted";
+    };
+    EXPECT_EQ(message(dir.path()), dir.path().string() + ": is a folder, not a configuration file");
+    EXPECT_EQ(message("/dev/null"), "/dev/null: is not a regular file");
+    EXPECT_EQ(
+        message(dir.path() / "absent.toml"),
+        (dir.path() / "absent.toml").string() + ": cannot be read (No such file or directory)");
 }
 
 }  // namespace

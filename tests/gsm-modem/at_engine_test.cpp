@@ -116,6 +116,23 @@ TEST(AtEngine_Command, SurvivesBinaryGarbageAndOverlongRuns) {
     EXPECT_NO_THROW((void)engine.command("AT", 2s));
 }
 
+// Without dropping the whole line, the tail after the bound would be a line
+// of its own, here an OK that hides the ERROR the command got.
+TEST(AtEngine_Command, DropsAnOverlongLineUpToItsEnd) {
+    ScriptedModem modem([](const std::string&) {
+        return "\r\n" + std::string(AtEngine::kMaxLine + 1, 'x') + "OK\r\n\r\nERROR\r\n";
+    });
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.command("AT", 2s);
+        FAIL() << "the tail of an overlong line was taken for OK";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::error);
+    }
+    EXPECT_TRUE(engine.take_urcs().empty());
+}
+
 TEST(AtEngine_Command, OpeningAMissingDeviceFails) {
     try {
         AtEngine engine(SerialSettings{"/nonexistent/ttyUSB9", 115200, false});
@@ -158,6 +175,14 @@ TEST(AtEngine_SendPdu, ReturnsTheMessageReference) {
     EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 2s), 42);
     EXPECT_NE(modem.received().find("AT+CMGS=17\r" + std::string(kPdu) + "\x1a"),
               std::string::npos);
+}
+
+// A reference missed here would make the worker send the SMS again.
+TEST(AtEngine_SendPdu, ReadsTheReferenceBeforeAnAckPdu) {
+    ScriptedModem modem(pdu_modem("\r\n> ", "\r\n+CMGS: 7,\"0101000000\"\r\n" + ok()));
+    AtEngine engine(modem.settings());
+
+    EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 2s), 7);
 }
 
 TEST(AtEngine_SendPdu, TakesOutUrcsBetweenPromptAndResult) {
@@ -245,6 +270,27 @@ TEST(AtEngine_Listen, CollectsUnsolicitedReports) {
     ASSERT_EQ(urcs.size(), 2u);
     EXPECT_EQ(urcs[0].pdu.value_or(""), kReportPdu);
     EXPECT_EQ(urcs[1].line, "+CEREG: 1");
+}
+
+// A listen that ends between the +CDS line and its PDU keeps the report
+// until the PDU arrives, instead of losing it (or writing past an empty list).
+TEST(AtEngine_Listen, KeepsAReportWhosePduComesAfterTheListen) {
+    ScriptedModem modem([](const std::string&) { return ok(); });
+    AtEngine engine(modem.settings());
+    modem.write("\r\n+CEREG: 1\r\n\r\n+CDS: 25\r\n");
+    engine.listen(200ms);
+
+    auto urcs = engine.take_urcs();
+    ASSERT_EQ(urcs.size(), 1u);
+    EXPECT_EQ(urcs[0].line, "+CEREG: 1");
+
+    modem.write(std::string(kReportPdu) + "\r\n");
+    engine.listen(200ms);
+
+    urcs = engine.take_urcs();
+    ASSERT_EQ(urcs.size(), 1u);
+    EXPECT_EQ(urcs[0].line, "+CDS: 25");
+    EXPECT_EQ(urcs[0].pdu.value_or(""), kReportPdu);
 }
 
 }  // namespace

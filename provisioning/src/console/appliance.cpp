@@ -20,16 +20,23 @@ ConsoleSettings load_console_settings(const fs::path& config_file) {
     } catch (const toml::parse_error& error) {
         throw firmware::ConfigError(config_file.string() + ": " + std::string(error.description()));
     }
+    const auto fail = [&](std::string_view key, std::string_view problem) {
+        throw firmware::ConfigError(config_file.string() + ": " + std::string(key) + ": " +
+                                    std::string(problem));
+    };
     const auto console = table["console"];
-    if (const auto file = console["password_file"].value<std::string>()) {
-        settings.password_file = dir / *file;
-    }
-    if (const auto idle = console["idle_seconds"].value<std::int64_t>()) {
-        if (*idle < 5 || *idle > 86400) {
-            throw firmware::ConfigError(config_file.string() +
-                                        ": console.idle_seconds must be 5 to 86400");
+    if (const auto file = console["password_file"]) {
+        if (!file.is_string() || file.value_or(std::string()).empty()) {
+            fail("console.password_file", "must be a file name");
         }
-        settings.idle = std::chrono::seconds(*idle);
+        settings.password_file = dir / *file.value<std::string>();
+    }
+    if (const auto idle = console["idle_seconds"]) {
+        const auto seconds = idle.value<std::int64_t>();
+        if (!idle.is_integer() || *seconds < 5 || *seconds > 86400) {
+            fail("console.idle_seconds", "must be an integer between 5 and 86400");
+        }
+        settings.idle = std::chrono::seconds(*seconds);
     }
     return settings;
 }

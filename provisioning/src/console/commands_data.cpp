@@ -105,6 +105,10 @@ std::string backup_problem(const fs::path& file, const fs::path& live) {
     if (!fs::is_regular_file(status)) {
         return fs::is_directory(status) ? "a folder, not a file" : "not a regular file";
     }
+    // Copied onto itself it would change nothing, yet say it restored.
+    if (fs::equivalent(file, live, unreadable)) {
+        return "the live database itself, not a backup";
+    }
     try {
         const auto db = open_sqlite(file, SQLITE_OPEN_READONLY);
         sqlite3_stmt* statement = nullptr;
@@ -141,7 +145,7 @@ std::string new_file_problem(const fs::path& path) {
 }  // namespace
 
 void Console::backup(std::span<const std::string> arguments) {
-    if (arguments.size() != 1) {
+    if (arguments.size() != 1 || arguments[0].empty()) {
         say("Usage: backup PATH (a new file)\n");
         return;
     }
@@ -172,7 +176,7 @@ void Console::backup(std::span<const std::string> arguments) {
 }
 
 void Console::restore(std::span<const std::string> arguments) {
-    if (arguments.size() != 1) {
+    if (arguments.size() != 1 || arguments[0].empty()) {
         say("Usage: restore PATH\n");
         return;
     }
@@ -222,7 +226,7 @@ void Console::audit_verify(std::span<const std::string>) {
 }
 
 void Console::audit_export(std::span<const std::string> arguments) {
-    if (arguments.size() != 1) {
+    if (arguments.size() != 1 || arguments[0].empty()) {
         say("Usage: audit export PATH (a new file)\n");
         return;
     }

@@ -70,7 +70,7 @@ void wipe(PincardPrint& print) noexcept {
 }  // namespace
 
 void Console::pincard_issue(std::span<const std::string> arguments) {
-    if (arguments.size() != 2) {
+    if (arguments.size() != 2 || arguments[1].empty()) {
         say("Usage: pincard issue USER PATH, e.g. pincard issue dr.weber /media/usb/card.pdf\n");
         return;
     }

@@ -38,7 +38,7 @@ struct AtResponse {
 
 class AtEngine {
   public:
-    static constexpr std::size_t kMaxLine = 1024;  // longer runs without a line end are dropped
+    static constexpr std::size_t kMaxLine = 1024;  // longer lines are dropped up to their end
     static constexpr std::size_t kMaxUrcs = 256;   // oldest dropped beyond this
 
     // Opens the port 8N1 at the given speed. Throws AtError(port_closed).
@@ -69,6 +69,8 @@ class AtEngine {
     // Writes bytes as they are (ESC, Ctrl-Z), for cancelling and resets.
     void write_raw(std::string_view bytes);
 
+    // The URCs set aside so far, less a +CDS or +CMT whose PDU line has not
+    // arrived yet: that one stays until its PDU comes.
     [[nodiscard]] std::vector<Urc> take_urcs();
 
   private:
@@ -90,7 +92,8 @@ class AtEngine {
     void write(std::string_view bytes);
 
     std::unique_ptr<SerialPort> m_port;
-    std::string m_pending;  // bytes after the last line end
+    std::string m_pending;         // bytes after the last line end
+    bool m_dropping_line = false;  // the line being read grew past kMaxLine
     std::deque<std::string> m_lines;
     std::vector<Urc> m_urcs;
     bool m_urc_wants_pdu = false;
