@@ -173,6 +173,8 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
     // The simulator sends a delivery report, and the console waits for it.
     EXPECT_TRUE(screen.expect("delivered", 30s)) << screen.since_mark();
     EXPECT_NE(screen.since_mark().find("+49 170 ****567"), std::string::npos);
+    // A send in progress is not called "queued" here: a modem has it.
+    EXPECT_EQ(screen.since_mark().find("queued by"), std::string::npos) << screen.since_mark();
     EXPECT_TRUE(test::wait_until(
         [&] {
             return test::read_file(instance.outbox()).find("otpbox test message") !=
@@ -278,6 +280,27 @@ TEST_F(Console_Session, HelpNamesEveryCommand) {
         EXPECT_LE(line.size(), 81U) << line;
     }
     EXPECT_NE(run("frobnicate", "'help' lists them").find("Unknown command"), std::string::npos);
+    // A group's first word alone, or with a word it does not know, lists the group.
+    const auto group = run("hsm", "a new version of a key");
+    EXPECT_NE(group.find("'hsm' goes with one of these"), std::string::npos) << group;
+    EXPECT_NE(group.find("hsm init"), std::string::npos) << group;
+    EXPECT_EQ(group.find("tls csr"), std::string::npos) << group;
+    const auto wrong = run("modem frob", "send a test SMS");
+    EXPECT_NE(wrong.find("modem pin NAME"), std::string::npos) << wrong;
+}
+
+// A typo in the configuration is named before the next session begins.
+TEST_F(Console_Session, AKeyNothingReadsIsNamedBeforeTheNextSession) {
+    log_in(*screen, password);
+    instance.replace_in_config("allowed_countries =", "allowed_country =");
+    screen->mark();
+    screen->line("logout");
+    EXPECT_TRUE(screen->expect("sms.allowed_country: is not a known key", 30s))
+        << screen->since_mark();
+    EXPECT_TRUE(screen->expect("Fix it and press Enter.", 30s)) << screen->since_mark();
+    instance.replace_in_config("allowed_country =", "allowed_countries =");
+    screen->line("");
+    log_in(*screen, password);
 }
 
 TEST_F(Console_Session, StatusAndKeysWithoutTheDaemon) {
@@ -508,6 +531,9 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     screen->line("restore " + backup.string());
     ASSERT_TRUE(screen->expect("[y/N]"));
     EXPECT_NE(run("y", "Restored.").find("Restored."), std::string::npos);
+    // The backup stays one file, also after restore has looked at it.
+    EXPECT_FALSE(fs::exists(backup.string() + "-wal"));
+    EXPECT_FALSE(fs::exists(backup.string() + "-shm"));
 
     EXPECT_NE(run("audit verify", "checked").find("Audit log intact"), std::string::npos);
     const auto exported = instance.root() / "audit.jsonl";

@@ -86,6 +86,22 @@ TEST_F(DaemonStart, BrokenConfigStopsItNamingTheKey) {
     EXPECT_NE(test::read_file(log()).find("pincard.columns"), std::string::npos);
 }
 
+// A level spdlog does not know would turn the log off without a word.
+TEST_F(DaemonStart, UnknownLogLevelStopsItNamingTheKey) {
+    dev.replace_in_config("level = \"info\"", "level = \"INFO\"");
+    EXPECT_EQ(run_to_exit(), 2);
+    EXPECT_NE(test::read_file(log()).find("log.level"), std::string::npos);
+}
+
+// A misspelt key would leave its setting at the default unnoticed.
+TEST_F(DaemonStart, MisspeltKeyStopsItNamingTheKey) {
+    dev.replace_in_config("allowed_countries =", "allowed_country =");
+    EXPECT_EQ(run_to_exit(), 2);
+    EXPECT_NE(test::read_file(log()).find("sms.allowed_country: is not a known key"),
+              std::string::npos)
+        << test::read_file(log());
+}
+
 TEST_F(DaemonStart, UnprovisionedServesNothingThenServesWithoutRestart) {
     const auto certificate = dev.root() / "pki/server.crt";
     const auto aside = dev.root() / "server.crt.aside";

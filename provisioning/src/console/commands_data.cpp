@@ -166,6 +166,13 @@ void Console::backup(std::span<const std::string> arguments) {
         const auto from = open_sqlite(m_appliance.config().database, SQLITE_OPEN_READONLY);
         const auto to = open_sqlite(path, SQLITE_OPEN_READWRITE);
         copy_database(from.get(), to.get());
+        // The copy took the live file's WAL mode; a backup is one file, and
+        // in WAL mode even a read-only look at it (restore's checks) would
+        // leave -wal and -shm files beside it.
+        if (sqlite3_exec(to.get(), "PRAGMA journal_mode=DELETE", nullptr, nullptr, nullptr) !=
+            SQLITE_OK) {
+            throw std::runtime_error(std::string("backup: ") + sqlite3_errmsg(to.get()));
+        }
     } catch (const std::exception&) {
         fs::remove(path);
         throw;
@@ -199,8 +206,13 @@ void Console::restore(std::span<const std::string> arguments) {
         const auto to = open_sqlite(m_appliance.config().database, SQLITE_OPEN_READWRITE);
         copy_database(from.get(), to.get());
     }
-    say("Restored. The audit log's anchor outside the database is older or newer than\n"
-        "the restored rows, so 'audit verify' reports that until the next anchor.\n");
+    if (m_appliance.config().audit_anchor_file.empty()) {
+        say("Restored. The event=audit_anchor lines otpboxd logged since the backup name\n"
+            "rows the restored audit log does not have.\n");
+    } else {
+        say("Restored. The audit log's anchor outside the database is older or newer than\n"
+            "the restored rows, so 'audit verify' reports that until the next anchor.\n");
+    }
     m_appliance.record("restore", path.filename().string(), "ok");
 }
 

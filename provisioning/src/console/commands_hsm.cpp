@@ -144,9 +144,9 @@ void Console::hsm_rotate(std::span<const std::string> arguments) {
         return;
     }
     const auto label = hsm::keys::versioned(base, version + 1);
-    say("The current key is " + hsm::keys::versioned(base, version) + ".\n" +
-        std::string(rotation->effect) + "\nThe daemon takes the new version within seconds." +
-        " Take an HSM backup afterwards.\n");
+    say("The current key is " + hsm::keys::versioned(base, version) + ", the new one " + label +
+        ".\n" + std::string(rotation->effect) +
+        "\nThe daemon takes the new version within seconds. Take an HSM backup afterwards.\n");
     if (!confirm("Make " + label + "?")) {
         say("Nothing changed.\n");
         return;

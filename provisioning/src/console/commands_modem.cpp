@@ -99,9 +99,14 @@ void Console::modem_test(std::span<const std::string> arguments) {
         const auto record = queue.find(id);
         if (record && record->status != last) {
             last = record->status;
-            say("  " + std::string(gsm::status_name(last)) +
-                (record->modem.empty() ? "" : " by " + record->modem) +
-                (record->failure.empty() ? "" : ": " + record->failure) + "\n");
+            // status_name() calls a send in progress "queued", as the API
+            // shows it; here the modem that took it is worth seeing.
+            const bool sending = last == gsm::SmsStatus::sending;
+            const std::string state = sending ? "sending" : std::string(gsm::status_name(last));
+            const std::string modem =
+                record->modem.empty() ? "" : (sending ? " on " : " by ") + record->modem;
+            say("  " + state + modem + (record->failure.empty() ? "" : ": " + record->failure) +
+                "\n");
         }
         if (record && is_final(record->status)) {
             m_appliance.record("modem.test", masked, gsm::status_name(record->status));

@@ -202,7 +202,22 @@ void Console::execute(const std::string& line) {
         }
     }
     if (found == nullptr) {
-        say("Unknown command '" + words.front().substr(0, 40) + "'; 'help' lists them.\n");
+        // "hsm" alone, or "hsm frob": the commands of that group say more
+        // than "unknown".
+        const auto group = words.front() + " ";
+        bool listed = false;
+        for (const auto& command : commands()) {
+            if (command.name.rfind(group, 0) == 0) {
+                if (!listed) {
+                    say("'" + words.front() + "' goes with one of these:\n");
+                    listed = true;
+                }
+                say_usage(command);
+            }
+        }
+        if (!listed) {
+            say("Unknown command '" + words.front().substr(0, 40) + "'; 'help' lists them.\n");
+        }
         // What was typed is not kept: it may be a password typed at the wrong prompt.
         m_appliance.record("unknown", "", "refused");
         return;
@@ -326,14 +341,18 @@ void Console::help(std::span<const std::string> arguments) {
             continue;
         }
         any = true;
-        std::string usage(command.usage);
-        usage.resize(std::max<std::size_t>(usage.size(), 30), ' ');
-        say("  " + usage + " " + std::string(command.help) + "\n");
+        say_usage(command);
     }
     if (!any) {
         say("No command starts with '" + topic.substr(0, 40) + "'.\n");
     }
     m_appliance.record("help", "", "shown");
+}
+
+void Console::say_usage(const Command& command) {
+    std::string usage(command.usage);
+    usage.resize(std::max<std::size_t>(usage.size(), 30), ' ');
+    say("  " + usage + " " + std::string(command.help) + "\n");
 }
 
 std::span<const Command> Console::commands() {

@@ -92,6 +92,8 @@ class Console {
     [[nodiscard]] std::string ask_pem(std::string_view what);
 
     void say(std::string_view text) { m_terminal.print(text); }
+    // One line of help: the command's usage and what it does.
+    void say_usage(const Command& command);
     void initialise_token();
 
     Appliance& m_appliance;
