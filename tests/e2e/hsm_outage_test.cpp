@@ -184,6 +184,18 @@ class HsmOutage : public ::testing::Test {
     }
 
     // Throws rather than print a card's grid.
+    // Every HSM call stalls for `stall` from just after a poll, whose next
+    // look at the key versions meets it: true once the status file the poll
+    // writes says the HSM stalls.
+    bool poll_meets_a_stall(std::chrono::milliseconds stall) const {
+        const auto status = dev.root() / "otpboxd.status.json";
+        just_after_a_poll();
+        set_fault("stall " + std::to_string(stall.count()));
+        return test::wait_until(
+            [&] { return test::read_file(status).find("\"stalled\"") != std::string::npos; }, 8s,
+            100ms);
+    }
+
     CardLogin open_card_login(const std::string& user) const {
         const auto card = dev.call("POST", "/v1/users/" + user + "/pincards");
         if (card.status != 201) {
@@ -361,12 +373,7 @@ TEST_F(HsmOutage, TokenRemoved_AClientWithATicketResumesAndGets503) {
 // status file (which the console reads), and the file says the HSM stalls.
 TEST_F(HsmOutage, Stalled_ThePollGoesOnAndItsStatusFileSaysSo) {
     const auto status = dev.root() / "otpboxd.status.json";
-    just_after_a_poll();
-    set_fault("stall 10000");
-    EXPECT_TRUE(test::wait_until(
-        [&] { return test::read_file(status).find("\"stalled\"") != std::string::npos; }, 8s,
-        100ms))
-        << test::read_file(status) << test::read_file(dev.daemon_log());
+    ASSERT_TRUE(poll_meets_a_stall(10s)) << test::read_file(status);
     const auto written = std::filesystem::last_write_time(status);
     EXPECT_TRUE(test::wait_until(
         [&] { return std::filesystem::last_write_time(status) != written; }, 5s, 50ms))
@@ -379,13 +386,7 @@ TEST_F(HsmOutage, Stalled_ThePollGoesOnAndItsStatusFileSaysSo) {
 // otpboxd ends as after a stop with stuck requests (exit status 3), without
 // finalising the module under that call.
 TEST_F(HsmOutage, Stalled_SigtermWhileThePollsLookWaitsEndsWithStatus3) {
-    const auto status = dev.root() / "otpboxd.status.json";
-    just_after_a_poll();
-    set_fault("stall 20000");
-    ASSERT_TRUE(test::wait_until(
-        [&] { return test::read_file(status).find("\"stalled\"") != std::string::npos; }, 8s,
-        100ms))
-        << test::read_file(status);
+    ASSERT_TRUE(poll_meets_a_stall(20s)) << test::read_file(dev.root() / "otpboxd.status.json");
     const auto started = std::chrono::steady_clock::now();
     EXPECT_EQ(dev.daemon->stop(10s), 3) << test::read_file(dev.daemon_log());
     EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
