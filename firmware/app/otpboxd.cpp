@@ -9,6 +9,7 @@
 
 #include "otpbox/firmware/config.hpp"
 #include "otpbox/firmware/daemon.hpp"
+#include "otpbox/firmware/log_text.hpp"
 
 namespace {
 
@@ -40,10 +41,11 @@ int main(int argc, char** argv) {
             std::_Exit(kExitStuckRequests);
         }
     } catch (const otpbox::firmware::ConfigError& error) {
-        spdlog::critical("event=config_error error=\"{}\"", error.what());
+        spdlog::critical("event=config_error error=\"{}\"",
+                         otpbox::firmware::quotable(error.what()));
         return 2;
     } catch (const otpbox::firmware::FatalError& error) {
-        spdlog::critical("event=fatal error=\"{}\"", error.what());
+        spdlog::critical("event=fatal error=\"{}\"", otpbox::firmware::quotable(error.what()));
         return 1;
     }
     return 0;

@@ -30,6 +30,7 @@
 #include "otpbox/firmware/audit_log.hpp"
 #include "otpbox/firmware/challenge_service.hpp"
 #include "otpbox/firmware/idempotency.hpp"
+#include "otpbox/firmware/log_text.hpp"
 #include "otpbox/firmware/metrics.hpp"
 #include "otpbox/firmware/phone_service.hpp"
 #include "otpbox/firmware/pincard_service.hpp"
@@ -357,7 +358,7 @@ void Daemon::Impl::try_start() {
 // Logged when it changes; tried again at every poll.
 void Daemon::Impl::report_api_error(const std::string& error) {
     if (error != m_api_error) {
-        spdlog::warn("event=api_not_started error=\"{}\" retry=every_poll", error);
+        spdlog::warn("event=api_not_started error=\"{}\" retry=every_poll", quotable(error));
         m_api_error = error;
     }
 }
@@ -369,7 +370,7 @@ void Daemon::Impl::report_missing(const std::vector<std::string>& missing) {
         for (const auto& part : missing) {
             list += (list.empty() ? "" : "; ") + part;
         }
-        spdlog::warn("event=unprovisioned missing=\"{}\"", list);
+        spdlog::warn("event=unprovisioned missing=\"{}\"", quotable(list));
     }
     m_reported_missing = now_missing;
 }
@@ -446,7 +447,8 @@ std::vector<gsm::ModemConfig> Daemon::Impl::modems_with_stored_pins(Serving& ser
                 modem.sim_pin = std::string(pin->view());
             }
         } catch (const SimPinError& error) {
-            spdlog::warn("event=sim_pin_unusable modem={} error=\"{}\"", modem.name, error.what());
+            spdlog::warn("event=sim_pin_unusable modem={} error=\"{}\"", modem.name,
+                         quotable(error.what()));
         }
     }
     return modems;
@@ -538,8 +540,7 @@ void Daemon::Impl::log_evictions() {
 void Daemon::Impl::log_refused_handshakes() {
     const auto handshakes = m_serving->server->handshakes();
     if (handshakes.refused > m_refused_logged) {
-        auto reason = handshakes.last_refusal;
-        std::replace(reason.begin(), reason.end(), '"', '\'');
+        const auto reason = quotable(handshakes.last_refusal);
         spdlog::info("event=handshakes_refused count={} total={} last_reason=\"{}\"",
                      handshakes.refused - m_refused_logged, handshakes.refused, reason);
         m_refused_logged = handshakes.refused;
@@ -554,7 +555,7 @@ void Daemon::Impl::log_sync_failure() {
     }
     if (const auto failure = m_database->sync_failure()) {
         spdlog::error("event=database_sync_failed detail=\"{}\" action=\"restart otpboxd\"",
-                      *failure);
+                      quotable(*failure));
         m_sync_failure_logged = true;
     }
 }
@@ -621,7 +622,7 @@ void Daemon::Impl::log_hsm_state() {
         spdlog::info("event=hsm_state state=ok was={}", m_hsm_state);
     } else {
         spdlog::warn("event=hsm_state state={} was={} detail=\"{}\"", health.state, m_hsm_state,
-                     health.detail);
+                     quotable(health.detail));
     }
     m_hsm_state = health.state;
 }
@@ -642,7 +643,8 @@ void Daemon::Impl::log_modem_changes() {
             }
         } else {
             spdlog::warn("event=modem_state modem={} state={} was={} error=\"{}\"", modem.name,
-                         modem.state, known.empty() ? "starting" : known, modem.last_error);
+                         modem.state, known.empty() ? "starting" : known,
+                         quotable(modem.last_error));
         }
         known = modem.state;
     }
@@ -660,13 +662,15 @@ void Daemon::Impl::reload_if_changed() {
         m_fingerprint = stamps_for(std::move(seen), *m_config);
     } catch (const ConfigError& error) {
         m_fingerprint = std::move(seen);
-        spdlog::warn("event=reload_refused error=\"{}\" kept=running_settings", error.what());
+        spdlog::warn("event=reload_refused error=\"{}\" kept=running_settings",
+                     quotable(error.what()));
         return;
     }
     try {
         m_serving->server->reload(m_serving->identity->tls_config(m_config->api));
     } catch (const std::exception& error) {
-        spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings", error.what());
+        spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
+                     quotable(error.what()));
         return;
     }
     spdlog::info("event=tls_reloaded clients={}", m_config->api.clients.size());
@@ -693,7 +697,7 @@ void Daemon::Impl::restart_modems_if_pins_changed() {
 }
 
 void Daemon::Impl::warn_once(const std::string& event, const std::exception& error) {
-    const auto line = "event=" + event + " error=\"" + error.what() + "\"";
+    const auto line = "event=" + event + " error=\"" + quotable(error.what()) + "\"";
     if (line != m_reported_error) {
         spdlog::warn("{}", line);
         m_reported_error = line;
@@ -763,7 +767,7 @@ void Daemon::Impl::write_anchor_now() {
             write_anchor(file, *anchor);
         }
     } catch (const std::exception& error) {
-        spdlog::error("event=audit_anchor_failed error=\"{}\"", error.what());
+        spdlog::error("event=audit_anchor_failed error=\"{}\"", quotable(error.what()));
     }
 }
 
@@ -908,7 +912,7 @@ api::Response Daemon::Impl::handle(const api::Request& request) {
         return m_serving->router->handle(request);
     } catch (const std::exception& error) {
         spdlog::error("event=request_failed route={} error=\"{}\"", route_of(request.target),
-                      error.what());
+                      quotable(error.what()));
         return error_response(500, "internal", "internal error");
     }
 }
@@ -920,7 +924,7 @@ void Daemon::Impl::log_request(const api::AccessEntry& entry) {
     const auto level = entry.status >= 500 ? spdlog::level::warn : spdlog::level::info;
     spdlog::log(level, "event=request method={} route={} status={} client=\"{}\" us={}",
                 entry.method.empty() ? "-" : entry.method, route_of(entry.path), entry.status,
-                entry.client_subject, entry.duration.count());
+                quotable(entry.client_subject), entry.duration.count());
 }
 
 void Daemon::Impl::erase_user(const std::string& user, const std::string& actor) {

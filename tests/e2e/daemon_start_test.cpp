@@ -3,7 +3,9 @@
 // without a restart.
 
 #include <gtest/gtest.h>
+
 #include <sys/stat.h>
+#include <algorithm>
 
 #include "dev_instance.hpp"
 #include "otpbox/firmware/status_file.hpp"
@@ -90,7 +92,13 @@ TEST_F(DaemonStart, BrokenConfigStopsItNamingTheKey) {
 TEST_F(DaemonStart, UnknownLogLevelStopsItNamingTheKey) {
     dev.replace_in_config("level = \"info\"", "level = \"INFO\"");
     EXPECT_EQ(run_to_exit(), 2);
-    EXPECT_NE(test::read_file(log()).find("log.level"), std::string::npos);
+    const auto text = test::read_file(log());
+    const auto at = text.find("event=config_error");
+    ASSERT_NE(at, std::string::npos) << text;
+    const auto line = text.substr(at, text.find('\n', at) - at);
+    EXPECT_NE(line.find("log.level"), std::string::npos) << line;
+    // The value's quotes must not end the error field early.
+    EXPECT_EQ(std::count(line.begin(), line.end(), '"'), 2) << line;
 }
 
 // A misspelt key would leave its setting at the default unnoticed.

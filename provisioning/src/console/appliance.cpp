@@ -4,6 +4,7 @@
 #include <toml++/toml.h>
 
 #include "otpbox/firmware/clock.hpp"
+#include "otpbox/firmware/log_text.hpp"
 #include "otpbox/hsm/error.hpp"
 
 namespace otpbox::provisioning::console {
@@ -112,7 +113,8 @@ void Appliance::record(std::string_view action, std::string_view subject,
     } catch (const std::exception& error) {
         // Before the token and its keys exist no row can be MACed.
         spdlog::warn("event=console_action action={} subject=\"{}\" outcome={} audit=\"{}\"",
-                     entry.action, entry.subject, entry.outcome, error.what());
+                     entry.action, firmware::quotable(entry.subject), entry.outcome,
+                     firmware::quotable(error.what()));
         forget_hsm();
     }
 }
