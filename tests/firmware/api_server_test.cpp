@@ -649,6 +649,9 @@ TEST_F(ApiServerTest, HeadersTheServerDoesNotServeAreRefusedBeforeTheHandler) {
          "HTTP/1.1 501 Not Implemented\r\n", "not_implemented"},
         {"Idempotency-Key: a\\r\\nIdempotency-Key: b\\r\\nContent-Length: 0\\r\\n\\r\\n",
          "HTTP/1.1 400 Bad Request\r\n", "Idempotency-Key"},
+        {"Content-Type: application/json\\r\\nContent-Type: text/plain\\r\\n"
+         "Content-Length: 2\\r\\n\\r\\n{}",
+         "HTTP/1.1 400 Bad Request\r\n", "Content-Type"},
     };
     start_server();
     for (const auto& c : cases) {

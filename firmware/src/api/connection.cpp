@@ -62,6 +62,11 @@ std::optional<HeaderProblem> header_problem(
     if (header.count("Idempotency-Key") > 1) {
         return HeaderProblem{400, "invalid_request", "at most one Idempotency-Key header"};
     }
+    // Two media types leave the body's meaning open (RFC 9110 section 5.3:
+    // Content-Type is not a list).
+    if (header.count(http::field::content_type) > 1) {
+        return HeaderProblem{400, "invalid_request", "at most one Content-Type header"};
+    }
     return std::nullopt;
 }
 
