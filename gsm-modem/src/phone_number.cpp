@@ -19,6 +19,10 @@ constexpr std::string_view kTwoDigitCodes[] = {
     "47", "48", "49", "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63",
     "64", "65", "66", "81", "82", "84", "86", "90", "91", "92", "93", "94", "95", "98"};
 
+// U+00A0 and U+202F in UTF-8: spaces that keep a number on one line.
+constexpr std::string_view kNoBreakSpace = "\xc2\xa0";
+constexpr std::string_view kNarrowNoBreakSpace = "\xe2\x80\xaf";
+
 [[nodiscard]] bool is_separator(char c) {
     return c == ' ' || c == '-' || c == '/' || c == '.' || c == '(' || c == ')' || c == '\t';
 }
@@ -51,6 +55,10 @@ constexpr std::string_view kTwoDigitCodes[] = {
         const char c = input[i];
         if (input.substr(i, 3) == "(0)" && !out.empty() && out.front() == '+') {
             i += 2;
+        } else if (input.substr(i, 2) == kNoBreakSpace ||
+                   input.substr(i, 3) == kNarrowNoBreakSpace) {
+            // As copied from a web page or a word processor.
+            i += input.substr(i, 2) == kNoBreakSpace ? 1 : 2;
         } else if (c == '+' && out.empty()) {
             out.push_back(c);
         } else if (is_digit(c)) {

@@ -16,6 +16,17 @@ TEST(PhoneNumber_Normalize, GermanNationalFormsGiveE164) {
     }
 }
 
+// Spaces that keep a number on one line, as a number copied from a web page
+// or a letter has them; any other character outside ASCII is still refused.
+TEST(PhoneNumber_Normalize, NoBreakSpacesSeparateLikeSpaces) {
+    EXPECT_EQ(normalize_number("0170\u00a01234567"), "+491701234567");
+    EXPECT_EQ(normalize_number("+49\u202f170\u00a0123\u00a045\u00a067"), "+491701234567");
+    EXPECT_EQ(normalize_number("0170\u20031234567"), std::nullopt);  // an em space
+    EXPECT_EQ(normalize_number("0170\xc2"
+                               "1234567"),
+              std::nullopt);  // half of one
+}
+
 TEST(PhoneNumber_Normalize, NationalFormTakesTheDefaultCountry) {
     EXPECT_EQ(normalize_number("0612 3456789", "43"), "+436123456789");
     EXPECT_EQ(normalize_number("+33 6 12 34 56 78", "49"), "+33612345678");
