@@ -30,7 +30,11 @@ toml::table parse(const fs::path& file) {
         return toml::parse_file(file.string());
     } catch (const toml::parse_error& error) {
         std::ostringstream message;
-        message << file.string() << ":" << error.source().begin.line << ": " << error.description();
+        message << file.string();
+        if (error.source().begin.line > 0) {  // 0: the file could not be read at all
+            message << ":" << error.source().begin.line;
+        }
+        message << ": " << error.description();
         throw ConfigError(message.str());
     }
 }

@@ -4,7 +4,12 @@
 #include "otpbox/firmware/clients_file.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cstring>
 
 #include "otpbox/firmware/config.hpp"
 #include "test_support.hpp"
@@ -50,6 +55,24 @@ TEST(ClientsFile_Read, MissingFileMeansNoClients) {
 TEST(ClientsFile_Read, AFolderIsRefusedNotReadAsEmpty) {
     TempDir dir;
     EXPECT_THROW((void)read_clients_file(dir.path()), ConfigError);
+}
+
+// A file that cannot be opened has no line to name (root reads any mode,
+// but nobody opens a socket as a file).
+TEST(ClientsFile_Read, AFileThatCannotBeOpenedIsNamedWithoutALine) {
+    TempDir dir;
+    const auto file = dir.path() / "clients.toml";
+    const int listener = ::socket(AF_UNIX, SOCK_STREAM, 0);
+    ASSERT_GE(listener, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    ASSERT_LT(file.string().size(), sizeof(address.sun_path));
+    std::strcpy(address.sun_path, file.c_str());
+    ASSERT_EQ(::bind(listener, reinterpret_cast<const sockaddr*>(&address), sizeof(address)), 0);
+    const auto message = refusal_of(file);
+    ::close(listener);
+    EXPECT_EQ(message.rfind(file.string() + ": ", 0), 0u) << message;
+    EXPECT_EQ(message.find(":0:"), std::string::npos) << message;
 }
 
 TEST(ClientsFile_Read, FileWithoutTablesMeansNoClients) {
