@@ -17,7 +17,7 @@ class AtCategory final : public std::error_category {
             case AtErrc::no_prompt:
                 return "no prompt after AT+CMGS";
             case AtErrc::port_closed:
-                return "serial port closed";
+                return "serial port unusable";
             case AtErrc::bad_response:
                 return "unreadable response";
             case AtErrc::not_registered:

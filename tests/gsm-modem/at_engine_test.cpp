@@ -139,6 +139,9 @@ TEST(AtEngine_Command, OpeningAMissingDeviceFails) {
         FAIL() << "opened";
     } catch (const AtError& error) {
         EXPECT_EQ(error.code(), AtErrc::port_closed);
+        // A port that never opened was not "closed".
+        EXPECT_EQ(std::string(error.what()),
+                  "open /nonexistent/ttyUSB9: No such file or directory: serial port unusable");
     }
 }
 
