@@ -270,11 +270,16 @@ ChallengeService::Expected ChallengeService::expected_answers(const std::string&
     Expected expected;
     std::string method;
     std::vector<StoredCard> cards;
+    // What the transaction refuses without the HSM gets no HSM work here
+    // either: a burned or expired challenge, a locked user.
+    const auto now = to_millis(m_context.clock.now());
     const bool open = m_context.database.glance([&] {
         auto row = m_context.database.prepare(
-            "SELECT user_id, method, cells, code_mac, state FROM challenges WHERE id = ?");
+            "SELECT c.user_id, c.method, c.cells, c.code_mac, c.state, c.expires_at, "
+            "coalesce(u.lock_until, 0) FROM challenges c LEFT JOIN users u ON u.id = c.user_id "
+            "WHERE c.id = ?");
         row.bind(1, challenge_id);
-        if (!row.step() || row.text(4) != "open") {
+        if (!row.step() || row.text(4) != "open" || row.integer(5) < now || row.integer(6) > now) {
             return false;
         }
         method = row.text(1);

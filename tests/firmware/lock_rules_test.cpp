@@ -65,6 +65,22 @@ TEST(Lock_WrongAnswers, RightCodeWhileLockedIsRefused) {
               Reason::locked);
 }
 
+// Refused for the lock, the answer costs the HSM nothing.
+TEST(Lock_WrongAnswers, AnAnswerWhileLockedIsNotWorkedOutInTheHsm) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    EXPECT_EQ(answer_wrong(f, 10), Reason::locked);
+    bool worked_out = false;
+    f.stepped->arm(std::string(hsm::keys::kCardKdk), [&] { worked_out = true; });
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
+                                       kActor);
+              }),
+              Reason::locked);
+    EXPECT_FALSE(worked_out);
+}
+
 TEST(Lock_WrongAnswers, EachFurtherLockDoublesUpToADay) {
     ServiceFixture f;
     (void)f.cards->issue("alice", kActor);
