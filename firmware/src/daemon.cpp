@@ -587,7 +587,7 @@ void Daemon::Impl::log_key_versions() {
         }
         m_key_lookup->running = true;
     }
-    std::thread([lookup = m_key_lookup, secrets = m_serving->secrets]() mutable {
+    auto look = [lookup = m_key_lookup, secrets = m_serving->secrets]() mutable {
         for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
                                 hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
             unsigned version = 0;
@@ -607,7 +607,14 @@ void Daemon::Impl::log_key_versions() {
         const std::lock_guard lock(lookup->mutex);
         lookup->running = false;
         lookup->finished.notify_all();
-    }).detach();
+    };
+    try {
+        std::thread(std::move(look)).detach();
+    } catch (const std::system_error&) {
+        const std::lock_guard lock(m_key_lookup->mutex);
+        m_key_lookup->running = false;  // the next poll tries again
+        throw;
+    }
 }
 
 // The HSM leaving "ok" (the token gone, calls overrunning) is one WARN line
