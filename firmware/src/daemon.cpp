@@ -590,6 +590,14 @@ void Daemon::Impl::log_key_versions() {
     auto look = [lookup = m_key_lookup, secrets = m_serving->secrets]() mutable {
         for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
                                 hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
+            {
+                // The stop waits for this thread only as long as one call
+                // may take: it must not start the next key's calls then.
+                const std::lock_guard lock(lookup->mutex);
+                if (lookup->stopped) {
+                    break;
+                }
+            }
             unsigned version = 0;
             try {
                 version = secrets->key_version(base);
@@ -974,6 +982,12 @@ void Daemon::Impl::run() {
     for (auto& thread : threads) {
         thread.join();
     }
+    {
+        // Nothing more is logged from the lookup, whichever way run() ends:
+        // after a stop with stuck requests the log is shut down under it.
+        const std::lock_guard lock(m_key_lookup->mutex);
+        m_key_lookup->stopped = true;
+    }
     if (m_serving) {
         m_stuck = m_serving->server->stuck();
     }
@@ -988,7 +1002,6 @@ void Daemon::Impl::run() {
         // finalised under its call. A call in time returns within the
         // HSM's call deadline.
         std::unique_lock lock(m_key_lookup->mutex);
-        m_key_lookup->stopped = true;
         m_key_lookup_stuck = !m_key_lookup->finished.wait_for(
             lock, m_config->hsm.call_timeout, [this] { return !m_key_lookup->running; });
     }

@@ -396,6 +396,23 @@ TEST_F(HsmOutage, Stalled_SigtermWhileThePollsLookWaitsEndsWithStatus3) {
         << test::read_file(dev.daemon_log());
 }
 
+// A slow token whose calls each return in time: the stop waits for the
+// look's call in progress, which ends within the call deadline, but the look
+// must not go on to the next keys' calls then, or the stop would count it as
+// stuck (exit status 3) although nothing stalled.
+TEST_F(HsmOutage, SlowButEachCallInTime_SigtermWhileThePollsLookRunsEndsCleanly) {
+    just_after_a_poll();
+    set_fault("stall " + std::to_string((kCallTimeout * 8 / 10).count()));
+    // A look asks the token once for each of the five keys: past the next
+    // poll, one is under way and has most of its calls before it.
+    just_after_a_poll();
+    std::this_thread::sleep_for(kCallTimeout);
+    EXPECT_EQ(dev.daemon->stop(20s), 0) << test::read_file(dev.daemon_log());
+    EXPECT_EQ(test::read_file(dev.daemon_log()).find("event=stopped_with_hsm_call_in_flight"),
+              std::string::npos)
+        << test::read_file(dev.daemon_log());
+}
+
 // A SIGTERM ends otpboxd in bounded time even while its own poll and a
 // request's handler sit in an HSM call that does not come back.
 TEST_F(HsmOutage, Stalled_SigtermStillEndsTheDaemon) {

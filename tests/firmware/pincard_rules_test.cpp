@@ -220,6 +220,23 @@ TEST(Pincard_Challenge, ExpiresAfterThreeHundredSeconds) {
               Reason::gone);
 }
 
+// Refused as gone before anything is compared: no card cell is worked out
+// for it beforehand either.
+TEST(Pincard_Challenge, AnAnswerAfterTheExpiryCostsNoCardCell) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    f.clock.advance(301s);
+    bool worked_out = false;
+    f.stepped->arm(std::string(hsm::keys::kCardKdk), [&] { worked_out = true; });
+    EXPECT_EQ(refusal_of([&] {
+                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
+                                       kActor);
+              }),
+              Reason::gone);
+    EXPECT_FALSE(worked_out) << "a card cell was worked out for an expired challenge";
+}
+
 TEST(Pincard_Verify, FifthWrongAnswerBurnsTheChallenge) {
     ServiceFixture f;
     const auto card = f.cards->issue("alice", kActor);
