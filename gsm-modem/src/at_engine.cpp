@@ -88,6 +88,27 @@ constexpr std::string_view kCmgsPrefix = "+CMGS:";
     return starts_with(urc, "+CDS:") || starts_with(urc, "+CMT:");
 }
 
+// The line after a +CDS or +CMT in PDU mode (TS 27.005 3.4.1): the SMSC
+// address (1 to 12 octets) and then the <length> octets of the TPDU, in
+// hex. A line of digits that cannot be that (an IMSI answering a command
+// after a report whose PDU line was lost) is not taken for it.
+[[nodiscard]] bool fits_as_pdu(std::string_view urc, std::string_view line) {
+    constexpr std::size_t kMaxSmscOctets = 12;
+    if (!is_hex(line) || line.size() % 2 != 0) {
+        return false;
+    }
+    const auto comma = urc.rfind(',');
+    const auto length = comma == std::string_view::npos
+                            ? number_after(urc, urc.substr(0, urc.find(':') + 1))
+                            : number_after(urc.substr(comma), ",");
+    if (!length || *length < 0) {
+        return true;  // no length to hold it against
+    }
+    const auto octets = line.size() / 2;
+    const auto tpdu = static_cast<std::size_t>(*length);
+    return octets > tpdu && octets <= tpdu + kMaxSmscOctets;
+}
+
 }  // namespace
 
 bool is_known_urc(std::string_view line) noexcept {
@@ -234,7 +255,8 @@ std::optional<AtEngine::Token> AtEngine::next_token(SteadyClock::time_point dead
                                                     bool want_prompt) {
     for (;;) {
         if (auto line = take_line()) {
-            if (std::exchange(m_urc_wants_pdu, false) && is_hex(*line) && !m_urcs.empty()) {
+            if (std::exchange(m_urc_wants_pdu, false) && !m_urcs.empty() &&
+                fits_as_pdu(m_urcs.back().line, *line)) {
                 m_urcs.back().pdu = std::move(*line);
                 continue;
             }

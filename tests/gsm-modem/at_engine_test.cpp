@@ -296,5 +296,24 @@ TEST(AtEngine_Listen, KeepsAReportWhosePduComesAfterTheListen) {
     EXPECT_EQ(urcs[0].pdu.value_or(""), kReportPdu);
 }
 
+// A report whose PDU line never came must not take the next line of hex
+// digits for it: here an IMSI, which the engine (taking only lines with the
+// command's prefix as its answer) keeps as a line of its own.
+TEST(AtEngine_Listen, AReportWithoutItsPduDoesNotTakeTheNextDigitsForIt) {
+    ScriptedModem modem([](const std::string& command) {
+        return command == "AT+CIMI" ? ok("\r\n262011234567890\r\n") : ok();
+    });
+    AtEngine engine(modem.settings());
+    modem.write("\r\n+CDS: 25\r\n");
+    engine.listen(200ms);
+
+    (void)engine.command("AT+CIMI", 2s);
+    const auto urcs = engine.take_urcs();
+    ASSERT_EQ(urcs.size(), 2u);
+    EXPECT_EQ(urcs[0].line, "+CDS: 25");
+    EXPECT_FALSE(urcs[0].pdu.has_value()) << *urcs[0].pdu;
+    EXPECT_EQ(urcs[1].line, "262011234567890");
+}
+
 }  // namespace
 }  // namespace otpbox::gsm
