@@ -9,6 +9,7 @@
 #include "atomic_file.hpp"
 #include "client_list.hpp"
 #include "otpbox/firmware/config.hpp"
+#include "toml_file.hpp"
 
 namespace otpbox::firmware {
 
@@ -24,20 +25,6 @@ constexpr std::string_view kHeader =
     "# Kept by the technician console (tls allow, tls deny); otpboxd rereads it while it runs.\n"
     "# subject: RFC 2253 form (openssl x509 -noout -subject -nameopt RFC2253)\n"
     "# role: \"portal\" (every call) or \"monitor\" (health and metrics)\n\n";
-
-toml::table parse(const fs::path& file) {
-    try {
-        return toml::parse_file(file.string());
-    } catch (const toml::parse_error& error) {
-        std::ostringstream message;
-        message << file.string();
-        if (error.source().begin.line > 0) {  // 0: the file could not be read at all
-            message << ":" << error.source().begin.line;
-        }
-        message << ": " << error.description();
-        throw ConfigError(message.str());
-    }
-}
 
 std::string render(const std::vector<api::AllowedClient>& clients) {
     toml::array list;
@@ -71,7 +58,7 @@ std::vector<api::AllowedClient> read_clients_file(const fs::path& file) {
     if (fs::is_directory(file, error)) {
         throw ConfigError(file.string() + ": is a folder, not a clients file");
     }
-    return detail::read_client_list(file, parse(file), kListKey);
+    return detail::read_client_list(file, detail::parse_toml_file(file), kListKey);
 }
 
 void write_clients_file(const fs::path& file, const std::vector<api::AllowedClient>& clients) {

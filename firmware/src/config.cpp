@@ -7,11 +7,11 @@
 #include <sys/stat.h>
 
 #include <fstream>
-#include <sstream>
 
 #include "client_list.hpp"
 #include "config_keys.hpp"
 #include "otpbox/firmware/clients_file.hpp"
+#include "toml_file.hpp"
 
 namespace otpbox::firmware {
 
@@ -375,19 +375,7 @@ void refuse_unusual_file(const fs::path& file) {
 
 Config load_config(const fs::path& file) {
     refuse_unusual_file(file);
-    toml::table root;
-    try {
-        root = toml::parse_file(file.string());
-    } catch (const toml::parse_error& error) {
-        // Line 0: the file could not be read at all.
-        std::ostringstream message;
-        message << file.string();
-        if (error.source().begin.line > 0) {
-            message << ":" << error.source().begin.line;
-        }
-        message << ": " << error.description();
-        throw ConfigError(message.str());
-    }
+    const auto root = detail::parse_toml_file(file);
 
     const fs::path absolute = fs::absolute(file).lexically_normal();
     detail::refuse_unknown_keys(absolute, root);
