@@ -174,8 +174,7 @@ class Daemon::Impl {
           m_stop_overdue(m_io) {}
 
     void run();
-    [[nodiscard]] std::size_t stuck_requests() const { return m_stuck; }
-    [[nodiscard]] bool key_lookup_stuck() const { return m_key_lookup_stuck; }
+    [[nodiscard]] bool hsm_call_in_flight() const { return m_stuck > 0 || m_key_lookup_stuck; }
 
   private:
     std::vector<std::string> missing_parts();
@@ -1025,12 +1024,8 @@ void Daemon::run() {
     m_impl->run();
 }
 
-std::size_t Daemon::stuck_requests() const {
-    return m_impl->stuck_requests();
-}
-
 bool Daemon::hsm_call_in_flight() const {
-    return m_impl->stuck_requests() > 0 || m_impl->key_lookup_stuck();
+    return m_impl->hsm_call_in_flight();
 }
 
 }  // namespace otpbox::firmware

@@ -36,13 +36,10 @@ class Daemon {
     void run();
 
     // Requests abandoned at their deadline (a stalled HSM) whose handlers had
-    // not returned when run() ended. When there are any, the Daemon must not
-    // be destroyed: the process should end with std::_Exit.
-    [[nodiscard]] std::size_t stuck_requests() const;
-
-    // Stuck requests, or the daemon's own look at the key versions still
-    // inside an HSM call when run() ended. Then the Daemon must not be
-    // destroyed either (the module would be finalised under the call).
+    // not returned when run() ended, or the daemon's own look at the key
+    // versions still inside an HSM call then. The Daemon must not be
+    // destroyed (its services, or the module under the call): the process
+    // should end with std::_Exit.
     [[nodiscard]] bool hsm_call_in_flight() const;
 
   private:
