@@ -44,6 +44,16 @@ bool equal_in_constant_time(const std::string& a, const std::string& b) {
     return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+// The card's values of those cells, one after the other: what the user types.
+std::string right_answer(PincardService& cards, const StoredCard& card,
+                         const std::vector<std::string>& cells) {
+    std::string answer;
+    for (const auto& cell : cells) {
+        answer += cards.cell_value(card, cell);
+    }
+    return answer;
+}
+
 std::string fill_template(std::string text, const std::string& code) {
     const auto at = text.find("{code}");
     return text.replace(at, 6, code);
@@ -299,11 +309,8 @@ ChallengeService::Expected ChallengeService::expected_answers(const std::string&
         return expected;
     }
     for (const auto& card : cards) {
-        std::string value;
-        for (const auto& cell : expected.cells) {
-            value += m_cards.cell_value(card, cell);
-        }
-        expected.card_values[{card.serial, card.key_version}] = std::move(value);
+        expected.card_values[{card.serial, card.key_version}] =
+            right_answer(m_cards, card, expected.cells);
     }
     return expected;
 }
@@ -328,12 +335,8 @@ bool ChallengeService::pincard_matches(const std::string& user,
         const auto known = cells == expected.cells
                                ? expected.card_values.find({card.serial, card.key_version})
                                : expected.card_values.end();
-        std::string worked_out;
-        if (known == expected.card_values.end()) {
-            for (const auto& cell : cells) {
-                worked_out += m_cards.cell_value(card, cell);
-            }
-        }
+        const auto worked_out =
+            known == expected.card_values.end() ? right_answer(m_cards, card, cells) : "";
         const auto& value = known == expected.card_values.end() ? worked_out : known->second;
         if (equal_in_constant_time(value, response) && !matched) {
             matched = card;
