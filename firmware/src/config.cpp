@@ -206,6 +206,12 @@ hsm::HsmConfig read_hsm(const Reader& reader) {
 SmsConfig read_sms(const Reader& reader) {
     SmsConfig sms;
     sms.allowed_countries = reader.strings("sms.allowed_countries", sms.allowed_countries);
+    // An empty list would make every number "not allowed" at registration,
+    // an error that sends the portal team looking in the wrong place.
+    if (sms.allowed_countries.empty()) {
+        reader.fail("sms.allowed_countries",
+                    "must name at least one country code, such as \"+49\"");
+    }
     for (const auto& prefix : sms.allowed_countries) {
         if (prefix.size() < 2 || prefix[0] != '+' ||
             prefix.find_first_not_of("0123456789", 1) != std::string::npos) {

@@ -169,6 +169,7 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfig{"[sms]\notp_digits = \"six\"\n", "sms.otp_digits"},
         BadConfig{"[sms]\ntemplate = \"no code here\"\n", "sms.template"},
         BadConfig{"[sms]\nallowed_countries = [\"49\"]\n", "sms.allowed_countries"},
+        BadConfig{"[sms]\nallowed_countries = []\n", "sms.allowed_countries"},
         BadConfig{"[pincard]\ncolumns = 27\n", "pincard.columns"},
         BadConfig{"[[api.clients]]\nsubject = \"CN=x\"\nrole = \"admin\"\n", "role"},
         BadConfig{"[log\n", "otpbox.toml"}, BadConfig{"[sms]\notp_digit = 8\n", "sms.otp_digit:"},
