@@ -4,7 +4,8 @@
 // drive the same modems over the same serial lines, interleaving their AT
 // commands, and run a second API and audit anchor beside the first. Two
 // configurations with different databases that name the same serial device
-// are not caught here: the serial line itself is not locked.
+// are not caught here but when the second opens the port, which gsm's
+// SerialPort locks.
 
 #include <filesystem>
 #include <stdexcept>

@@ -1,5 +1,7 @@
 #include "at_port.hpp"
 
+#include <sys/file.h>
+
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
 #include <optional>
@@ -22,6 +24,15 @@ SerialPort::SerialPort(const SerialSettings& settings) : m_port(m_io) {
     m_port.open(settings.device.string(), ec);
     if (ec) {
         throw_port_error("open " + settings.device.string(), ec);
+    }
+    // Two programs writing AT commands to one modem would interleave them;
+    // the lock goes with the descriptor, so a reopen after a reset takes it
+    // again and an ended process leaves none behind. Programs that take no
+    // such lock (ModemManager, a terminal program) are not kept out.
+    if (::flock(m_port.native_handle(), LOCK_EX | LOCK_NB) != 0) {
+        throw AtError(
+            make_error_code(AtErrc::port_closed),
+            "open " + settings.device.string() + ": in use by another program (another otpboxd?)");
     }
     const auto flow = settings.hardware_flow_control ? serial_port_base::flow_control::hardware
                                                      : serial_port_base::flow_control::none;

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <atomic>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -143,6 +144,23 @@ TEST(AtEngine_Command, OpeningAMissingDeviceFails) {
         EXPECT_EQ(std::string(error.what()),
                   "open /nonexistent/ttyUSB9: No such file or directory: serial port unusable");
     }
+}
+
+// Two daemons configured with one modem would interleave their commands.
+TEST(AtEngine_Command, APortOpenElsewhereIsRefusedUntilItIsClosed) {
+    ScriptedModem modem([](const std::string&) { return ok(); });
+    auto first = std::make_unique<AtEngine>(modem.settings());
+    try {
+        AtEngine second(modem.settings());
+        FAIL() << "opened twice";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::port_closed);
+        EXPECT_NE(std::string(error.what()).find("in use by another program"), std::string::npos)
+            << error.what();
+    }
+    first.reset();
+    AtEngine again(modem.settings());
+    EXPECT_TRUE(again.command("AT", 2s).lines.empty());
 }
 
 TEST(AtEngine_Command, HangupReportsPortClosed) {
