@@ -209,13 +209,29 @@ void ChallengeService::queue(const SmsToSend& sms) {
     }
 }
 
-Challenge ChallengeService::login(const std::string& user, const std::string& actor) {
+struct ChallengeService::Made {
+    Challenge challenge;
+    std::string event;  // the audit log's name for it
+};
+
+Challenge ChallengeService::new_challenge(
+    const std::string& user, const std::string& actor,
+    const std::function<Made(const UserRow&, TimePoint, SmsToSend&)>& choose) {
     const auto now = m_context.clock.now();
     const auto pseudonym = m_context.secrets.pseudonym(user);
     SmsToSend sms;
-    const auto challenge = m_context.database.transaction([&] {
+    return m_context.database.transaction([&] {
         const auto row = load_user(m_context.database, user, now);
         refuse_if_locked(row, now);
+        auto made = choose(row, now, sms);
+        m_context.audit.record({actor, made.event, pseudonym, "ok"}, now);
+        queue(sms);
+        return std::move(made.challenge);
+    });
+}
+
+Challenge ChallengeService::login(const std::string& user, const std::string& actor) {
+    return new_challenge(user, actor, [&](const UserRow& row, TimePoint now, SmsToSend& sms) {
         const bool has_phone = !row.phone_sealed.empty();
         Challenge made;
         if (has_phone && row.sms_day == berlin_day(now)) {
@@ -230,20 +246,13 @@ Challenge ChallengeService::login(const std::string& user, const std::string& ac
             refused.fallbacks = second_factor_fallbacks();
             throw refused;
         }
-        m_context.audit.record({actor, "login." + made.method, pseudonym, "ok"}, now);
-        queue(sms);
-        return made;
+        auto event = "login." + made.method;
+        return Made{std::move(made), std::move(event)};
     });
-    return challenge;
 }
 
 Challenge ChallengeService::request_otp(const std::string& user, const std::string& actor) {
-    const auto now = m_context.clock.now();
-    const auto pseudonym = m_context.secrets.pseudonym(user);
-    SmsToSend sms;
-    const auto challenge = m_context.database.transaction([&] {
-        const auto row = load_user(m_context.database, user, now);
-        refuse_if_locked(row, now);
+    return new_challenge(user, actor, [&](const UserRow& row, TimePoint now, SmsToSend& sms) {
         if (row.phone_sealed.empty()) {
             Refused refused(Reason::no_phone_to_send,
                             "no mobile number is registered for this user");
@@ -255,11 +264,8 @@ Challenge ChallengeService::request_otp(const std::string& user, const std::stri
             .bind(1, berlin_day(now))
             .bind(2, user)
             .run();
-        m_context.audit.record({actor, "otp.request", pseudonym, "ok"}, now);
-        queue(sms);
-        return made;
+        return Made{std::move(made), "otp.request"};
     });
-    return challenge;
 }
 
 bool ChallengeService::response_well_formed(const std::string& method,

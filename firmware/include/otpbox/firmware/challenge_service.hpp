@@ -5,6 +5,7 @@
 // with attempts per challenge and locks per user.
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -41,6 +42,12 @@ class ChallengeService {
     struct VerifyOutcome;
     struct Expected;
 
+    struct Made;
+    // A new challenge for a user who is not locked out: `choose` makes it in
+    // the transaction that also records it in the audit log and queues its SMS.
+    Challenge new_challenge(
+        const std::string& user, const std::string& actor,
+        const std::function<Made(const UserRow&, TimePoint, SmsToSend&)>& choose);
     Challenge pincard_challenge(const std::string& user, TimePoint now);
     Challenge sms_challenge(const UserRow& row, TimePoint now, SmsToSend& out);
     void refuse_if_over_sms_limit(const std::string& user, TimePoint now);
