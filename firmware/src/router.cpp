@@ -200,6 +200,12 @@ const std::vector<Route>& routes() {
     return table;
 }
 
+Refused hsm_unavailable() {
+    Refused refused(Reason::unavailable, "the HSM cannot be reached; try again shortly");
+    refused.retry_after = std::chrono::seconds(5);
+    return refused;
+}
+
 }  // namespace
 
 api::Response error_response(unsigned status, const std::string& code, const std::string& message) {
@@ -236,9 +242,7 @@ api::Response Router::handle(const api::Request& request) {
     } catch (const Refused& refused) {
         return refusal_response(refused);
     } catch (const hsm::HsmError&) {
-        Refused refused(Reason::unavailable, "the HSM cannot be reached; try again shortly");
-        refused.retry_after = std::chrono::seconds(5);
-        return refusal_response(refused);
+        return refusal_response(hsm_unavailable());
     } catch (const DatabaseError&) {
         Refused refused(Reason::unavailable, "the database cannot be reached; try again shortly");
         refused.retry_after = std::chrono::seconds(5);
@@ -296,6 +300,13 @@ api::Response Router::dispatch(const api::Request& request) {
             response.headers.emplace_back("Retry-After", "5");
         }
         return response;
+    }
+
+    // Calls that need no HSM work (reading a masked number, the card list, an
+    // SMS's state) answer 503 too while the HSM is away, as every call but
+    // health and metrics does: the portal sees one state of the appliance.
+    if (!m_parts.context.secrets.hsm().health().ok) {
+        throw hsm_unavailable();
     }
 
     const auto& key = segments[2];

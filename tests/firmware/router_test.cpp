@@ -346,6 +346,33 @@ TEST_F(RouterTest, LockedLoginCarriesRetryAfter) {
     EXPECT_EQ(header(answer, "Retry-After"), "900");
 }
 
+TEST_F(RouterTest, CallsThatNeedNoHsmWorkAre503WhileTheHsmIsAway) {
+    (void)call(verb::put, "/v1/users/alice/phone", R"({"number":"0170 1234567"})");
+    (void)call(verb::post, "/v1/users/alice/pincards");
+    const auto otp = boost::json::parse(call(verb::post, "/v1/users/alice/otp").body);
+    const std::string sms(otp.at("sms").as_string());
+
+    f.stepped->report_health(
+        hsm::HsmHealth{false, "token_gone", "C_OpenSession failed: CKR_DEVICE_REMOVED"});
+    for (const auto* target :
+         {"/v1/users/alice/phone", "/v1/users/alice/pincards", "/v1/users/nobody/phone"}) {
+        const auto answer = call(verb::get, target);
+        EXPECT_EQ(answer.status, 503u) << target;
+        EXPECT_EQ(error_of(answer), "unavailable") << target;
+        EXPECT_EQ(header(answer, "Retry-After"), "5") << target;
+    }
+    EXPECT_EQ(call(verb::get, "/v1/sms/" + sms).status, 503u);
+    EXPECT_EQ(call(verb::get, "/v1/health").status, 200u);
+    EXPECT_EQ(call(verb::get, "/metrics").status, 200u);
+
+    f.stepped->report_health(hsm::HsmHealth{false, "stalled", "1 call(s) overran"});
+    EXPECT_EQ(call(verb::get, "/v1/users/alice/phone").status, 503u);
+
+    f.stepped->report_health(std::nullopt);
+    EXPECT_EQ(call(verb::get, "/v1/users/alice/phone").status, 200u);
+    EXPECT_EQ(call(verb::get, "/v1/sms/" + sms).status, 200u);
+}
+
 TEST_F(RouterTest, DeletingAUserRevokesCardsAndErasesThePhone) {
     (void)call(verb::put, "/v1/users/alice/phone", R"({"number":"0170 1234567"})");
     (void)call(verb::post, "/v1/users/alice/pincards");

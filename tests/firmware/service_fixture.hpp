@@ -82,10 +82,15 @@ class HsmWithStep final : public hsm::Hsm {
                            std::span<const std::uint8_t> value) override {
         m_inner->import_secret_key(label, kind, value);
     }
-    hsm::HsmHealth health() override { return m_inner->health(); }
+    hsm::HsmHealth health() override { return m_health ? *m_health : m_inner->health(); }
+
+    // Makes health() report this instead of the token's own state: the router
+    // asks it before every call.
+    void report_health(std::optional<hsm::HsmHealth> health) { m_health = std::move(health); }
 
   private:
     std::shared_ptr<hsm::Hsm> m_inner;
+    std::optional<hsm::HsmHealth> m_health;
     std::string m_prefix;
     std::function<void()> m_step;
 };
