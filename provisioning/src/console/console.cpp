@@ -96,7 +96,10 @@ void Console::run() {
 void Console::first_boot() {
     say("This appliance is factory-fresh: set the console password first\n"
         "(at least 10 characters; it is asked for at every login).\n");
-    auto password = ask_new_secret("console password", kMinPasswordLength, false);
+    // The Enter the technician presses to wake the console lands here: it
+    // shows the greeting again rather than a cancellation.
+    auto password = ask_new_secret("console password", kMinPasswordLength, false,
+                                   std::numeric_limits<std::size_t>::max(), "");
     if (password.empty()) {
         return;
     }
@@ -251,11 +254,12 @@ std::string Console::ask_hidden(std::string_view prompt) {
 }
 
 std::string Console::ask_new_secret(std::string_view what, std::size_t min_length, bool digits_only,
-                                    std::size_t max_length) {
+                                    std::size_t max_length, std::string_view on_empty) {
     constexpr int kTries = 3;
     for (int i = 0; i < kTries && m_flow == Flow::go_on; ++i) {
         bool cancelled = false;
-        auto secret = ask_new_secret_once(what, min_length, max_length, digits_only, cancelled);
+        auto secret =
+            ask_new_secret_once(what, min_length, max_length, digits_only, on_empty, cancelled);
         if (!secret.empty() || cancelled) {
             return secret;
         }
@@ -269,10 +273,10 @@ std::string Console::ask_new_secret(std::string_view what, std::size_t min_lengt
 
 std::string Console::ask_new_secret_once(std::string_view what, std::size_t min_length,
                                          std::size_t max_length, bool digits_only,
-                                         bool& cancelled) {
+                                         std::string_view on_empty, bool& cancelled) {
     auto first = ask_hidden("New " + std::string(what) + ": ");
     if (first.empty()) {
-        say("Cancelled; nothing changed.\n");
+        say(on_empty);
         cancelled = true;
         return {};
     }

@@ -77,13 +77,15 @@ class Console {
     [[nodiscard]] Flow flow_after(const Input& input);
 
     // Asks twice for a new secret, hidden; "" when cancelled or not alike.
-    // Asks twice, hidden; the length is checked before the second time.
+    // The length is checked before the second time. An empty first answer
+    // cancels, saying `on_empty`.
     [[nodiscard]] std::string ask_new_secret(
         std::string_view what, std::size_t min_length, bool digits_only,
-        std::size_t max_length = std::numeric_limits<std::size_t>::max());
+        std::size_t max_length = std::numeric_limits<std::size_t>::max(),
+        std::string_view on_empty = "Cancelled; nothing changed.\n");
     [[nodiscard]] std::string ask_new_secret_once(std::string_view what, std::size_t min_length,
                                                   std::size_t max_length, bool digits_only,
-                                                  bool& cancelled);
+                                                  std::string_view on_empty, bool& cancelled);
     // A hidden line; "" when cancelled.
     [[nodiscard]] std::string ask_hidden(std::string_view prompt);
     // A yes/no question; false unless "yes" or "y".
