@@ -426,10 +426,8 @@ void ChallengeService::verify(const std::string& challenge_id, const std::string
         return;
     }
     if (outcome.locked) {
-        Refused refused(Reason::locked, "too many wrong answers: the second factor is locked");
-        refused.retry_after =
-            std::chrono::seconds((outcome.lock_until - to_millis(now) + 999) / 1000);
-        throw refused;
+        throw locked_refusal("too many wrong answers: the second factor is locked",
+                             outcome.lock_until, now);
     }
     if (!outcome.well_formed) {
         Refused refused(Reason::invalid_response, "the response has the wrong form or length");

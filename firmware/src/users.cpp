@@ -70,10 +70,20 @@ void save_lock_state(Database& database, const UserRow& row) {
 void refuse_if_locked(const UserRow& row, TimePoint now) {
     const auto now_ms = to_millis(now);
     if (row.lock_until > now_ms) {
-        Refused refused(Reason::locked, "the second factor of this user is locked");
-        refused.retry_after = std::chrono::seconds((row.lock_until - now_ms + 999) / 1000);
-        throw refused;
+        throw locked_refusal("the second factor of this user is locked", row.lock_until, now);
     }
+}
+
+Refused locked_refusal(std::string_view why, std::int64_t lock_until, TimePoint now) {
+    const auto seconds = std::max<std::int64_t>((lock_until - to_millis(now) + 999) / 1000, 1);
+    const auto minutes = (seconds + 59) / 60;
+    Refused refused(Reason::locked, std::string(why) + " for " +
+                                        (seconds < 60 ? "less than a minute"
+                                                      : std::to_string(minutes) + " more minute" +
+                                                            (minutes == 1 ? "" : "s")) +
+                                        "; logins and answers are refused until then");
+    refused.retry_after = std::chrono::seconds(seconds);
+    return refused;
 }
 
 bool count_wrong_answer(Database& database, UserRow& row, TimePoint now) {

@@ -52,6 +52,29 @@ TEST(Lock_WrongAnswers, TenthInARowLocksForFifteenMinutes) {
               Reason::locked);
 }
 
+// The portal can tell the user how long to wait without reading headers.
+TEST(Lock_WrongAnswers, TheRefusalSaysHowLongTheLockLasts) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    EXPECT_EQ(answer_wrong(f, 10), Reason::locked);
+    const auto message_of_login = [&] {
+        try {
+            (void)f.challenges->login("alice", kActor);
+        } catch (const Refused& refused) {
+            return std::string(refused.what());
+        }
+        return std::string("not refused");
+    };
+    EXPECT_NE(message_of_login().find("locked for 15 more minutes"), std::string::npos)
+        << message_of_login();
+    f.clock.advance(14min);
+    EXPECT_NE(message_of_login().find("locked for 1 more minute;"), std::string::npos)
+        << message_of_login();
+    f.clock.advance(30s);
+    EXPECT_NE(message_of_login().find("locked for less than a minute"), std::string::npos)
+        << message_of_login();
+}
+
 TEST(Lock_WrongAnswers, RightCodeWhileLockedIsRefused) {
     ServiceFixture f;
     const auto card = f.cards->issue("alice", kActor);

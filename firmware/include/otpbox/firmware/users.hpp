@@ -6,9 +6,11 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "otpbox/firmware/context.hpp"
+#include "otpbox/firmware/refusal.hpp"
 
 namespace otpbox::firmware {
 
@@ -29,6 +31,10 @@ void save_lock_state(Database& database, const UserRow& row);
 
 // Refuses with Reason::locked (and Retry-After) while the user is locked.
 void refuse_if_locked(const UserRow& row, TimePoint now);
+
+// The refusal of a locked user: `why`, how long the lock still lasts, and
+// Retry-After with the same time.
+[[nodiscard]] Refused locked_refusal(std::string_view why, std::int64_t lock_until, TimePoint now);
 
 // A wrong answer: counts it, and locks the user at the 10th in a row. True
 // when this answer locked the user.
