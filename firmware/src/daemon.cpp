@@ -6,6 +6,7 @@
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/beast/http/verb.hpp>
 #include <boost/json.hpp>
 
 #include <algorithm>
@@ -67,6 +68,16 @@ const std::vector<std::string>& secret_key_labels() {
                                                     hsm::keys::versioned(hsm::keys::kDataIndex, 1),
                                                     hsm::keys::versioned(hsm::keys::kAuditMac, 1)};
     return labels;
+}
+
+// A method HTTP does not define is a word the client chose, like a user id in
+// the path: logs call it "other". Beast knows the registered methods.
+std::string method_of(const std::string& method) {
+    if (method.empty()) {
+        return "-";
+    }
+    return boost::beast::http::string_to_verb(method) == boost::beast::http::verb::unknown ? "other"
+                                                                                           : method;
 }
 
 std::string route_of(const std::string& target) {
@@ -937,7 +948,7 @@ void Daemon::Impl::log_request(const api::AccessEntry& entry) {
     m_metrics.count_response(entry.status);
     const auto level = entry.status >= 500 ? spdlog::level::warn : spdlog::level::info;
     spdlog::log(level, "event=request method={} route={} status={} client=\"{}\" us={}",
-                entry.method.empty() ? "-" : entry.method, route_of(entry.path), entry.status,
+                method_of(entry.method), route_of(entry.path), entry.status,
                 quotable(entry.client_subject), entry.duration.count());
 }
 

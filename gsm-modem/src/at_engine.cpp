@@ -50,6 +50,18 @@ constexpr std::string_view kCmgsPrefix = "+CMGS:";
     return value;
 }
 
+// TS 27.005 3.5.1: "+CMGS: <mr>[,<ackpdu>]"; the network's ack PDU follows
+// when the modem was told to pass it on.
+[[nodiscard]] std::optional<std::uint8_t> message_reference(const AtResponse& response) {
+    for (const auto& line : response.lines) {
+        const auto reference = number_after(line.substr(0, line.find(',')), kCmgsPrefix);
+        if (reference && *reference >= 0 && *reference <= 255) {
+            return static_cast<std::uint8_t>(*reference);
+        }
+    }
+    return std::nullopt;
+}
+
 // The prefix of the information response a command gives: "AT+CREG?" ->
 // "+CREG:" (TS 27.007 4.1: responses repeat the command's name).
 [[nodiscard]] std::string response_prefix(std::string_view command) {
@@ -138,27 +150,37 @@ AtResponse AtEngine::run(std::string_view command, std::string_view name,
     const auto deadline = SteadyClock::now() + timeout;
     m_expected_prefix = response_prefix(command);
     write(std::string(command) + "\r");
-    return await_final(command, name, deadline);
+    AtResponse response;
+    await_final(command, name, deadline, response);
+    return response;
 }
 
 std::uint8_t AtEngine::send_pdu(std::size_t tpdu_length, std::string_view hex,
                                 std::chrono::milliseconds prompt_timeout,
                                 std::chrono::milliseconds send_timeout) {
+    m_final_result_missing = false;
     const auto command = "AT+CMGS=" + std::to_string(tpdu_length);
     m_expected_prefix = std::string(kCmgsPrefix);
     write(command + "\r");
     wait_for_prompt(command, SteadyClock::now() + prompt_timeout);
 
     write(std::string(hex) + kCtrlZ);
-    const auto response = await_final(hex, "AT+CMGS", SteadyClock::now() + send_timeout);
-    for (const auto& line : response.lines) {
-        // TS 27.005 3.5.1: "+CMGS: <mr>[,<ackpdu>]"; the network's ack PDU
-        // follows when the modem was told to pass it on. The SMS has gone
-        // either way: missing its reference would send it a second time.
-        const auto reference = number_after(line.substr(0, line.find(',')), kCmgsPrefix);
-        if (reference && *reference >= 0 && *reference <= 255) {
-            return static_cast<std::uint8_t>(*reference);
+    AtResponse response;
+    try {
+        await_final(hex, "AT+CMGS", SteadyClock::now() + send_timeout, response);
+    } catch (const AtError&) {
+        // "+CMGS: <mr>" came, so the service centre took the SMS: a final
+        // result that never comes after it (the line dropped, a timeout,
+        // noise) or that contradicts it does not make it unsent, and failing
+        // here would send it a second time.
+        if (const auto reference = message_reference(response)) {
+            m_final_result_missing = true;
+            return *reference;
         }
+        throw;
+    }
+    if (const auto reference = message_reference(response)) {
+        return *reference;
     }
     throw AtError(make_error_code(AtErrc::bad_response), "AT+CMGS: OK without a reference");
 }
@@ -188,9 +210,8 @@ void AtEngine::wait_for_prompt(std::string_view echo, SteadyClock::time_point de
     }
 }
 
-AtResponse AtEngine::await_final(std::string_view echo, std::string_view name,
-                                 SteadyClock::time_point deadline) {
-    AtResponse response;
+void AtEngine::await_final(std::string_view echo, std::string_view name,
+                           SteadyClock::time_point deadline, AtResponse& response) {
     for (;;) {
         const auto token = next_token(deadline, false);
         if (!token) {
@@ -207,7 +228,7 @@ AtResponse AtEngine::await_final(std::string_view echo, std::string_view name,
                 // std::system_error puts the code's message after the name.
                 throw AtError(*result, std::string(name));
             }
-            return response;
+            return;
         }
         if (!m_expected_prefix.empty() && starts_with(line, m_expected_prefix)) {
             response.lines.push_back(line);

@@ -201,6 +201,17 @@ void Modem::send(std::string_view to, std::string_view text, const SubmitOptions
         const auto reference = engine().send_pdu(parts[index].tpdu_length, parts[index].hex,
                                                  m_config.command_timeout, m_config.send_timeout);
         part_sent(index, parts.size(), reference);
+        if (engine().final_result_missing()) {
+            // The part has gone, but a late OK could answer the next command:
+            // the modem starts over, and a next part is not sent on it.
+            handle_urcs();
+            reset();
+            if (index + 1 < parts.size()) {
+                throw AtError(make_error_code(AtErrc::timeout),
+                              "AT+CMGS: no final result after +CMGS");
+            }
+            return;
+        }
     }
     handle_urcs();
 }

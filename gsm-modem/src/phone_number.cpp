@@ -47,13 +47,20 @@ constexpr std::string_view kNarrowNoBreakSpace = "\xe2\x80\xaf";
     return 3;
 }
 
+// True once `out` holds the start of an international number and at least
+// one digit of its country code: "+4", "004".
+[[nodiscard]] bool international_so_far(std::string_view out) {
+    return (out.starts_with('+') && out.size() > 1) || (out.starts_with("00") && out.size() > 2);
+}
+
 // Keeps "+" and digits; drops the separators people write; a "(0)" trunk
-// prefix inside an international number ("+49 (0)170 ...") is dropped too.
+// prefix inside an international number ("+49 (0)170 ...", "0049 (0)170
+// ...") is dropped too.
 [[nodiscard]] std::optional<std::string> strip(std::string_view input) {
     std::string out;
     for (std::size_t i = 0; i < input.size(); ++i) {
         const char c = input[i];
-        if (input.substr(i, 3) == "(0)" && !out.empty() && out.front() == '+') {
+        if (input.substr(i, 3) == "(0)" && international_so_far(out)) {
             i += 2;
         } else if (input.substr(i, 2) == kNoBreakSpace ||
                    input.substr(i, 3) == kNarrowNoBreakSpace) {

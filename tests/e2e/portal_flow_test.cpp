@@ -128,6 +128,8 @@ TEST_F(PortalFlow, TheLogNamesRoutesNeverWhatTheClientPutInThePath) {
     (void)dev.call("GET", "/v1/users/secret.user/phone");
     (void)dev.call("GET", "/v1//users/other.secret/phone");
     (void)dev.call("GET", "/v1/users/login/phone");
+    // A method is the client's word too: HTTP's own are logged, others are "other".
+    EXPECT_EQ(dev.call("NOTAVERB4917", "/v1/health").status, 405);
     ASSERT_TRUE(test::wait_until(
         [&] {
             return test::read_file(dev.daemon_log()).find("route=/v1//*/*/phone") !=
@@ -147,6 +149,8 @@ TEST_F(PortalFlow, TheLogNamesRoutesNeverWhatTheClientPutInThePath) {
     EXPECT_EQ(log.find("secret"), std::string::npos) << log;
     EXPECT_EQ(log.find("big.body"), std::string::npos) << log;
     EXPECT_EQ(log.find("/v1/users/login"), std::string::npos) << log;
+    EXPECT_EQ(log.find("NOTAVERB"), std::string::npos) << log;
+    EXPECT_NE(log.find("method=other route=/v1/health status=405"), std::string::npos) << log;
 }
 
 TEST_F(PortalFlow, BadInputGetsItsErrorAndChangesNothing) {

@@ -614,6 +614,22 @@ TEST_F(ApiServerTest, BadHttpIs400ThenClose) {
     EXPECT_EQ(m_calls, 0);
 }
 
+// A client that streams an empty POST sends "0" chunked: that is no body,
+// like Content-Length: 0, so the router asks no Content-Type of it.
+TEST_F(ApiServerTest, EmptyChunkedBodyIsNoBody) {
+    start_server();
+    const auto empty = raw_tls_exchange(
+        "POST /echo HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n"
+        "Transfer-Encoding: chunked\\r\\n\\r\\n0\\r\\n\\r\\n");
+    EXPECT_EQ(empty.rfind("HTTP/1.1 200 OK\r\n", 0), 0u) << empty;
+    EXPECT_NE(empty.find("\"has_body\":false"), std::string::npos) << empty;
+
+    const auto full = raw_tls_exchange(
+        "POST /echo HTTP/1.1\\r\\nHost: localhost\\r\\nConnection: close\\r\\n"
+        "Transfer-Encoding: chunked\\r\\n\\r\\n2\\r\\n{}\\r\\n0\\r\\n\\r\\n");
+    EXPECT_NE(full.find("\"has_body\":true"), std::string::npos) << full;
+}
+
 TEST_F(ApiServerTest, ContentLengthWithChunkedIs400) {
     start_server();
     const auto output = raw_tls_exchange(

@@ -280,6 +280,40 @@ TEST(AtEngine_SendPdu, OkWithoutReferenceIsABadResponse) {
     }
 }
 
+// "+CMGS: <mr>" says the service centre took the SMS: an OK that never
+// follows must not make the worker send it a second time.
+TEST(AtEngine_SendPdu, KeepsTheReferenceWhenNoOkFollows) {
+    ScriptedModem modem(pdu_modem("\r\n> ", "\r\n+CMGS: 9\r\n"));
+    AtEngine engine(modem.settings());
+
+    EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 300ms), 9);
+}
+
+TEST(AtEngine_SendPdu, KeepsTheReferenceWhenTheLineDropsBeforeOk) {
+    ScriptedModem modem(pdu_modem("\r\n> ", "\r\n+CMGS: 11\r\n"));
+    AtEngine engine(modem.settings());
+    std::jthread hangup([&] {
+        (void)test::wait_until([&] { return modem.received().find('\x1a') != std::string::npos; },
+                               2s);
+        std::this_thread::sleep_for(200ms);
+        modem.close_master();
+    });
+
+    EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 5s), 11);
+}
+
+TEST(AtEngine_SendPdu, ATimeoutWithoutAReferenceStaysATimeout) {
+    ScriptedModem modem(pdu_modem("\r\n> ", ""));
+    AtEngine engine(modem.settings());
+
+    try {
+        (void)engine.send_pdu(17, kPdu, 2s, 300ms);
+        FAIL() << "no error";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::timeout);
+    }
+}
+
 TEST(AtEngine_Listen, CollectsUnsolicitedReports) {
     ScriptedModem modem([](const std::string&) { return ok(); });
     AtEngine engine(modem.settings());

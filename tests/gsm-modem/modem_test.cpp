@@ -161,6 +161,40 @@ TEST(Modem_Send, CmsErrorStopsBeforeTheNextPart) {
     EXPECT_EQ(count(fake.received(), "\x1a"), 1u);
 }
 
+// A +CMGS whose OK never comes: the part has gone and is recorded, and the
+// modem starts over so that a late OK answers no other command.
+TEST(Modem_Send, ReferenceWithoutOkCountsAsSentAndResetsTheModem) {
+    ScriptedModem fake(fake::sim_modem({.after_pdu = "\r\n+CMGS: 21\r\n"}));
+    Modem modem(config_for(fake));
+    modem.open();
+    std::vector<std::uint8_t> references;
+
+    modem.send(
+        "+491701234567", "Ihr Code: 123456", {},
+        [&](std::size_t, std::size_t, std::uint8_t reference) { references.push_back(reference); });
+
+    EXPECT_EQ(references, std::vector<std::uint8_t>{21});
+    EXPECT_FALSE(modem.is_open());
+}
+
+TEST(Modem_Send, ReferenceWithoutOkStopsBeforeTheNextPart) {
+    ScriptedModem fake(fake::sim_modem({.after_pdu = "\r\n+CMGS: 22\r\n"}));
+    Modem modem(config_for(fake));
+    modem.open();
+    std::size_t recorded = 0;
+
+    try {
+        modem.send("+491701234567", std::string(200, 'a'), {},
+                   [&](std::size_t, std::size_t, std::uint8_t) { ++recorded; });
+        FAIL() << "sent";
+    } catch (const AtError& error) {
+        EXPECT_EQ(error.code(), AtErrc::timeout);
+    }
+    EXPECT_EQ(recorded, 1u);
+    EXPECT_EQ(count(fake.received(), "AT+CMGS="), 1u);
+    EXPECT_FALSE(modem.is_open());
+}
+
 TEST(Modem_Listen, CollectsDeliveryReports) {
     ScriptedModem fake(fake::sim_modem({}));
     Modem modem(config_for(fake));

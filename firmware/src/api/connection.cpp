@@ -358,7 +358,9 @@ Request Connection::make_request() const {
         request.idempotency_key = std::string(key->value());
     }
     request.body = message.body();
-    request.has_body = m_has_body;
+    // An empty chunked body (what a client streaming an empty POST sends) is
+    // no body: it needs no Content-Type, as Content-Length: 0 needs none.
+    request.has_body = !request.body.empty();
     request.client_subject = m_subject;
     request.role = m_role;
     return request;

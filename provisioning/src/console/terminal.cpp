@@ -35,6 +35,9 @@ Input Terminal::read_line(std::string_view prompt, bool hidden,
                           std::optional<std::chrono::seconds> idle) {
     print(prompt);
     m_editor.start(hidden);
+    // The line cannot tell that a terminal program let go of it: a line typed
+    // half-way stays until Enter, Ctrl-U, Ctrl-C or a session's idle time, and what
+    // the next person types is added to it (docs/limitations.md).
     auto last_key = std::chrono::steady_clock::now();
     while (true) {
         if (m_stop.load()) {

@@ -57,11 +57,16 @@ class AtEngine {
                               std::chrono::milliseconds timeout);
 
     // TS 27.005 3.5.1 in PDU mode: AT+CMGS=<length>, the prompt, the PDU in hex
-    // and Ctrl-Z, then +CMGS: <mr> and OK. Returns the message reference. On a
-    // missing prompt it cancels with ESC and throws AtError(no_prompt).
+    // and Ctrl-Z, then +CMGS: <mr> and OK. Returns the message reference, also
+    // when the OK after it never comes (the SMS has gone). On a missing prompt
+    // it cancels with ESC and throws AtError(no_prompt).
     std::uint8_t send_pdu(std::size_t tpdu_length, std::string_view hex,
                           std::chrono::milliseconds prompt_timeout,
                           std::chrono::milliseconds send_timeout);
+
+    // True when the last send_pdu returned a reference whose final result
+    // never came: a late OK could then be taken for the next command's.
+    [[nodiscard]] bool final_result_missing() const noexcept { return m_final_result_missing; }
 
     // Reads whatever arrives for up to the duration, setting URCs aside.
     void listen(std::chrono::milliseconds duration);
@@ -86,8 +91,10 @@ class AtEngine {
     void wait_for_prompt(std::string_view echo, std::chrono::steady_clock::time_point deadline);
     AtResponse run(std::string_view command, std::string_view name,
                    std::chrono::milliseconds timeout);
-    AtResponse await_final(std::string_view echo, std::string_view name,
-                           std::chrono::steady_clock::time_point deadline);
+    // Adds the information lines to `response` as they come, so that a
+    // caller still has them when the final result never arrives.
+    void await_final(std::string_view echo, std::string_view name,
+                     std::chrono::steady_clock::time_point deadline, AtResponse& response);
     void keep_urc(std::string line);
     void write(std::string_view bytes);
 
@@ -98,6 +105,7 @@ class AtEngine {
     std::vector<Urc> m_urcs;
     bool m_urc_wants_pdu = false;
     std::string m_expected_prefix;  // "+CREG:" while AT+CREG? runs
+    bool m_final_result_missing = false;
 };
 
 // True for the unsolicited result codes this project knows (+CMTI, +CDS,

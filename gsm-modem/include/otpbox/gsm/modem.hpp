@@ -81,7 +81,9 @@ class Modem {
     [[nodiscard]] bool is_open() const noexcept { return m_engine != nullptr; }
 
     // Sends every part of the SMS; part_sent runs after each +CMGS so the
-    // caller records it before the next part goes out. Throws AtError.
+    // caller records it before the next part goes out. Throws AtError. A
+    // +CMGS whose final result never came counts as sent, and then the modem
+    // is reset (closed; open() starts again) before anything else is sent.
     void send(std::string_view to, std::string_view text, const SubmitOptions& options,
               const PartSent& part_sent);
 
