@@ -194,7 +194,7 @@ void AtEngine::wait_for_prompt(std::string_view echo, SteadyClock::time_point de
         if (!token) {
             write(std::string(1, kEscape));
             listen(std::chrono::milliseconds(300));
-            throw AtError(make_error_code(AtErrc::no_prompt), "AT+CMGS: no prompt");
+            throw AtError(make_error_code(AtErrc::no_prompt), "send");
         }
         if (token->prompt) {
             return;

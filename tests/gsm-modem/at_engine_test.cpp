@@ -248,6 +248,8 @@ TEST(AtEngine_SendPdu, MissingPromptCancelsWithEscape) {
         FAIL() << "no error";
     } catch (const AtError& error) {
         EXPECT_EQ(error.code(), AtErrc::no_prompt);
+        // Health's last_error: what failed, said once.
+        EXPECT_EQ(std::string(error.what()), "send: no prompt after AT+CMGS");
     }
     EXPECT_TRUE(
         test::wait_until([&] { return modem.received().find('\x1b') != std::string::npos; }, 2s));
