@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <utility>
 
 #include "otpbox/firmware/config.hpp"
 #include "otpbox/firmware/daemon.hpp"
@@ -13,9 +14,33 @@
 
 namespace {
 
-// Exit statuses: 0 stopped cleanly, 1 fatal error or a stop that could not
-// begin, 2 configuration error, 3 stopped while requests were stuck in the HSM.
-constexpr int kExitStuckRequests = 3;
+// Exit statuses (docs/architecture.md): 0 stopped cleanly, 1 fatal error or
+// a stop that could not begin, 2 configuration error, 3 stopped while
+// requests or the daemon's own work were stuck in the HSM. A fatal error
+// wins over 3; the log then says both.
+constexpr int kExitClean = 0;
+constexpr int kExitFatal = 1;
+constexpr int kExitConfig = 2;
+constexpr int kExitStuckInHsm = 3;
+
+int serve(otpbox::firmware::Config config) {
+    otpbox::firmware::Daemon daemon(std::move(config));
+    int status = kExitClean;
+    try {
+        daemon.run();
+    } catch (const otpbox::firmware::FatalError& error) {
+        spdlog::critical("event=fatal error=\"{}\"", otpbox::firmware::quotable(error.what()));
+        status = kExitFatal;
+    }
+    if (daemon.hsm_call_in_flight()) {
+        // A handler, or the daemon's own poll work, is still inside an HSM
+        // call; destroying the daemon under it would not be safe.
+        spdlog::shutdown();
+        std::fflush(nullptr);
+        std::_Exit(status == kExitClean ? kExitStuckInHsm : status);
+    }
+    return status;
+}
 
 }  // namespace
 
@@ -29,24 +54,10 @@ int main(int argc, char** argv) {
     try {
         auto config = otpbox::firmware::load_config(config_file);
         spdlog::set_level(spdlog::level::from_str(config.log_level));
-        otpbox::firmware::Daemon daemon(std::move(config));
-        daemon.run();
-        if (daemon.hsm_call_in_flight()) {
-            // A handler, or the daemon's own look at the keys, is still
-            // inside an HSM call; destroying the daemon under it would not
-            // be safe. A status of its own tells a
-            // supervisor that the stop left work unfinished.
-            spdlog::shutdown();
-            std::fflush(nullptr);
-            std::_Exit(kExitStuckRequests);
-        }
+        return serve(std::move(config));
     } catch (const otpbox::firmware::ConfigError& error) {
         spdlog::critical("event=config_error error=\"{}\"",
                          otpbox::firmware::quotable(error.what()));
-        return 2;
-    } catch (const otpbox::firmware::FatalError& error) {
-        spdlog::critical("event=fatal error=\"{}\"", otpbox::firmware::quotable(error.what()));
-        return 1;
+        return kExitConfig;
     }
-    return 0;
 }

@@ -11,11 +11,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -24,6 +24,7 @@
 #include <string_view>
 #include <system_error>
 #include <thread>
+#include <utility>
 
 #include "file_stamp.hpp"
 #include "instance_lock.hpp"
@@ -43,6 +44,7 @@
 #include "otpbox/gsm/modem_pool.hpp"
 #include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/key_labels.hpp"
+#include "poll_tasks.hpp"
 #include "tls_identity.hpp"
 
 namespace otpbox::firmware {
@@ -128,6 +130,37 @@ detail::Fingerprint stamps_for(detail::Fingerprint seen, const Config& config) {
     return same_files ? std::move(seen) : std::move(now);
 }
 
+// The modems of config with the PINs stored at the console, and the modems
+// whose stored PIN could not be opened, with why. A PIN file in the
+// configuration wins over a stored PIN. Opening a PIN asks the HSM.
+struct StoredPins {
+    std::vector<gsm::ModemConfig> modems;
+    std::vector<std::pair<std::string, std::string>> unusable;
+};
+
+StoredPins with_stored_pins(const Config& config, Database& database, Secrets& secrets) {
+    StoredPins pins{config.modems, {}};
+    for (auto& modem : pins.modems) {
+        if (modem.sim_pin) {
+            continue;
+        }
+        try {
+            if (const auto pin = load_sim_pin(database, secrets, modem.name)) {
+                modem.sim_pin = std::string(pin->view());
+            }
+        } catch (const SimPinError& error) {
+            pins.unusable.emplace_back(modem.name, error.what());
+        }
+    }
+    return pins;
+}
+
+void log_unusable_pins(const StoredPins& pins) {
+    for (const auto& [modem, error] : pins.unusable) {
+        spdlog::warn("event=sim_pin_unusable modem={} error=\"{}\"", modem, quotable(error));
+    }
+}
+
 bool same_sim_pins(const std::vector<gsm::ModemConfig>& left,
                    const std::vector<gsm::ModemConfig>& right) {
     return std::equal(
@@ -144,8 +177,8 @@ struct Serving {
     // settings and the allow-list are reloaded while serving.
     std::shared_ptr<const Config> config;
     std::shared_ptr<hsm::Hsm> hsm;
-    std::unique_ptr<detail::TlsIdentity> identity;
-    std::shared_ptr<Secrets> secrets;  // shared with the key version lookup
+    std::shared_ptr<detail::TlsIdentity> identity;  // shared with a reload's task
+    std::shared_ptr<Secrets> secrets;               // shared with the poll's tasks
     std::unique_ptr<AuditLog> audit;
     std::unique_ptr<gsm::SmsQueue> queue;
     std::unique_ptr<detail::ModemSlot> modems;
@@ -157,17 +190,6 @@ struct Serving {
     std::unique_ptr<Idempotency> idempotency;
     std::unique_ptr<Router> router;
     std::unique_ptr<api::Server> server;
-};
-
-// The poll's look at the key versions in the token, on a thread of its own:
-// a stalled HSM holds up that thread, not the poll (reloads, the status
-// file). Shared with the thread, which may outlive the daemon's state.
-struct KeyVersionLookup {
-    std::mutex mutex;
-    std::condition_variable finished;
-    bool running = false;
-    bool stopped = false;                    // nothing more is logged
-    std::map<std::string, unsigned> logged;  // by key base
 };
 
 // The timers and the signal set share one strand: polls, starts, reloads,
@@ -185,7 +207,7 @@ class Daemon::Impl {
           m_stop_overdue(m_io) {}
 
     void run();
-    [[nodiscard]] bool hsm_call_in_flight() const { return m_stuck > 0 || m_key_lookup_stuck; }
+    [[nodiscard]] bool hsm_call_in_flight() const { return m_stuck > 0 || m_task_stuck; }
 
   private:
     std::vector<std::string> missing_parts();
@@ -197,8 +219,9 @@ class Daemon::Impl {
     void report_api_error(const std::string& error);
     void start_serving();
     std::unique_ptr<Serving> make_serving();
-    std::vector<gsm::ModemConfig> modems_with_stored_pins(Serving& serving);
     void schedule_poll();
+    using TaskWork = std::function<std::function<void()>(const detail::PollTasks::Stopping&)>;
+    void start_task(const std::string& name, TaskWork work);
     void on_poll();
     void write_status();
     void log_modem_changes();
@@ -208,6 +231,7 @@ class Daemon::Impl {
     void log_stuck_requests();
     void log_sync_failure();
     void log_hsm_state();
+    void look_for_lost_token();
     void poll_serving();
     void reload_if_changed();
     void restart_modems_if_pins_changed();
@@ -241,8 +265,9 @@ class Daemon::Impl {
     std::set<std::string> m_reported_missing;
     std::string m_api_error;  // why a provisioned daemon could not start its API, as logged
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
-    std::shared_ptr<KeyVersionLookup> m_key_lookup = std::make_shared<KeyVersionLookup>();
-    bool m_key_lookup_stuck = false;  // still in the HSM when run() ended
+    detail::PollTasks m_tasks;
+    bool m_task_stuck = false;  // a poll task still in the HSM when run() ended
+    std::map<std::string, unsigned> m_key_versions;  // by key base, as last logged
     std::size_t m_stuck = 0;  // requests abandoned at their deadline, still running at the end
     std::uint64_t m_evicted_logged = 0;  // evictions counted in the log
     std::uint64_t m_refused_logged = 0;  // refused handshakes counted in the log
@@ -388,7 +413,9 @@ void Daemon::Impl::report_missing(const std::vector<std::string>& missing) {
 void Daemon::Impl::start_serving() {
     m_sim_pins_version = sim_pins_version(*m_database);
     auto serving = make_serving();
-    serving->running_modems = modems_with_stored_pins(*serving);
+    auto pins = with_stored_pins(*serving->config, *m_database, *serving->secrets);
+    log_unusable_pins(pins);
+    serving->running_modems = std::move(pins.modems);
 
     // m_serving is set before the first request can arrive, and reset only
     // when the server never started.
@@ -418,7 +445,7 @@ std::unique_ptr<Serving> Daemon::Impl::make_serving() {
     auto serving = std::make_unique<Serving>();
     serving->config = m_config;
     serving->hsm = m_hsm;
-    serving->identity = std::make_unique<detail::TlsIdentity>(m_hsm, m_config->hsm.call_timeout);
+    serving->identity = std::make_shared<detail::TlsIdentity>(m_hsm, m_config->hsm.call_timeout);
     const auto& api = serving->config->api;
     serving->server = std::make_unique<api::Server>(
         m_io, api.listen, api.port, serving->identity->tls_config(api), api.limits,
@@ -445,30 +472,41 @@ std::unique_ptr<Serving> Daemon::Impl::make_serving() {
     return serving;
 }
 
-// A PIN file in the configuration wins over a PIN stored at the console.
-std::vector<gsm::ModemConfig> Daemon::Impl::modems_with_stored_pins(Serving& serving) {
-    auto modems = serving.config->modems;
-    for (auto& modem : modems) {
-        if (modem.sim_pin) {
-            continue;
-        }
-        try {
-            if (const auto pin = load_sim_pin(*m_database, *serving.secrets, modem.name)) {
-                modem.sim_pin = std::string(pin->view());
-            }
-        } catch (const SimPinError& error) {
-            spdlog::warn("event=sim_pin_unusable modem={} error=\"{}\"", modem.name,
-                         quotable(error.what()));
-        }
-    }
-    return modems;
-}
-
 void Daemon::Impl::schedule_poll() {
     m_poll.expires_after(kProvisioningPoll);
     m_poll.async_wait([this](const boost::system::error_code& error) {
         if (!error && !m_stopping) {
             on_poll();
+        }
+    });
+}
+
+// work runs as a poll task; what it returns (nothing, or what it found to
+// log or to hand on) runs on the control strand afterwards, unless the
+// daemon has stopped by then. A task never logs itself: once run() ended
+// the log may be shut down under it.
+void Daemon::Impl::start_task(const std::string& name, TaskWork work) {
+    (void)m_tasks.start(name, [this, name, work = std::move(work)](const auto& stopping) {
+        std::function<void()> then;
+        try {
+            then = work(stopping);
+        } catch (const FatalError&) {
+            then = [this, fatal = std::current_exception()] {
+                m_fatal = fatal;
+                m_io.stop();
+            };
+        } catch (const std::exception& error) {
+            then = [this, event = "poll_task_failed task=" + name,
+                    what = std::string(error.what())] {
+                warn_once(event, std::runtime_error(what));
+            };
+        }
+        if (then) {
+            boost::asio::post(m_control, [this, then = std::move(then)] {
+                if (!m_stopping) {
+                    then();
+                }
+            });
         }
     });
 }
@@ -521,6 +559,7 @@ void Daemon::Impl::on_poll() {
 void Daemon::Impl::poll_serving() {
     log_sync_failure();
     log_hsm_state();
+    look_for_lost_token();
     reload_if_changed();
     // Before a restart, so that the state that made the technician act
     // (a locked SIM) is logged.
@@ -587,59 +626,39 @@ void Daemon::Impl::log_stuck_requests() {
 
 // The version of each key new records are made with, logged when it
 // changes (a rotation at the console), so an operator sees when it counted.
-// The token is asked on a thread of its own; while an earlier look still
-// waits in the HSM, the poll goes on without starting another.
 void Daemon::Impl::log_key_versions() {
-    {
-        const std::lock_guard lock(m_key_lookup->mutex);
-        if (m_key_lookup->running) {
-            return;
-        }
-        m_key_lookup->running = true;
-    }
-    auto look = [lookup = m_key_lookup, secrets = m_serving->secrets]() mutable {
+    start_task("key_version_lookup", [this, secrets = m_serving->secrets](const auto& stopping) {
+        std::vector<std::pair<std::string, unsigned>> versions;
         for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
                                 hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
-            {
-                // The stop waits for this thread only as long as one call
-                // may take: it must not start the next key's calls then.
-                const std::lock_guard lock(lookup->mutex);
-                if (lookup->stopped) {
-                    break;
-                }
+            // The stop waits for this task only as long as one call may
+            // take: it must not start the next key's calls then.
+            if (stopping) {
+                break;
             }
-            unsigned version = 0;
             try {
-                version = secrets->key_version(base);
+                versions.emplace_back(base, secrets->key_version(base));
             } catch (const std::exception&) {
                 break;  // the HSM's state is logged by the poll
             }
-            const std::lock_guard lock(lookup->mutex);
-            auto& known = lookup->logged[std::string(base)];
-            if (version != known && !lookup->stopped) {
-                spdlog::info("event=key_version key={} version={}", base, version);
-                known = version;
-            }
         }
-        secrets.reset();  // before it counts as finished: the daemon may end then
-        const std::lock_guard lock(lookup->mutex);
-        lookup->running = false;
-        lookup->finished.notify_all();
-    };
-    try {
-        std::thread(std::move(look)).detach();
-    } catch (const std::system_error&) {
-        const std::lock_guard lock(m_key_lookup->mutex);
-        m_key_lookup->running = false;  // the next poll tries again
-        throw;
-    }
+        return [this, versions = std::move(versions)] {
+            for (const auto& [base, version] : versions) {
+                auto& known = m_key_versions[base];
+                if (version != known) {
+                    spdlog::info("event=key_version key={} version={}", base, version);
+                    known = version;
+                }
+            }
+        };
+    });
 }
 
 // The HSM leaving "ok" (the token gone, calls overrunning) is one WARN line
 // and its return one INFO line, so that an outage has a start and an end in
 // the log.
 void Daemon::Impl::log_hsm_state() {
-    const auto health = m_hsm->health();
+    const auto health = m_hsm->last_health();
     if (health.state == m_hsm_state) {
         return;
     }
@@ -650,6 +669,26 @@ void Daemon::Impl::log_hsm_state() {
                      quotable(health.detail));
     }
     m_hsm_state = health.state;
+}
+
+// Finding a lost token again may wait in the module: on a task, and only
+// the poll does it, so that health and metrics never wait. A PIN the token
+// refuses is fatal, as at the start: tried again each second, it would lock.
+void Daemon::Impl::look_for_lost_token() {
+    const auto seen = m_hsm->last_health();
+    if (seen.ok || seen.state == "stalled") {
+        return;
+    }
+    start_task("hsm_probe", [hsm = m_hsm](const auto&) -> std::function<void()> {
+        try {
+            hsm->look_for_token();
+        } catch (const hsm::HsmError& error) {
+            if (error.fault() == hsm::Fault::pin) {
+                throw FatalError(std::string("HSM login refused: ") + error.what());
+            }
+        }
+        return nullptr;
+    });
 }
 
 // A modem that leaves "ready" (failed, SIM locked) is a degraded part: one
@@ -677,9 +716,11 @@ void Daemon::Impl::log_modem_changes() {
 
 // A changed file means the whole configuration is read again, and the TLS
 // settings and allow-list are handed to the server for new connections.
+// The settings are made on a task, since the TLS key may be in the token;
+// a change seen while an earlier one is still made waits for the next poll.
 void Daemon::Impl::reload_if_changed() {
     auto seen = detail::fingerprint(watched_files(*m_config));
-    if (seen == m_fingerprint) {
+    if (seen == m_fingerprint || m_tasks.running("tls_reload")) {
         return;
     }
     try {
@@ -691,34 +732,56 @@ void Daemon::Impl::reload_if_changed() {
                      quotable(error.what()));
         return;
     }
-    try {
-        m_serving->server->reload(m_serving->identity->tls_config(m_config->api));
-    } catch (const std::exception& error) {
-        spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
-                     quotable(error.what()));
-        return;
-    }
-    spdlog::info("event=tls_reloaded clients={}", m_config->api.clients.size());
+    start_task(
+        "tls_reload",
+        [this, identity = m_serving->identity,
+         config = m_config](const auto&) -> std::function<void()> {
+            try {
+                auto tls = identity->tls_config(config->api);
+                return [this, tls = std::move(tls), clients = config->api.clients.size()] {
+                    try {
+                        m_serving->server->reload(tls);
+                    } catch (const std::exception& error) {
+                        spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
+                                     quotable(error.what()));
+                        return;
+                    }
+                    spdlog::info("event=tls_reloaded clients={}", clients);
+                };
+            } catch (const std::exception& error) {
+                return [what = std::string(error.what())] {
+                    spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
+                                 quotable(what));
+                };
+            }
+        });
 }
 
 // The version is read before the PINs, so a PIN stored meanwhile shows up
 // at the next poll. A store that leaves every modem's PIN as it runs (the
 // same PIN again, or one the configuration overrides) restarts nothing: a
-// refused PIN is not tried a second time.
+// refused PIN is not tried a second time. The PINs are opened on a task
+// (the HSM decrypts them); the modems restart on the strand once they are.
 void Daemon::Impl::restart_modems_if_pins_changed() {
     const auto version = sim_pins_version(*m_database);
     if (version == m_sim_pins_version) {
         return;
     }
-    auto modems = modems_with_stored_pins(*m_serving);
-    m_sim_pins_version = version;
-    if (same_sim_pins(modems, m_serving->running_modems)) {
-        return;
-    }
-    m_serving->modems->restart(modems);
-    m_serving->running_modems = std::move(modems);
-    spdlog::info("event=modems_restarted reason=sim_pin modems={}",
-                 m_serving->running_modems.size());
+    start_task("sim_pins", [this, version, config = m_serving->config,
+                            secrets = m_serving->secrets](const auto&) {
+        auto pins = with_stored_pins(*config, *m_database, *secrets);
+        return [this, version, pins = std::move(pins)]() mutable {
+            log_unusable_pins(pins);
+            m_sim_pins_version = version;
+            if (same_sim_pins(pins.modems, m_serving->running_modems)) {
+                return;
+            }
+            m_serving->modems->restart(pins.modems);
+            m_serving->running_modems = std::move(pins.modems);
+            spdlog::info("event=modems_restarted reason=sim_pin modems={}",
+                         m_serving->running_modems.size());
+        };
+    });
 }
 
 void Daemon::Impl::warn_once(const std::string& event, const std::exception& error) {
@@ -754,10 +817,7 @@ void Daemon::Impl::on_signal(int signal) {
 void Daemon::Impl::stop() {
     m_stop_overdue.cancel();
     m_stopping = true;
-    {
-        const std::lock_guard lock(m_key_lookup->mutex);
-        m_key_lookup->stopped = true;
-    }
+    m_tasks.stop();
     m_poll.cancel();
     m_anchor_timer.cancel();
     stop_serving();
@@ -809,7 +869,7 @@ void Daemon::Impl::schedule_anchor() {
 HealthReport Daemon::Impl::health() {
     HealthReport report;
     json::object body;
-    const auto hsm_health = m_hsm ? m_hsm->health() : hsm::HsmHealth{false, "absent", ""};
+    const auto hsm_health = m_hsm ? m_hsm->last_health() : hsm::HsmHealth{false, "absent", ""};
     const auto checked = m_database ? m_database->healthy() : std::optional<bool>(false);
     // Held by a request (one waiting for the HSM): the last answer stands.
     bool database_ok = checked.value_or(m_database_was_ok);
@@ -879,7 +939,7 @@ HealthReport Daemon::Impl::health() {
 
 std::string Daemon::Impl::metrics() {
     auto out = m_metrics.render();
-    const bool hsm_ok = m_hsm && m_hsm->health().ok;
+    const bool hsm_ok = m_hsm && m_hsm->last_health().ok;
     append_metric(out, "otpbox_hsm_up", "1 when the HSM answers", "gauge", "", hsm_ok ? 1 : 0);
     if (m_database) {
         const auto commits = m_database->commit_counts();
@@ -992,12 +1052,7 @@ void Daemon::Impl::run() {
     for (auto& thread : threads) {
         thread.join();
     }
-    {
-        // Nothing more is logged from the lookup, whichever way run() ends:
-        // after a stop with stuck requests the log is shut down under it.
-        const std::lock_guard lock(m_key_lookup->mutex);
-        m_key_lookup->stopped = true;
-    }
+    m_tasks.stop();
     if (m_serving) {
         m_stuck = m_serving->server->stuck();
     }
@@ -1005,25 +1060,27 @@ void Daemon::Impl::run() {
         // Their handlers still use the services and will post to the
         // io_context when they return: nothing of it may be destroyed.
         spdlog::warn("event=stopped_with_stuck_requests count={}", m_stuck);
-        return;
-    }
-    {
-        // It holds the secrets and the HSM: the module must not be
+    } else {
+        // A task holds the secrets and the HSM: the module must not be
         // finalised under its call. A call in time returns within the
         // HSM's call deadline.
-        std::unique_lock lock(m_key_lookup->mutex);
-        m_key_lookup_stuck = !m_key_lookup->finished.wait_for(
-            lock, m_config->hsm.call_timeout, [this] { return !m_key_lookup->running; });
+        for (const auto& task : m_tasks.wait(m_config->hsm.call_timeout)) {
+            spdlog::warn("event=stopped_with_hsm_call_in_flight what={}", task);
+            m_task_stuck = true;
+        }
     }
-    if (m_key_lookup_stuck) {
-        spdlog::warn("event=stopped_with_hsm_call_in_flight what=key_version_lookup");
-        return;
+    if (!hsm_call_in_flight()) {
+        m_serving.reset();
     }
-    m_serving.reset();
+    // The reason the daemon stopped, whatever is still in the HSM: it always
+    // reaches the caller, which logs it and, with a call in flight, ends the
+    // process without destroying the daemon.
     if (m_fatal) {
         std::rethrow_exception(m_fatal);
     }
-    spdlog::info("event=stopped");
+    if (!hsm_call_in_flight()) {
+        spdlog::info("event=stopped");
+    }
 }
 
 Daemon::Daemon(Config config, std::shared_ptr<const Clock> clock)

@@ -305,7 +305,9 @@ api::Response Router::dispatch(const api::Request& request) {
     // Calls that need no HSM work (reading a masked number, the card list, an
     // SMS's state) answer 503 too while the HSM is away, as every call but
     // health and metrics does: the portal sees one state of the appliance.
-    if (!m_parts.context.secrets.hsm().health().ok) {
+    // How the HSM was last seen costs no call to it; the daemon's poll looks
+    // for a lost token every 2 s.
+    if (!m_parts.context.secrets.hsm().last_health().ok) {
         throw hsm_unavailable();
     }
 

@@ -7,6 +7,7 @@
 //   session_invalid N     the next N calls on a session answer CKR_SESSION_HANDLE_INVALID
 //   not_logged_in N       the next N calls on a session answer CKR_USER_NOT_LOGGED_IN
 //   stall MS              every wrapped call sleeps MS milliseconds, then forwards
+//   pin_incorrect         C_Login answers CKR_PIN_INCORRECT (other calls forward)
 //
 // A count starts again whenever the file's text changes. The forwarded
 // module is OTPBOX_FAULTMOD_TARGET, or SoftHSM2's usual path. The sessions
@@ -142,6 +143,19 @@ CK_RV wrapped_find_objects_init(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR quer
     OTPBOX_FAULT_OR_FORWARD(C_FindObjectsInit, session, query, count);
 }
 
+// C_Login takes part in no other fault: a refused PIN is answered here, so
+// the real token never counts a wrong PIN.
+CK_RV wrapped_login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
+                    CK_ULONG length) {
+    std::istringstream words(read_command());
+    std::string mode;
+    words >> mode;
+    if (mode == "pin_incorrect") {
+        return CKR_PIN_INCORRECT;
+    }
+    return g_target->C_Login(session, user, pin, length);
+}
+
 bool load_target() {
     const char* path = std::getenv("OTPBOX_FAULTMOD_TARGET");
     void* handle = ::dlopen(path != nullptr ? path : kDefaultTarget, RTLD_NOW | RTLD_LOCAL);
@@ -162,6 +176,7 @@ bool load_target() {
     g_wrapped.C_EncryptInit = wrapped_encrypt_init;
     g_wrapped.C_DecryptInit = wrapped_decrypt_init;
     g_wrapped.C_FindObjectsInit = wrapped_find_objects_init;
+    g_wrapped.C_Login = wrapped_login;
     return true;
 }
 

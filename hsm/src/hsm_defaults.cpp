@@ -32,4 +32,6 @@ std::vector<CK_MECHANISM_TYPE> Hsm::mechanisms() {
 
 void Hsm::set_overrun_listener(OverrunListener /*listener*/) {}
 
+void Hsm::look_for_token() {}
+
 }  // namespace otpbox::hsm

@@ -154,15 +154,27 @@ class Pkcs11Hsm final : public Hsm {
         m_pool.set_overrun_listener(std::move(listener));
     }
 
-    HsmHealth health() override {
-        // A lost token is looked for now; a stall is reported until the
-        // overrunning calls return, since a probe would only join them.
-        if (const auto now = m_pool.health(); !now.ok && now.state != "stalled") {
-            // A failure leaves the state it reports.
-            try {
-                (void)random_bytes(1);
-            } catch (const HsmError&) {
+    // A stall is not looked into: a probe would only join the overrunning
+    // calls, and health says so until they return.
+    void look_for_token() override {
+        if (const auto now = m_pool.health(); now.ok || now.state == "stalled") {
+            return;
+        }
+        try {
+            (void)random_bytes(1);
+        } catch (const HsmError& error) {
+            if (error.fault() == Fault::pin) {
+                throw;
             }
+        }
+    }
+
+    HsmHealth last_health() override { return m_pool.health(); }
+
+    HsmHealth health() override {
+        try {
+            look_for_token();
+        } catch (const HsmError&) {
         }
         return m_pool.health();
     }

@@ -35,8 +35,8 @@ SessionPool::SessionPool(const HsmConfig& config)
               [this](CK_SESSION_HANDLE session, std::uint64_t generation, std::thread::id thread) {
                   overran(session, generation, thread);
               }) {
-    std::lock_guard lock(m_mutex);
-    connect_locked();
+    std::unique_lock lock(m_mutex);
+    connect(lock);
 }
 
 SessionPool::~SessionPool() {
@@ -44,11 +44,11 @@ SessionPool::~SessionPool() {
     close_all_locked();
 }
 
-void SessionPool::login_locked() {
+void SessionPool::login(CK_SESSION_HANDLE session) {
     auto pin = read_pin_file(m_config.pin_file);
     auto& fn = m_module->api();
     const CK_RV rv =
-        fn.C_Login(m_login_session, CKU_USER,
+        fn.C_Login(session, CKU_USER,
                    reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<std::uint8_t*>(pin.bytes().data())),
                    pin.size());
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
@@ -57,24 +57,40 @@ void SessionPool::login_locked() {
     }
 }
 
-void SessionPool::connect_locked() {
-    auto& fn = m_module->api();
-    const auto slot = m_module->find_token_reinitialising(m_config.token_label);
-    if (!slot) {
-        throw HsmError(Fault::config,
-                       "no initialised token labelled \"" + m_config.token_label + "\"");
-    }
-    m_slot = *slot;
-    Module::check(fn.C_OpenSession(m_slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr,
-                                   &m_login_session),
-                  "C_OpenSession");
+// The module's calls run without the pool's lock, so a module that hangs in
+// them holds up only this caller: meanwhile health() answers, and other
+// callers are told at once that the token is gone.
+void SessionPool::connect(std::unique_lock<std::mutex>& lock) {
+    m_connecting = true;
+    lock.unlock();
+    CK_SLOT_ID slot = 0;
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
     try {
-        login_locked();
+        auto& fn = m_module->api();
+        const auto found = m_module->find_token_reinitialising(m_config.token_label);
+        if (!found) {
+            throw HsmError(Fault::config,
+                           "no initialised token labelled \"" + m_config.token_label + "\"");
+        }
+        slot = *found;
+        Module::check(
+            fn.C_OpenSession(slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &session),
+            "C_OpenSession");
+        try {
+            login(session);
+        } catch (...) {
+            fn.C_CloseSession(session);
+            throw;
+        }
     } catch (...) {
-        fn.C_CloseSession(m_login_session);
-        m_login_session = CK_INVALID_HANDLE;
+        lock.lock();
+        m_connecting = false;
         throw;
     }
+    lock.lock();
+    m_connecting = false;
+    m_slot = slot;
+    m_login_session = session;
     m_connected = true;
     ++m_generation;
     m_state = "ok";
@@ -117,18 +133,19 @@ void SessionPool::lose_token_locked(const std::string& why) {
 void SessionPool::login_again() {
     std::lock_guard lock(m_mutex);
     if (m_connected) {
-        login_locked();
+        login(m_login_session);
     }
 }
 
 Lease SessionPool::acquire() {
     std::unique_lock lock(m_mutex);
     if (!m_connected) {
-        if (std::chrono::steady_clock::now() < m_next_attempt) {
+        // One caller looks for the token at a time; the others need not wait.
+        if (m_connecting || std::chrono::steady_clock::now() < m_next_attempt) {
             throw HsmError(Fault::token_gone, "the HSM is unreachable: " + m_detail);
         }
         try {
-            connect_locked();
+            connect(lock);
         } catch (const HsmError& error) {
             m_state = "token_gone";
             m_detail = error.what();

@@ -85,8 +85,9 @@ class SessionPool {
     // overran its deadline. The session still counts against max_sessions,
     // and health says the HSM stalls, until the call returns.
     void overran(CK_SESSION_HANDLE session, std::uint64_t generation, std::thread::id thread);
-    void connect_locked();
-    void login_locked();
+    // Called with the lock held, and returns with it held.
+    void connect(std::unique_lock<std::mutex>& lock);
+    void login(CK_SESSION_HANDLE session);
     void close_all_locked();
     void lose_token_locked(const std::string& why);
 
@@ -95,6 +96,7 @@ class SessionPool {
     std::mutex m_mutex;
     std::condition_variable m_returned;
     bool m_connected = false;
+    bool m_connecting = false;  // a caller looks for the token, without the lock
     CK_SLOT_ID m_slot = 0;
     CK_SESSION_HANDLE m_login_session = CK_INVALID_HANDLE;
     std::vector<CK_SESSION_HANDLE> m_idle;

@@ -16,9 +16,15 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "dev_instance.hpp"
 #include "kept_connection.hpp"
+#include "otpbox/firmware/config.hpp"
+#include "otpbox/firmware/database.hpp"
+#include "otpbox/firmware/secrets.hpp"
+#include "otpbox/firmware/sim_pins.hpp"
+#include "otpbox/hsm/hsm.hpp"
 
 namespace otpbox::e2e {
 namespace {
@@ -194,6 +200,63 @@ class HsmOutage : public ::testing::Test {
         return test::wait_until(
             [&] { return test::read_file(status).find("\"stalled\"") != std::string::npos; }, 8s,
             100ms);
+    }
+
+    [[nodiscard]] std::filesystem::path status_file() const {
+        return dev.root() / "otpboxd.status.json";
+    }
+
+    [[nodiscard]] bool status_says(const std::string& text, std::chrono::milliseconds wait) const {
+        return test::wait_until(
+            [&] { return test::read_file(status_file()).find(text) != std::string::npos; }, wait,
+            100ms);
+    }
+
+    // The poll goes on: its status file is written again, twice, each time
+    // within a little more than one poll.
+    [[nodiscard]] bool poll_goes_on() const {
+        for (int round = 0; round < 2; ++round) {
+            std::error_code error;
+            const auto written = std::filesystem::last_write_time(status_file(), error);
+            const bool again = test::wait_until(
+                [&] {
+                    std::error_code now_error;
+                    const auto now = std::filesystem::last_write_time(status_file(), now_error);
+                    return !now_error && (error || now != written);
+                },
+                4s, 50ms);
+            if (!again) {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    // SIGTERM while a task of the poll waits in the stalled token: otpboxd
+    // ends at once, as when its look at the key versions waits (status 3),
+    // and names the task (one of tasks).
+    void expect_sigterm_leaves_task_in_flight(const std::vector<std::string>& tasks) const {
+        const auto started = std::chrono::steady_clock::now();
+        EXPECT_EQ(dev.daemon->stop(10s), 3) << test::read_file(dev.daemon_log());
+        EXPECT_LT(std::chrono::steady_clock::now() - started, 5s);
+        const auto log = test::read_file(dev.daemon_log());
+        EXPECT_TRUE(std::any_of(tasks.begin(), tasks.end(), [&](const std::string& task) {
+            return log.find("event=stopped_with_hsm_call_in_flight what=" + task) !=
+                   std::string::npos;
+        })) << log;
+    }
+
+    // The token goes away and comes back: otpboxd has found it again, and
+    // looks its keys up afresh when it next needs one.
+    void token_lost_and_found() const {
+        set_fault("removed");
+        if (!status_says("token_gone", 10s)) {
+            throw std::runtime_error("the token's loss was not seen");
+        }
+        set_fault("pass");
+        if (!hsm_back_within(kRecovery)) {
+            throw std::runtime_error("the token was not found again");
+        }
     }
 
     CardLogin open_card_login(const std::string& user) const {
@@ -521,6 +584,85 @@ TEST_F(HsmOutage, Stalled_SigtermEndsTheDaemonWhileAVerifyIsStuck) {
     EXPECT_LT(std::chrono::steady_clock::now() - started, 10s);
     EXPECT_NE(test::read_file(dev.daemon_log()).find("event=stopped_with_stuck_requests"),
               std::string::npos);
+}
+
+// A SIM PIN stored at the console is opened (the HSM decrypts it) by a task
+// of the poll's own: while that waits in a stalled token, the poll goes on.
+TEST_F(HsmOutage, Stalled_ANewSimPinHoldsUpNotThePollAndSigtermEndsWithStatus3) {
+    {
+        // As the console stores it: its own connection to the database and
+        // the token, made before the stall.
+        const auto config = firmware::load_config(dev.root() / "otpbox.toml");
+        firmware::Database database(config.database);
+        firmware::Secrets secrets(hsm::Hsm::open(config.hsm));
+        just_after_a_poll();
+        firmware::store_sim_pin(database, secrets, "modem0", "2468",
+                                std::chrono::system_clock::now());
+    }
+    set_fault("stall 20000");
+    std::this_thread::sleep_for(2500ms);  // the next poll has seen the new PIN
+    EXPECT_TRUE(poll_goes_on()) << "the poll waits for the stalled token";
+    expect_sigterm_leaves_task_in_flight({"sim_pins"});
+}
+
+// A changed TLS file makes the poll load the TLS key from the token again,
+// on a task of its own: while that waits in a stalled token, the poll goes
+// on. The key's handle is looked up afresh after an outage, so the reload
+// meets the stall.
+TEST_F(HsmOutage, Stalled_ATlsReloadHoldsUpNotThePollAndSigtermEndsWithStatus3) {
+    token_lost_and_found();
+    const auto certificate = dev.root() / "pki" / "server.crt";
+    const auto text = test::read_file(certificate);
+    just_after_a_poll();
+    test::write_file(certificate.string() + ".next", text);
+    std::filesystem::rename(certificate.string() + ".next", certificate);
+    set_fault("stall 20000");
+    std::this_thread::sleep_for(2500ms);  // the next poll has seen the new file
+    EXPECT_TRUE(poll_goes_on()) << "the poll waits for the stalled token";
+    expect_sigterm_leaves_task_in_flight({"tls_reload"});
+}
+
+// The poll looks for a lost token on a task of its own: a module that hangs
+// while the token is found again holds up that task (or the look at the key
+// versions, when its call came first and found the token gone), not the
+// poll, and health (in the status file) still answers that it is gone.
+TEST_F(HsmOutage, TokenRemovedThenStalled_TheLookForItHoldsUpNotThePoll) {
+    set_fault("removed");
+    ASSERT_TRUE(status_says("token_gone", 10s)) << test::read_file(status_file());
+    set_fault("stall 20000");
+    std::this_thread::sleep_for(2500ms);  // the poll's next look meets the stall
+    EXPECT_TRUE(poll_goes_on()) << "the poll waits for the stalled token";
+    EXPECT_NE(test::read_file(status_file()).find("token_gone"), std::string::npos)
+        << test::read_file(status_file());
+    expect_sigterm_leaves_task_in_flight({"hsm_probe", "key_version_lookup"});
+}
+
+// A PIN the token refuses when otpboxd finds it again after an outage is
+// fatal, as at the start. A request still stuck in the HSM does not hide
+// it: the log says why otpboxd stopped and that a call was left in flight,
+// and the exit status is the fatal one (docs/architecture.md).
+TEST_F(HsmOutage, PinRefusedOnReconnectWhileARequestIsStuck_LogsTheFatalErrorAndEndsWith1) {
+    KeptConnection portal(dev);
+    just_after_a_poll();
+    set_fault("stall 60000");
+    const auto stuck = portal.call(verb::post, "/v1/users/e2e.fatal/login");
+    ASSERT_EQ(stuck.status, 503) << stuck.body;
+
+    // A new connection's handshake signs with the TLS key in the token and
+    // sees it go, whatever the poll waits for.
+    set_fault("removed");
+    EXPECT_EQ(dev.call("GET", "/v1/health").status, 0);
+    ASSERT_TRUE(status_says("token_gone", 10s)) << test::read_file(status_file());
+
+    set_fault("pin_incorrect");
+    ASSERT_TRUE(test::wait_until([&] { return !dev.daemon->running(); }, 15s))
+        << "otpboxd still runs with its PIN refused: " << test::read_file(dev.daemon_log());
+    EXPECT_EQ(dev.daemon->stop(), 1) << test::read_file(dev.daemon_log());
+    const auto log = test::read_file(dev.daemon_log());
+    EXPECT_NE(log.find("event=stopped_with_stuck_requests count=1"), std::string::npos) << log;
+    EXPECT_NE(log.find("critical event=fatal error=\"HSM login refused: "), std::string::npos)
+        << log;
+    EXPECT_NE(log.find("CKR_PIN_INCORRECT"), std::string::npos) << log;
 }
 
 }  // namespace

@@ -82,10 +82,12 @@ class HsmWithStep final : public hsm::Hsm {
                            std::span<const std::uint8_t> value) override {
         m_inner->import_secret_key(label, kind, value);
     }
+    void look_for_token() override { m_inner->look_for_token(); }
+    hsm::HsmHealth last_health() override { return m_health ? *m_health : m_inner->last_health(); }
     hsm::HsmHealth health() override { return m_health ? *m_health : m_inner->health(); }
 
-    // Makes health() report this instead of the token's own state: the router
-    // asks it before every call.
+    // Makes health() and last_health() report this instead of the token's own
+    // state: the router asks before every call.
     void report_health(std::optional<hsm::HsmHealth> health) { m_health = std::move(health); }
 
   private:

@@ -32,12 +32,15 @@ class Daemon {
     Daemon(const Daemon&) = delete;
     Daemon& operator=(const Daemon&) = delete;
 
-    // Serves until SIGINT or SIGTERM. Throws FatalError.
+    // Serves until SIGINT or SIGTERM. Throws FatalError, also when it ends
+    // with an HSM call in flight: look at hsm_call_in_flight() before the
+    // Daemon goes.
     void run();
 
     // Requests abandoned at their deadline (a stalled HSM) whose handlers had
-    // not returned when run() ended, or the daemon's own look at the key
-    // versions still inside an HSM call then. The Daemon must not be
+    // not returned when run() ended, or one of the daemon's own poll tasks
+    // (key versions, stored SIM PINs, the TLS key on a reload, the look for
+    // a lost token) still inside an HSM call then. The Daemon must not be
     // destroyed (its services, or the module under the call): the process
     // should end with std::_Exit.
     [[nodiscard]] bool hsm_call_in_flight() const;

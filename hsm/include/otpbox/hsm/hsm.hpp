@@ -126,6 +126,19 @@ class Hsm {
     // a token that lacks a mechanism from one that fails at it.
     [[nodiscard]] virtual std::vector<CK_MECHANISM_TYPE> mechanisms();
 
+    // Looks for a lost token now, at most once a second: finds it by label,
+    // logs in and opens a session, waiting as long as the module keeps those
+    // calls. Throws HsmError(Fault::pin) when the token refuses the PIN; any
+    // other failure leaves the state last_health() reports. Does nothing
+    // while the token is not lost or calls overrun. By default nothing.
+    virtual void look_for_token();
+
+    // How the HSM was last seen, without a call to the module: never waits
+    // for it, also while another thread looks for a lost token.
+    [[nodiscard]] virtual HsmHealth last_health() = 0;
+
+    // look_for_token(), a refused PIN counting as any other failure, then
+    // last_health(): may wait in the module.
     [[nodiscard]] virtual HsmHealth health() = 0;
 
     // Told, on the layer's watcher thread, the thread that waits in a call
