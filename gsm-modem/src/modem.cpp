@@ -45,6 +45,9 @@ Modem::Modem(ModemConfig config) : m_config(std::move(config)) {}
 Modem::~Modem() = default;
 
 void Modem::open() {
+    // The port's lock belongs to the open port: the old one goes first, or
+    // the new one would find it taken by this very modem.
+    close();
     m_engine = std::make_unique<AtEngine>(
         SerialSettings{m_config.device, m_config.baud, m_config.hardware_flow_control});
     m_registration = Registration::unknown;
@@ -74,11 +77,12 @@ void Modem::close() noexcept {
 // A modem left by a process that died mid-send may still wait for PDU text
 // or owe the answer to a command no one waits for. ESC ends PDU input
 // without sending (TS 27.005 3.5.1); what arrives meanwhile is dropped so a
-// stale OK is not taken for the answer to our first command.
+// stale OK is not taken for the answer to our first command. A delivery
+// report is no answer: it is kept, like one heard at any other time.
 void Modem::drain_stale_input() {
     engine().write_raw("\x1b");
     engine().listen(kDrainTime);
-    (void)engine().take_urcs();
+    handle_urcs();
 }
 
 void Modem::wait_until_answering() {
@@ -207,8 +211,7 @@ void Modem::send(std::string_view to, std::string_view text, const SubmitOptions
             handle_urcs();
             reset();
             if (index + 1 < parts.size()) {
-                throw AtError(make_error_code(AtErrc::timeout),
-                              "AT+CMGS: no final result after +CMGS");
+                throw AtError(make_error_code(AtErrc::timeout), "AT+CMGS");
             }
             return;
         }
@@ -248,9 +251,12 @@ void Modem::reset() noexcept {
         // ESC leaves a half-typed PDU (TS 27.005 3.5.1), Ctrl-Z ends one.
         m_engine->write_raw("\x1b\x1a\r");
         m_engine->listen(std::chrono::milliseconds(500));
+        // A delivery report heard meanwhile would otherwise close with the port.
+        handle_urcs();
         if (m_config.reset_with_cfun) {
             // TS 27.007 8.2: full functionality after a reset of the MT.
             m_engine->command("AT+CFUN=1,1", m_config.command_timeout);
+            handle_urcs();
         }
     } catch (...) {
         // The port is reopened anyway.

@@ -47,6 +47,34 @@ AtErrc open_error(Modem& modem) {
     return AtErrc{};
 }
 
+// The port's lock is the modem's own: opening an open modem again reopens
+// it instead of finding its own lock and blaming another program.
+TEST(Modem_Open, OpeningAnOpenModemAgainReopensIt) {
+    ScriptedModem fake(fake::sim_modem({}));
+    Modem modem(config_for(fake));
+    modem.open();
+
+    modem.open();
+
+    EXPECT_TRUE(modem.is_open());
+    EXPECT_EQ(count(fake.received(), "AT+CMGF=0\r"), 2u);
+}
+
+// Opening drops a stale OK, not a delivery report that waited on the line
+// (one that came while the modem was reset, or while otpboxd was down).
+TEST(Modem_Open, KeepsADeliveryReportWaitingOnTheLine) {
+    ScriptedModem fake(fake::sim_modem({}));
+    Modem modem(config_for(fake));
+    const auto pdu = encode_status_report({43, "+491701234567", 0, DeliveryClass::delivered});
+    fake.write("\r\n+CDS: " + std::to_string(pdu.size() / 2 - 1) + "\r\n" + pdu + "\r\n");
+
+    modem.open();
+
+    const auto reports = modem.take_status_reports();
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_EQ(reports[0].message_reference, 43);
+}
+
 TEST(Modem_Open, InitialisesPduModeAndDeliveryReports) {
     ScriptedModem fake(fake::sim_modem({}));
     Modem modem(config_for(fake));
@@ -189,10 +217,38 @@ TEST(Modem_Send, ReferenceWithoutOkStopsBeforeTheNextPart) {
         FAIL() << "sent";
     } catch (const AtError& error) {
         EXPECT_EQ(error.code(), AtErrc::timeout);
+        // Health's last_error: what failed, said once.
+        EXPECT_EQ(std::string(error.what()), "AT+CMGS: no final result before the deadline");
     }
     EXPECT_EQ(recorded, 1u);
     EXPECT_EQ(count(fake.received(), "AT+CMGS="), 1u);
     EXPECT_FALSE(modem.is_open());
+}
+
+// A delivery report that comes while the modem is reset (it listens before
+// it closes the port) is kept, not closed away with the port.
+TEST(Modem_Send, ADeliveryReportDuringTheResetIsKept) {
+    const auto report = encode_status_report({7, "+491701234567", 0, DeliveryClass::delivered});
+    const auto script = [report, sim = fake::sim_modem({})](const std::string& line) {
+        if (line == "\x1b\x1a") {  // the reset's ESC and Ctrl-Z
+            return "\r\n+CDS: " + std::to_string(report.size() / 2 - 1) + "\r\n" + report + "\r\n";
+        }
+        if (line.ends_with('\x1a')) {
+            return std::string("\r\n+CMGS: 21\r\n");  // and no OK
+        }
+        return sim(line);
+    };
+    ScriptedModem fake(script);
+    Modem modem(config_for(fake));
+    modem.open();
+
+    modem.send("+491701234567", "Ihr Code: 123456", {},
+               [](std::size_t, std::size_t, std::uint8_t) {});
+
+    ASSERT_FALSE(modem.is_open());
+    const auto reports = modem.take_status_reports();
+    ASSERT_EQ(reports.size(), 1u);
+    EXPECT_EQ(reports[0].message_reference, 7);
 }
 
 TEST(Modem_Listen, CollectsDeliveryReports) {

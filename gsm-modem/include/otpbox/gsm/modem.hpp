@@ -74,8 +74,9 @@ class Modem {
     Modem(const Modem&) = delete;
     Modem& operator=(const Modem&) = delete;
 
-    // Opens the port and initialises the modem. Throws AtError; a SIM that
-    // needs its PUK or refused the PIN gives AtErrc::sim_locked.
+    // Opens the port (closing it first when open) and initialises the modem.
+    // Throws AtError; a SIM that needs its PUK or refused the PIN gives
+    // AtErrc::sim_locked.
     void open();
     void close() noexcept;
     [[nodiscard]] bool is_open() const noexcept { return m_engine != nullptr; }
@@ -97,7 +98,7 @@ class Modem {
 
     // ESC and Ctrl-Z to leave any half-typed input, AT+CFUN=1,1 when
     // configured, then the port is closed and registration and signal are
-    // unknown; open() starts again.
+    // unknown; open() starts again. Delivery reports heard meanwhile are kept.
     void reset() noexcept;
 
     [[nodiscard]] const ModemConfig& config() const noexcept { return m_config; }
