@@ -4,7 +4,9 @@
 
 #include <boost/asio/read.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
 #include <optional>
+#include <system_error>
 
 #include "otpbox/gsm/at_error.hpp"
 
@@ -30,9 +32,12 @@ SerialPort::SerialPort(const SerialSettings& settings) : m_port(m_io) {
     // again and an ended process leaves none behind. Programs that take no
     // such lock (ModemManager, a terminal program) are not kept out.
     if (::flock(m_port.native_handle(), LOCK_EX | LOCK_NB) != 0) {
+        const int error = errno;
         throw AtError(
             make_error_code(AtErrc::port_closed),
-            "open " + settings.device.string() + ": in use by another program (another otpboxd?)");
+            "open " + settings.device.string() + ": " +
+                (error == EWOULDBLOCK ? std::string("in use by another program (another otpboxd?)")
+                                      : "cannot lock: " + std::system_category().message(error)));
     }
     const auto flow = settings.hardware_flow_control ? serial_port_base::flow_control::hardware
                                                      : serial_port_base::flow_control::none;
