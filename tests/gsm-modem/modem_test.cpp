@@ -2,6 +2,7 @@
 // a scripted SIM modem on a real pseudo-terminal pair.
 
 #include <gtest/gtest.h>
+#include <optional>
 
 #include "otpbox/gsm/at_error.hpp"
 #include "otpbox/gsm/modem.hpp"
@@ -171,21 +172,35 @@ TEST(Modem_Send, RecordsEachPartsReference) {
     EXPECT_EQ(count(fake.received(), "\x1a"), 2u);
 }
 
+// A two-part SMS whose sending fails: the error, and how many parts were
+// recorded as sent before it.
+struct LongSmsFailure {
+    std::optional<AtError> error;
+    std::size_t recorded = 0;
+};
+
+LongSmsFailure send_failing_long_sms(Modem& modem) {
+    LongSmsFailure failure;
+    try {
+        modem.send("+491701234567", std::string(200, 'a'), {},
+                   [&](std::size_t, std::size_t, std::uint8_t) { ++failure.recorded; });
+    } catch (const AtError& error) {
+        failure.error = error;
+    }
+    return failure;
+}
+
 TEST(Modem_Send, CmsErrorStopsBeforeTheNextPart) {
     ScriptedModem fake(fake::sim_modem({.after_pdu = "\r\n+CMS ERROR: 1\r\n"}));
     Modem modem(config_for(fake));
     modem.open();
-    std::size_t recorded = 0;
 
-    try {
-        modem.send("+491701234567", std::string(200, 'a'), {},
-                   [&](std::size_t, std::size_t, std::uint8_t) { ++recorded; });
-        FAIL() << "sent";
-    } catch (const AtError& error) {
-        EXPECT_EQ(error.code(), cms_error(1));
-        EXPECT_EQ(classify_send_error(error.code()), SendFault::permanent);
-    }
-    EXPECT_EQ(recorded, 0u);
+    const auto failure = send_failing_long_sms(modem);
+
+    ASSERT_TRUE(failure.error) << "sent";
+    EXPECT_EQ(failure.error->code(), cms_error(1));
+    EXPECT_EQ(classify_send_error(failure.error->code()), SendFault::permanent);
+    EXPECT_EQ(failure.recorded, 0u);
     EXPECT_EQ(count(fake.received(), "\x1a"), 1u);
 }
 
@@ -209,18 +224,14 @@ TEST(Modem_Send, ReferenceWithoutOkStopsBeforeTheNextPart) {
     ScriptedModem fake(fake::sim_modem({.after_pdu = "\r\n+CMGS: 22\r\n"}));
     Modem modem(config_for(fake));
     modem.open();
-    std::size_t recorded = 0;
 
-    try {
-        modem.send("+491701234567", std::string(200, 'a'), {},
-                   [&](std::size_t, std::size_t, std::uint8_t) { ++recorded; });
-        FAIL() << "sent";
-    } catch (const AtError& error) {
-        EXPECT_EQ(error.code(), AtErrc::timeout);
-        // Health's last_error: what failed, said once.
-        EXPECT_EQ(std::string(error.what()), "AT+CMGS: no final result before the deadline");
-    }
-    EXPECT_EQ(recorded, 1u);
+    const auto failure = send_failing_long_sms(modem);
+
+    ASSERT_TRUE(failure.error) << "sent";
+    EXPECT_EQ(failure.error->code(), AtErrc::timeout);
+    // Health's last_error: what failed, said once.
+    EXPECT_EQ(std::string(failure.error->what()), "AT+CMGS: no final result before the deadline");
+    EXPECT_EQ(failure.recorded, 1u);
     EXPECT_EQ(count(fake.received(), "AT+CMGS="), 1u);
     EXPECT_FALSE(modem.is_open());
 }
