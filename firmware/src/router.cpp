@@ -302,19 +302,20 @@ api::Response Router::dispatch(const api::Request& request) {
         return response;
     }
 
-    // Calls that need no HSM work (reading a masked number, the card list, an
-    // SMS's state) answer 503 too while the HSM is away, as every call but
-    // health and metrics does: the portal sees one state of the appliance.
-    // How the HSM was last seen costs no call to it; the daemon's poll looks
-    // for a lost token every 2 s.
-    if (!m_parts.context.secrets.hsm().last_health().ok) {
-        throw hsm_unavailable();
-    }
-
     const auto& key = segments[2];
     if (path[1] == "users" && !valid_user_id(key)) {
         throw Refused(Reason::invalid_request,
                       "a user id is 1 to 64 of A-Z a-z 0-9 . _ @ -, not . or .. alone");
+    }
+
+    // Calls that need no HSM work (reading a masked number, the card list, an
+    // SMS's state) answer 503 too while the HSM is away, as every call but
+    // health and metrics does: the portal sees one state of the appliance. A
+    // malformed user id is the client's fault and says so first. How the HSM
+    // was last seen costs no call to it; the daemon's poll looks for a lost
+    // token every 2 s.
+    if (!m_parts.context.secrets.hsm().last_health().ok) {
+        throw hsm_unavailable();
     }
 
     if (path[1] == "users" && path.size() == 4 && path[3] == "phone") {

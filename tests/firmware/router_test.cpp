@@ -362,6 +362,8 @@ TEST_F(RouterTest, CallsThatNeedNoHsmWorkAre503WhileTheHsmIsAway) {
         EXPECT_EQ(header(answer, "Retry-After"), "5") << target;
     }
     EXPECT_EQ(call(verb::get, "/v1/sms/" + sms).status, 503u);
+    // The client's own fault is said first.
+    EXPECT_EQ(call(verb::get, "/v1/users/../phone").status, 400u);
     EXPECT_EQ(call(verb::get, "/v1/health").status, 200u);
     EXPECT_EQ(call(verb::get, "/metrics").status, 200u);
 
