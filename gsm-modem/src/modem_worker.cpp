@@ -154,6 +154,12 @@ void ModemWorker::send_one(ClaimedSms& sms) {
     m_backoff = kFirstBackoff;
     std::lock_guard lock(m_health_mutex);
     ++m_health.sent;
+    if (!m_modem.is_open()) {
+        // Modem::send resets a modem whose OK after +CMGS never came.
+        m_health.last_error =
+            "AT+CMGS: no final result after the reference; the SMS counts as sent and the modem "
+            "was reset";
+    }
 }
 
 void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error) {

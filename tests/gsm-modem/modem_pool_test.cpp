@@ -179,6 +179,26 @@ TEST_F(ModemPool_Sending, PermanentErrorFailsTheMessageOnly) {
     EXPECT_NE(m_queue.find("sms-0")->failure.find("unassigned"), std::string::npos);
 }
 
+// The OK after +CMGS never came: the SMS went once, and health says why the
+// modem was reset.
+TEST_F(ModemPool_Sending, AReferenceWithoutItsOkIsSentOnceAndShownInHealth) {
+    ScriptedModem modem(fake::sim_modem({.after_pdu = "\r\n+CMGS: 7\r\n"}));
+    ModemPool pool({config_for("modem0", modem)}, m_queue);
+    enqueue(1);
+    pool.start();
+
+    ASSERT_TRUE(all_in(SmsStatus::sent));
+    ASSERT_TRUE(test::wait_until(
+        [&] {
+            return health_of(pool, "modem0")->last_error.find("no final result") !=
+                   std::string::npos;
+        },
+        10s))
+        << health_of(pool, "modem0")->last_error;
+    EXPECT_EQ(health_of(pool, "modem0")->sent, 1u);
+    EXPECT_EQ(sent_texts(modem).size(), 1u);
+}
+
 TEST_F(ModemPool_Sending, DeliveryReportMarksDelivered) {
     ScriptedModem modem(fake::sim_modem({}));
     ModemPool pool({config_for("modem0", modem)}, m_queue);
