@@ -502,11 +502,22 @@ void Daemon::Impl::start_task(const std::string& name, TaskWork work) {
             };
         }
         if (then) {
-            boost::asio::post(m_control, [this, then = std::move(then)] {
-                if (!m_stopping) {
-                    then();
-                }
-            });
+            // As on_poll does: nothing may leave a handler, or it ends
+            // io_context::run() and with it otpboxd (std::terminate).
+            boost::asio::post(
+                m_control, [this, event = "poll_task_failed task=" + name, then = std::move(then)] {
+                    if (m_stopping) {
+                        return;
+                    }
+                    try {
+                        then();
+                    } catch (const FatalError&) {
+                        m_fatal = std::current_exception();
+                        m_io.stop();
+                    } catch (const std::exception& error) {
+                        warn_once(event, error);
+                    }
+                });
         }
     });
 }
@@ -546,6 +557,9 @@ void Daemon::Impl::on_poll() {
             try_start();
         }
     } catch (const FatalError&) {
+        // Known shortcoming: the io_context stops without stop(), so the
+        // server has not waited out its handlers when run() reads stuck();
+        // a handler that overruns meanwhile is not counted.
         m_fatal = std::current_exception();
         m_io.stop();
         return;
@@ -1063,7 +1077,11 @@ void Daemon::Impl::run() {
     } else {
         // A task holds the secrets and the HSM: the module must not be
         // finalised under its call. A call in time returns within the
-        // HSM's call deadline.
+        // HSM's call deadline. Known shortcoming: the wait is one deadline
+        // for a whole task, and a task may make several calls in turn (the
+        // stored SIM PINs, one per modem), so a slow but timely task can be
+        // named here and end otpboxd with status 3. With stuck requests
+        // (above) the tasks are neither waited for nor named.
         for (const auto& task : m_tasks.wait(m_config->hsm.call_timeout)) {
             spdlog::warn("event=stopped_with_hsm_call_in_flight what={}", task);
             m_task_stuck = true;

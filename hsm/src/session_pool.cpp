@@ -140,6 +140,11 @@ void SessionPool::login_again() {
 Lease SessionPool::acquire() {
     std::unique_lock lock(m_mutex);
     if (!m_connected) {
+        // A PIN the token refused is not tried again: each try counts
+        // towards the token locking it, and every caller is told why.
+        if (m_pin_refused) {
+            throw HsmError(Fault::pin, "not logging in again: " + m_detail);
+        }
         // One caller looks for the token at a time; the others need not wait.
         if (m_connecting || std::chrono::steady_clock::now() < m_next_attempt) {
             throw HsmError(Fault::token_gone, "the HSM is unreachable: " + m_detail);
@@ -151,6 +156,7 @@ Lease SessionPool::acquire() {
             m_detail = error.what();
             m_next_attempt = std::chrono::steady_clock::now() + kReconnectBackoff;
             if (error.fault() == Fault::pin) {
+                m_pin_refused = true;
                 throw;
             }
             throw HsmError(Fault::token_gone,

@@ -53,7 +53,9 @@ class SessionPool {
     ~SessionPool();
 
     // Connects when needed (find the token, open the login session, log in).
-    // Throws HsmError: token_gone while the token cannot be reached.
+    // Throws HsmError: token_gone while the token cannot be reached; pin
+    // when the token refused the PIN on a reconnect, then and on every
+    // later call, without logging in again.
     [[nodiscard]] Lease acquire();
 
     // Drops every session and cached handle; the next acquire reconnects.
@@ -96,7 +98,8 @@ class SessionPool {
     std::mutex m_mutex;
     std::condition_variable m_returned;
     bool m_connected = false;
-    bool m_connecting = false;  // a caller looks for the token, without the lock
+    bool m_connecting = false;   // a caller looks for the token, without the lock
+    bool m_pin_refused = false;  // by the token on a reconnect: never tried again
     CK_SLOT_ID m_slot = 0;
     CK_SESSION_HANDLE m_login_session = CK_INVALID_HANDLE;
     std::vector<CK_SESSION_HANDLE> m_idle;

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -153,6 +154,47 @@ TEST_F(HsmRecovery, TokenGone_ManyCyclesWithCallsInFlightLeaveNoSessions) {
     ASSERT_TRUE(after);
     EXPECT_LE(*after, *before + 6) << "before " << *before;
     std::printf("sessions before %lu after %lu\n", (unsigned long)*before, (unsigned long)*after);
+}
+
+// A PIN refused on a reconnect is the pool's answer from then on, whichever
+// caller met it: the look for the lost token (otpboxd's poll, which makes it
+// fatal) hears of it even when another caller's reconnect was refused first,
+// and the token is not asked again, since each wrong PIN counts towards
+// locking it.
+TEST_F(HsmRecovery, PinRefusedOnReconnect_IsNotTriedAgainAndEveryCallerHearsIt) {
+    const auto hsm = Hsm::open(m_config);
+    set_fault("removed");
+    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(4); }), Fault::token_gone);
+    set_fault("pin_incorrect");
+    // Past the pool's backoff, another caller (not the look) meets the PIN.
+    ASSERT_TRUE(otpbox::test::wait_until(
+        [&] {
+            try {
+                (void)hsm->random_bytes(4);
+            } catch (const HsmError& error) {
+                return error.fault() == Fault::pin;
+            }
+            return false;
+        },
+        std::chrono::seconds(5)));
+    const auto pin_fault = [&](auto&& call) {
+        try {
+            call();
+        } catch (const HsmError& error) {
+            EXPECT_NE(std::string(error.what()).find("CKR_PIN_INCORRECT"), std::string::npos)
+                << error.what();
+            return error.fault() == Fault::pin;
+        }
+        return false;
+    };
+    // At once, within the backoff: the look is told the PIN was refused.
+    EXPECT_TRUE(pin_fault([&] { hsm->look_for_token(); }));
+    // A PIN the token would take now is not tried either.
+    set_fault("pass");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    EXPECT_TRUE(pin_fault([&] { (void)hsm->random_bytes(4); }));
+    EXPECT_TRUE(pin_fault([&] { hsm->look_for_token(); }));
+    EXPECT_FALSE(hsm->last_health().ok);
 }
 
 TEST_F(HsmRecovery, SessionLost_OnceIsRetriedOnAnotherSession) {

@@ -128,9 +128,11 @@ class Hsm {
 
     // Looks for a lost token now, at most once a second: finds it by label,
     // logs in and opens a session, waiting as long as the module keeps those
-    // calls. Throws HsmError(Fault::pin) when the token refuses the PIN; any
-    // other failure leaves the state last_health() reports. Does nothing
-    // while the token is not lost or calls overrun. By default nothing.
+    // calls. Throws HsmError(Fault::pin) when the token refuses the PIN, or
+    // refused it on an earlier reconnect (whoever's call met it then: the
+    // PIN is not tried again); any other failure leaves the state
+    // last_health() reports. Does nothing while the token is not lost or
+    // calls overrun. By default nothing.
     virtual void look_for_token();
 
     // How the HSM was last seen, without a call to the module: never waits
