@@ -490,16 +490,10 @@ void Daemon::Impl::start_task(const std::string& name, TaskWork work) {
         std::function<void()> then;
         try {
             then = work(stopping);
-        } catch (const FatalError&) {
-            then = [this, fatal = std::current_exception()] {
-                m_fatal = fatal;
-                m_io.stop();
-            };
-        } catch (const std::exception& error) {
-            then = [this, event = "poll_task_failed task=" + name,
-                    what = std::string(error.what())] {
-                warn_once(event, std::runtime_error(what));
-            };
+        } catch (...) {
+            // Thrown again on the strand, where what the work and what its
+            // result throw are handled alike.
+            then = [failure = std::current_exception()] { std::rethrow_exception(failure); };
         }
         if (then) {
             // As on_poll does: nothing may leave a handler, or it ends
@@ -750,24 +744,26 @@ void Daemon::Impl::reload_if_changed() {
         "tls_reload",
         [this, identity = m_serving->identity,
          config = m_config](const auto&) -> std::function<void()> {
+            std::optional<api::TlsConfig> tls;
+            std::exception_ptr failure;
             try {
-                auto tls = identity->tls_config(config->api);
-                return [this, tls = std::move(tls), clients = config->api.clients.size()] {
-                    try {
-                        m_serving->server->reload(tls);
-                    } catch (const std::exception& error) {
-                        spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
-                                     quotable(error.what()));
-                        return;
-                    }
-                    spdlog::info("event=tls_reloaded clients={}", clients);
-                };
-            } catch (const std::exception& error) {
-                return [what = std::string(error.what())] {
-                    spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
-                                 quotable(what));
-                };
+                tls = identity->tls_config(config->api);
+            } catch (const std::exception&) {
+                failure = std::current_exception();
             }
+            return [this, tls = std::move(tls), failure, clients = config->api.clients.size()] {
+                try {
+                    if (failure) {
+                        std::rethrow_exception(failure);
+                    }
+                    m_serving->server->reload(*tls);
+                } catch (const std::exception& error) {
+                    spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
+                                 quotable(error.what()));
+                    return;
+                }
+                spdlog::info("event=tls_reloaded clients={}", clients);
+            };
         });
 }
 
