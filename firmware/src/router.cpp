@@ -200,10 +200,15 @@ const std::vector<Route>& routes() {
     return table;
 }
 
-Refused hsm_unavailable() {
-    Refused refused(Reason::unavailable, "the HSM cannot be reached; try again shortly");
+// 503 with Retry-After: a part of the appliance is away for now.
+Refused unavailable(const std::string& message) {
+    Refused refused(Reason::unavailable, message);
     refused.retry_after = std::chrono::seconds(5);
     return refused;
+}
+
+Refused hsm_unavailable() {
+    return unavailable("the HSM cannot be reached; try again shortly");
 }
 
 }  // namespace
@@ -244,14 +249,10 @@ api::Response Router::handle(const api::Request& request) {
     } catch (const hsm::HsmError&) {
         return refusal_response(hsm_unavailable());
     } catch (const DatabaseError&) {
-        Refused refused(Reason::unavailable, "the database cannot be reached; try again shortly");
-        refused.retry_after = std::chrono::seconds(5);
-        return refusal_response(refused);
+        return refusal_response(unavailable("the database cannot be reached; try again shortly"));
     } catch (const RequestAnswered&) {
         // Answered 503 at its deadline already; this answer is never sent.
-        Refused refused(Reason::unavailable, "the request was not finished in time");
-        refused.retry_after = std::chrono::seconds(5);
-        return refusal_response(refused);
+        return refusal_response(unavailable("the request was not finished in time"));
     }
 }
 
