@@ -94,14 +94,9 @@ TEST(Lock_WrongAnswers, AnAnswerWhileLockedIsNotWorkedOutInTheHsm) {
     const auto card = f.cards->issue("alice", kActor);
     const auto challenge = f.challenges->login("alice", kActor);
     EXPECT_EQ(answer_wrong(f, 10), Reason::locked);
-    bool worked_out = false;
-    f.stepped->arm(std::string(hsm::keys::kCardKdk), [&] { worked_out = true; });
-    EXPECT_EQ(refusal_of([&] {
-                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
-                                       kActor);
-              }),
-              Reason::locked);
-    EXPECT_FALSE(worked_out);
+    const auto watched = f.send_right_answer_watching_the_card_key(card, challenge);
+    EXPECT_EQ(watched.refusal, Reason::locked);
+    EXPECT_FALSE(watched.card_cell_worked_out);
 }
 
 TEST(Lock_WrongAnswers, EachFurtherLockDoublesUpToADay) {

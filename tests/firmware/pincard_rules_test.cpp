@@ -227,14 +227,10 @@ TEST(Pincard_Challenge, AnAnswerAfterTheExpiryCostsNoCardCell) {
     const auto card = f.cards->issue("alice", kActor);
     const auto challenge = f.challenges->login("alice", kActor);
     f.clock.advance(301s);
-    bool worked_out = false;
-    f.stepped->arm(std::string(hsm::keys::kCardKdk), [&] { worked_out = true; });
-    EXPECT_EQ(refusal_of([&] {
-                  f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge),
-                                       kActor);
-              }),
-              Reason::gone);
-    EXPECT_FALSE(worked_out) << "a card cell was worked out for an expired challenge";
+    const auto watched = f.send_right_answer_watching_the_card_key(card, challenge);
+    EXPECT_EQ(watched.refusal, Reason::gone);
+    EXPECT_FALSE(watched.card_cell_worked_out)
+        << "a card cell was worked out for an expired challenge";
 }
 
 TEST(Pincard_Verify, FifthWrongAnswerBurnsTheChallenge) {

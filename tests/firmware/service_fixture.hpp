@@ -35,6 +35,17 @@ inline TimePoint utc(int year, unsigned month, unsigned day, int hours, int minu
            std::chrono::minutes(minutes) + std::chrono::seconds(seconds);
 }
 
+// Runs call and returns the reason it was refused with, or nullopt.
+template <class Call>
+std::optional<Reason> refusal_of(Call&& call) {
+    try {
+        call();
+    } catch (const Refused& refused) {
+        return refused.reason();
+    }
+    return std::nullopt;
+}
+
 // The fixture's token with a step that runs once, in the middle of the next
 // HMAC under a key whose label starts with the armed prefix: for what may
 // happen between a service's HSM work and its transaction.
@@ -170,6 +181,24 @@ class ServiceFixture {
         return response;
     }
 
+    // The right answer to a PINCard challenge, sent: what it was refused
+    // with (nullopt when accepted), and whether a card cell was worked out
+    // in the HSM for it.
+    struct WatchedAnswer {
+        std::optional<Reason> refusal;
+        bool card_cell_worked_out = false;
+    };
+    WatchedAnswer send_right_answer_watching_the_card_key(const IssuedCard& card,
+                                                          const Challenge& challenge) {
+        WatchedAnswer watched;
+        stepped->arm(std::string(hsm::keys::kCardKdk),
+                     [&] { watched.card_cell_worked_out = true; });
+        watched.refusal =
+            refusal_of([&] { challenges->verify(challenge.id, answer(card, challenge), kActor); });
+        stepped->arm({}, nullptr);
+        return watched;
+    }
+
     otpbox::test::TempDir dir;
     otpbox::test::SoftHsmToken token;
     ManualClock clock;
@@ -188,16 +217,5 @@ class ServiceFixture {
     std::unique_ptr<otpbox::test::ChildProcess> simulator;
     std::unique_ptr<gsm::ModemPool> pool;
 };
-
-// Runs call and returns the reason it was refused with, or nullopt.
-template <class Call>
-std::optional<Reason> refusal_of(Call&& call) {
-    try {
-        call();
-    } catch (const Refused& refused) {
-        return refused.reason();
-    }
-    return std::nullopt;
-}
 
 }  // namespace otpbox::firmware::testing
