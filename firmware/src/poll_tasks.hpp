@@ -26,8 +26,9 @@ class PollTasks {
     using Work = std::function<void(const Stopping&)>;
 
     // Starts work on a detached thread, unless a task of that name still
-    // runs: false then. work must not throw. What work holds is released before the task counts
-    // as finished. Throws std::system_error when no thread can be started.
+    // runs: false then. work must not throw. What work holds is released
+    // before the task counts as finished. Throws std::system_error when no
+    // thread can be started.
     bool start(const std::string& name, Work work);
 
     [[nodiscard]] bool running(const std::string& name) const;
