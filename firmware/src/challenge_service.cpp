@@ -71,7 +71,7 @@ struct ChallengeService::VerifyOutcome {
     bool well_formed = true;
     bool locked = false;
     int attempts_left = 0;
-    std::int64_t lock_until = 0;
+    UserRow user;  // as this answer left it
 };
 
 // The values an answer is compared with, worked out in the HSM before the
@@ -414,7 +414,7 @@ void ChallengeService::verify(const std::string& challenge_id, const std::string
             .bind(2, challenge_id)
             .run();
         result.locked = count_wrong_answer(m_context.database, user_row, now);
-        result.lock_until = user_row.lock_until;
+        result.user = user_row;
         m_context.audit.record({actor, "verify." + method, pseudonym, "rejected"}, now);
         if (result.locked) {
             m_context.audit.record({actor, "user.lock", pseudonym, "locked"}, now);
@@ -426,8 +426,8 @@ void ChallengeService::verify(const std::string& challenge_id, const std::string
         return;
     }
     if (outcome.locked) {
-        throw locked_refusal("too many wrong answers: the second factor is locked",
-                             outcome.lock_until, now);
+        throw locked_refusal("too many wrong answers: the second factor is locked", outcome.user,
+                             now);
     }
     if (!outcome.well_formed) {
         Refused refused(Reason::invalid_response, "the response has the wrong form or length");

@@ -40,6 +40,7 @@
 #include "otpbox/firmware/router.hpp"
 #include "otpbox/firmware/sim_pins.hpp"
 #include "otpbox/firmware/status_file.hpp"
+#include "otpbox/firmware/users.hpp"
 #include "otpbox/firmware/version.hpp"
 #include "otpbox/gsm/modem_pool.hpp"
 #include "otpbox/hsm/error.hpp"
@@ -1026,6 +1027,14 @@ void Daemon::Impl::erase_user(const std::string& user, const std::string& actor)
     const auto now = m_clock->now();
     const auto pseudonym = m_serving->secrets->pseudonym(user);
     m_database->transaction([&] {
+        // A user never seen has nothing to erase: the delete makes no row for
+        // one, and its audit row says that nothing was there. A known user's
+        // row stays after an erase, and so do its lock and its SMS counts: a
+        // delete cannot end a lock or start the SMS limits afresh.
+        if (!user_known(*m_database, user)) {
+            m_serving->audit->record({actor, "user.erase", pseudonym, "unknown"}, now);
+            return;
+        }
         m_serving->phones->erase(user, actor);
         m_serving->cards->revoke_all(user, actor);
         m_database->prepare("DELETE FROM cell_sets WHERE user_id = ?").bind(1, user).run();

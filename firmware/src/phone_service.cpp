@@ -66,7 +66,12 @@ void PhoneService::erase(const std::string& user, const std::string& actor) {
     const auto pseudonym = m_context.secrets.pseudonym(user);
     const auto now = m_context.clock.now();
     m_context.database.transaction([&] {
-        (void)load_user(m_context.database, user, now);
+        // A user never seen has no number: the delete makes no row for one,
+        // and its audit row says that nothing was there.
+        if (!user_known(m_context.database, user)) {
+            m_context.audit.record({actor, "phone.erase", pseudonym, "unknown"}, now);
+            return;
+        }
         m_context.database
             .prepare(
                 "UPDATE users SET phone_sealed = NULL, phone_index = NULL, phone_masked = NULL, "

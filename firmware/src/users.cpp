@@ -57,6 +57,12 @@ UserRow load_user(Database& database, const std::string& user, TimePoint now) {
     return result;
 }
 
+bool user_known(Database& database, const std::string& user) {
+    auto row = database.prepare("SELECT 1 FROM users WHERE id = ?");
+    row.bind(1, user);
+    return row.step();
+}
+
 void save_lock_state(Database& database, const UserRow& row) {
     database
         .prepare("UPDATE users SET wrong_streak = ?, lock_until = ?, lock_count = ? WHERE id = ?")
@@ -70,12 +76,18 @@ void save_lock_state(Database& database, const UserRow& row) {
 void refuse_if_locked(const UserRow& row, TimePoint now) {
     const auto now_ms = to_millis(now);
     if (row.lock_until > now_ms) {
-        throw locked_refusal("the second factor of this user is locked", row.lock_until, now);
+        throw locked_refusal("the second factor of this user is locked", row, now);
     }
 }
 
-Refused locked_refusal(std::string_view why, std::int64_t lock_until, TimePoint now) {
-    const auto seconds = std::max<std::int64_t>((lock_until - to_millis(now) + 999) / 1000, 1);
+Refused locked_refusal(std::string_view why, const UserRow& row, TimePoint now) {
+    // A clock set back since the lock began leaves more than the lock's own
+    // length until lock_until: the answer names at most that length. Known
+    // shortcoming: the lock itself still ends at lock_until, so a caller that
+    // waits out Retry-After can be refused again.
+    const auto remaining =
+        std::min(row.lock_until - to_millis(now), lock_duration(row.lock_count).count());
+    const auto seconds = std::max<std::int64_t>((remaining + 999) / 1000, 1);
     const auto minutes = (seconds + 59) / 60;
     Refused refused(Reason::locked, std::string(why) + " for " +
                                         (seconds < 60 ? "less than a minute"

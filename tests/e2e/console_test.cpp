@@ -223,6 +223,41 @@ TEST_F(Console_Session, WrongPasswordsSlowDownAndTheRightOneLogsIn) {
     EXPECT_EQ(screen->screen().find(password), std::string::npos) << "password echoed";
 }
 
+// Restarting the console does not start the count of wrong passwords
+// afresh: the delay goes on from where it was, until the right password.
+TEST_F(Console_Session, WrongPasswordsCountOnAcrossARestart) {
+    const auto restart = [&] {
+        screen.reset();
+        fs::remove(instance.root() / "console.tty");
+        screen = std::make_unique<ConsoleScreen>(instance.root() / "otpbox.toml",
+                                                 instance.root() / "console.tty");
+    };
+    const auto wrong = [&](std::string_view text, std::string_view said) {
+        ASSERT_TRUE(screen->expect("Password: ")) << screen->screen();
+        screen->mark();
+        screen->line(text);
+        ASSERT_TRUE(screen->expect(said)) << screen->since_mark();
+        screen->mark();
+    };
+    wrong("not the password", "Wrong password. Next try in 1 s.");
+    wrong("still not it", "Wrong password. Next try in 2 s.");
+    // Restarted during the wait: what is left of it is waited out first.
+    restart();
+    ASSERT_TRUE(screen->expect("Password: ")) << screen->screen();
+    EXPECT_NE(screen->screen().find("Wrong passwords were typed before the console restarted."),
+              std::string::npos)
+        << screen->screen();
+    wrong("nor this", "Wrong password. Next try in 4 s.");
+    log_in(*screen, password);
+
+    // The right password started the count again, also for the next run.
+    (void)run("logout", "Logged out.");
+    restart();
+    wrong("wrong again", "Wrong password. Next try in 1 s.");
+    EXPECT_EQ(screen->screen().find("before the console restarted"), std::string::npos)
+        << screen->screen();
+}
+
 TEST_F(Console_Session, TypeAheadDuringTheWaitIsNotTakenAsTries) {
     ASSERT_TRUE(screen->expect("Password: "));
     screen->mark();

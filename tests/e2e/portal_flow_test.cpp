@@ -5,8 +5,10 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "dev_instance.hpp"
+#include "otpbox/firmware/database.hpp"
 
 namespace otpbox::e2e {
 namespace {
@@ -81,6 +83,75 @@ TEST_F(PortalFlow, ClientsOutsideTheTrustAreRefusedAtTheHandshake) {
     EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "intruder").status, 0);
     EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "").status, 0);
     EXPECT_EQ(dev.call("GET", "/v1/health", std::nullopt, "portal").status, 200);
+}
+
+// Whether the daemon's database has a row for the user.
+bool user_row_exists(const DevInstance& dev, const std::string& user) {
+    firmware::Database database(dev.root() / "otpbox.db");
+    auto count = database.prepare("SELECT count(*) FROM users WHERE id = ?");
+    count.bind(1, user);
+    EXPECT_TRUE(count.step());
+    return count.integer(0) == 1;
+}
+
+// The action and outcome of the audit log's last rows, the latest first.
+std::vector<std::string> last_audit_rows(const DevInstance& dev, int count) {
+    firmware::Database database(dev.root() / "otpbox.db");
+    auto rows = database.prepare("SELECT action, outcome FROM audit ORDER BY seq DESC LIMIT ?");
+    rows.bind(1, count);
+    std::vector<std::string> found;
+    while (rows.step()) {
+        found.push_back(rows.text(0) + " " + rows.text(1));
+    }
+    return found;
+}
+
+// A delete is idempotent: one of a user never seen answers 204 too, makes
+// no user row, and its audit row says that nothing was there.
+TEST_F(PortalFlow, DeletingAUserNeverSeenMakesNoRow) {
+    auto& dev = *instance;
+    EXPECT_EQ(dev.call("DELETE", "/v1/users/e2e.never.seen").status, 204);
+    EXPECT_EQ(dev.call("DELETE", "/v1/users/e2e.never.seen").status, 204);
+    EXPECT_EQ(dev.call("DELETE", "/v1/users/e2e.never.seen/phone").status, 204);
+    EXPECT_FALSE(user_row_exists(dev, "e2e.never.seen"));
+    EXPECT_EQ(last_audit_rows(dev, 3),
+              (std::vector<std::string>{"phone.erase unknown", "user.erase unknown",
+                                        "user.erase unknown"}));
+
+    // A user the appliance knows is erased as before.
+    ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.gone/phone", R"({"number":"0170 2223334"})").status,
+              200);
+    EXPECT_EQ(dev.call("DELETE", "/v1/users/e2e.gone").status, 204);
+    EXPECT_EQ(dev.call("GET", "/v1/users/e2e.gone/phone").status, 404);
+    EXPECT_EQ(last_audit_rows(dev, 2),
+              (std::vector<std::string>{"user.erase ok", "phone.erase ok"}));
+}
+
+// A deleted user's row stays with its lock: a delete does not end a lock.
+TEST_F(PortalFlow, DeletingALockedUserKeepsTheLock) {
+    auto& dev = *instance;
+    const auto card = dev.call("POST", "/v1/users/e2e.locked/pincards");
+    ASSERT_EQ(card.status, 201) << card.body;
+    int last_status = 0;
+    for (int challenge = 0; challenge < 2; ++challenge) {
+        const auto login = dev.call("POST", "/v1/users/e2e.locked/login");
+        ASSERT_EQ(login.status, 201) << login.body;
+        auto wrong = answer_from_grid(card.json(), login.json());
+        wrong[0] = wrong[0] == '0' ? '1' : '0';
+        for (int i = 0; i < 5; ++i) {
+            last_status = dev.call("POST", "/v1/challenges/" + login.field("challenge") + "/verify",
+                                   "{\"response\":\"" + wrong + "\"}")
+                              .status;
+        }
+    }
+    ASSERT_EQ(last_status, 423);
+
+    EXPECT_EQ(dev.call("DELETE", "/v1/users/e2e.locked").status, 204);
+    EXPECT_TRUE(user_row_exists(dev, "e2e.locked"));
+    const auto login = dev.call("POST", "/v1/users/e2e.locked/login");
+    EXPECT_EQ(login.status, 423) << login.body;
+    EXPECT_EQ(login.field("error"), "locked");
+    EXPECT_NE(login.headers.find("Retry-After: "), std::string::npos) << login.headers;
 }
 
 // The value of a metric in Prometheus text; `name` with its labels, if any.

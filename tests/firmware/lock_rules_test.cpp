@@ -75,6 +75,41 @@ TEST(Lock_WrongAnswers, TheRefusalSaysHowLongTheLockLasts) {
         << message_of_login();
 }
 
+// A clock set back after the lock began leaves more than the lock's length
+// until its end: the refusal names at most the length of this lock.
+TEST(Lock_WrongAnswers, AClockSetBackNeverMakesTheLockSoundLongerThanItsLength) {
+    ServiceFixture f;
+    const auto card = f.cards->issue("alice", kActor);
+    const auto challenge = f.challenges->login("alice", kActor);
+    EXPECT_EQ(answer_wrong(f, 10), Reason::locked);
+    f.clock.advance(-2h);
+    try {
+        (void)f.challenges->login("alice", kActor);
+        ADD_FAILURE() << "login was not refused";
+    } catch (const Refused& refused) {
+        EXPECT_EQ(refused.reason(), Reason::locked);
+        EXPECT_EQ(refused.retry_after.value_or(0s), 900s);
+        EXPECT_NE(std::string(refused.what()).find("locked for 15 more minutes;"),
+                  std::string::npos)
+            << refused.what();
+    }
+    try {
+        f.challenges->verify(challenge.id, ServiceFixture::answer(card, challenge), kActor);
+        ADD_FAILURE() << "the answer was not refused";
+    } catch (const Refused& refused) {
+        EXPECT_EQ(refused.reason(), Reason::locked);
+        EXPECT_EQ(refused.retry_after.value_or(0s), 900s);
+    }
+
+    // The second lock lasts 30 minutes: that is its cap.
+    f.clock.advance(2h + 15min);
+    EXPECT_EQ(answer_wrong(f, 10), Reason::locked);
+    f.clock.advance(-2h);
+    EXPECT_EQ(retry_after_of_login(f), 1800s);
+    f.clock.advance(2h + 20min);
+    EXPECT_EQ(retry_after_of_login(f), 600s);
+}
+
 TEST(Lock_WrongAnswers, RightCodeWhileLockedIsRefused) {
     ServiceFixture f;
     const auto card = f.cards->issue("alice", kActor);

@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <array>
+#include <chrono>
 
 #include "console/password.hpp"
+#include "otpbox/firmware/log_text.hpp"
 #include "otpbox/firmware/version.hpp"
 #include "otpbox/hsm/error.hpp"
 
@@ -105,6 +107,9 @@ void Console::first_boot() {
     }
     set_password(m_appliance.settings().password_file, password);
     std::fill(password.begin(), password.end(), '\0');
+    // Wrong passwords typed for a password no longer set count no more.
+    m_failed_logins = 0;
+    keep_failed_logins();
     say("Console password set.\n");
     m_appliance.record("password.set", "", "ok");
     spdlog::info("event=console_password_set");
@@ -116,6 +121,7 @@ void Console::first_boot() {
 }
 
 bool Console::log_in() {
+    wait_out_earlier_failures();
     auto password = m_terminal.read_line("Password: ", true, std::nullopt);
     if (password.kind == InputKind::end_of_input || password.kind == InputKind::cancelled ||
         password.kind == InputKind::stopped ||
@@ -125,11 +131,14 @@ bool Console::log_in() {
     if (password.kind == InputKind::line &&
         check_password(m_appliance.settings().password_file, password.text)) {
         m_failed_logins = 0;
+        keep_failed_logins();
         m_appliance.record("login", "", "ok");
         say("Logged in. 'help' lists the commands; Ctrl-D or 'logout' ends the session.\n");
         return true;
     }
     ++m_failed_logins;
+    // Kept before the wait, so that a restart during it does not end it.
+    keep_failed_logins();
     const auto delay = login_delay(m_failed_logins);
     m_appliance.record("login", "", "rejected");
     spdlog::warn("event=console_login_rejected failures={}", m_failed_logins);
@@ -137,6 +146,47 @@ bool Console::log_in() {
     // What is typed meanwhile is dropped, so type-ahead never counts as tries.
     m_terminal.discard_input(delay);
     return false;
+}
+
+void Console::wait_out_earlier_failures() {
+    if (m_failed_logins_read) {
+        return;
+    }
+    m_failed_logins_read = true;
+    const auto earlier = read_failed_logins(m_appliance.settings().password_file);
+    m_failed_logins = earlier.count;
+    if (earlier.count == 0) {
+        return;
+    }
+    using std::chrono::milliseconds;
+    const auto delay = std::chrono::duration_cast<milliseconds>(login_delay(earlier.count));
+    const auto since =
+        std::chrono::duration_cast<milliseconds>(std::chrono::system_clock::now() - earlier.last);
+    // A clock set back since then makes the wait no longer than the delay.
+    const auto left = std::clamp(delay - since, milliseconds(0), delay);
+    if (left == milliseconds(0)) {
+        return;
+    }
+    spdlog::info("event=console_login_delay_kept failures={}", earlier.count);
+    say("Wrong passwords were typed before the console restarted. Next try in " +
+        std::to_string(std::chrono::ceil<std::chrono::seconds>(left).count()) + " s.\n");
+    m_terminal.discard_input(left);
+}
+
+void Console::keep_failed_logins() {
+    const auto& password_file = m_appliance.settings().password_file;
+    try {
+        if (m_failed_logins == 0) {
+            forget_failed_logins(password_file);
+        } else {
+            write_failed_logins(password_file, {m_failed_logins, std::chrono::system_clock::now()});
+        }
+    } catch (const std::exception& error) {
+        // Known shortcoming: the count then lives only in memory, and a
+        // restart of the console starts it afresh.
+        spdlog::warn("event=console_failures_not_kept error=\"{}\"",
+                     firmware::quotable(error.what()));
+    }
 }
 
 void Console::session() {

@@ -72,6 +72,11 @@ class Console {
 
     void first_boot();
     [[nodiscard]] bool log_in();
+    // Once per run: the delay after wrong passwords typed before the
+    // console (re)started, what is left of it, with input dropped.
+    void wait_out_earlier_failures();
+    // Writes m_failed_logins beside the password file, or removes the file at 0.
+    void keep_failed_logins();
     void session();
     void execute(const std::string& line);
     [[nodiscard]] Flow flow_after(const Input& input);
@@ -103,6 +108,7 @@ class Console {
     const std::atomic<bool>& m_stop;
     Flow m_flow = Flow::go_on;
     unsigned m_failed_logins = 0;
+    bool m_failed_logins_read = false;
 };
 
 }  // namespace otpbox::provisioning::console

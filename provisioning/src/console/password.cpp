@@ -3,6 +3,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <cstdint>
 #include <fstream>
 #include <stdexcept>
 #include <string>
@@ -48,6 +49,35 @@ bool check_password(const std::filesystem::path& file, std::string_view password
         crypto_pwhash_str_verify(hash.c_str(), candidate.data(), candidate.size()) == 0;
     sodium_memzero(const_cast<char*>(candidate.data()), candidate.size());
     return good;
+}
+
+std::filesystem::path failed_logins_file(const std::filesystem::path& password_file) {
+    auto file = password_file;
+    file += ".failed";
+    return file;
+}
+
+FailedLogins read_failed_logins(const std::filesystem::path& password_file) {
+    std::ifstream in(failed_logins_file(password_file));
+    unsigned count = 0;
+    std::int64_t last_ms = 0;
+    if (!in || !(in >> count >> last_ms)) {
+        return {};
+    }
+    return {count, std::chrono::system_clock::time_point(std::chrono::milliseconds(last_ms))};
+}
+
+void write_failed_logins(const std::filesystem::path& password_file, const FailedLogins& failed) {
+    const auto last_ms =
+        std::chrono::duration_cast<std::chrono::milliseconds>(failed.last.time_since_epoch());
+    detail::write_file_atomically(
+        failed_logins_file(password_file),
+        std::to_string(failed.count) + " " + std::to_string(last_ms.count()) + "\n",
+        S_IRUSR | S_IWUSR);
+}
+
+void forget_failed_logins(const std::filesystem::path& password_file) {
+    std::filesystem::remove(failed_logins_file(password_file));
 }
 
 }  // namespace otpbox::provisioning::console

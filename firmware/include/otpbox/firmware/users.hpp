@@ -27,14 +27,18 @@ struct UserRow {
 // Inside a transaction: the row, created when missing.
 [[nodiscard]] UserRow load_user(Database& database, const std::string& user, TimePoint now);
 
+// Inside a transaction: whether the user has a row, without making one.
+[[nodiscard]] bool user_known(Database& database, const std::string& user);
+
 void save_lock_state(Database& database, const UserRow& row);
 
 // Refuses with Reason::locked (and Retry-After) while the user is locked.
 void refuse_if_locked(const UserRow& row, TimePoint now);
 
 // The refusal of a locked user: `why`, how long the lock still lasts, and
-// Retry-After with the same time.
-[[nodiscard]] Refused locked_refusal(std::string_view why, std::int64_t lock_until, TimePoint now);
+// Retry-After with the same time; never more than the lock's own length,
+// also when the clock was set back since the lock began.
+[[nodiscard]] Refused locked_refusal(std::string_view why, const UserRow& row, TimePoint now);
 
 // A wrong answer: counts it, and locks the user at the 10th in a row. True
 // when this answer locked the user.
