@@ -133,17 +133,23 @@ detail::Fingerprint stamps_for(detail::Fingerprint seen, const Config& config) {
 
 // The modems of config with the PINs stored at the console, and the modems
 // whose stored PIN could not be opened, with why. A PIN file in the
-// configuration wins over a stored PIN. Opening a PIN asks the HSM.
+// configuration wins over a stored PIN. Opening a PIN asks the HSM, one call
+// per modem, each only when begin_call allows it: nullopt when it does not.
 struct StoredPins {
     std::vector<gsm::ModemConfig> modems;
     std::vector<std::pair<std::string, std::string>> unusable;
 };
 
-StoredPins with_stored_pins(const Config& config, Database& database, Secrets& secrets) {
+std::optional<StoredPins> with_stored_pins(const Config& config, Database& database,
+                                           Secrets& secrets,
+                                           const std::function<bool()>& begin_call) {
     StoredPins pins{config.modems, {}};
     for (auto& modem : pins.modems) {
         if (modem.sim_pin) {
             continue;
+        }
+        if (!begin_call()) {
+            return std::nullopt;
         }
         try {
             if (const auto pin = load_sim_pin(database, secrets, modem.name)) {
@@ -205,7 +211,8 @@ class Daemon::Impl {
           m_signals(m_io, SIGINT, SIGTERM),
           m_poll(m_control),
           m_anchor_timer(m_control),
-          m_stop_overdue(m_io) {}
+          m_stop_overdue(m_io),
+          m_call_timeout(m_config->hsm.call_timeout) {}
 
     void run();
     [[nodiscard]] bool hsm_call_in_flight() const { return m_stuck > 0 || m_task_stuck; }
@@ -221,9 +228,10 @@ class Daemon::Impl {
     void start_serving();
     std::unique_ptr<Serving> make_serving();
     void schedule_poll();
-    using TaskWork = std::function<std::function<void()>(const detail::PollTasks::Stopping&)>;
+    using TaskWork = std::function<std::function<void()>(const detail::PollTasks::Task&)>;
     void start_task(const std::string& name, TaskWork work);
     void on_poll();
+    void stop_for_fatal(std::exception_ptr fatal, const std::string& what);
     void write_status();
     void log_modem_changes();
     void log_key_versions();
@@ -238,6 +246,7 @@ class Daemon::Impl {
     void restart_modems_if_pins_changed();
     void warn_once(const std::string& event, const std::exception& error);
     void on_signal(int signal);
+    void begin_stop(const std::string& fatal_error);
     void stop();
     void stop_serving();
     void write_anchor_now();
@@ -258,6 +267,10 @@ class Daemon::Impl {
     boost::asio::steady_timer m_poll;
     boost::asio::steady_timer m_anchor_timer;
     boost::asio::steady_timer m_stop_overdue;  // ends the process when the stop cannot start
+    // As otpboxd started: [hsm] changes need a restart, and a signal reads
+    // it off the control strand, where m_config may be replaced meanwhile.
+    const std::chrono::milliseconds m_call_timeout;
+    std::atomic<bool> m_stop_begun{false};  // by a signal or a fatal error, whichever came first
     std::unique_ptr<detail::InstanceLock> m_instance_lock;  // outlives the database
     std::unique_ptr<Database> m_database;
     std::shared_ptr<hsm::Hsm> m_hsm;
@@ -414,7 +427,8 @@ void Daemon::Impl::report_missing(const std::vector<std::string>& missing) {
 void Daemon::Impl::start_serving() {
     m_sim_pins_version = sim_pins_version(*m_database);
     auto serving = make_serving();
-    auto pins = with_stored_pins(*serving->config, *m_database, *serving->secrets);
+    auto pins =
+        *with_stored_pins(*serving->config, *m_database, *serving->secrets, [] { return true; });
     log_unusable_pins(pins);
     serving->running_modems = std::move(pins.modems);
 
@@ -487,10 +501,10 @@ void Daemon::Impl::schedule_poll() {
 // daemon has stopped by then. A task never logs itself: once run() ended
 // the log may be shut down under it.
 void Daemon::Impl::start_task(const std::string& name, TaskWork work) {
-    (void)m_tasks.start(name, [this, name, work = std::move(work)](const auto& stopping) {
+    (void)m_tasks.start(name, [this, name, work = std::move(work)](const auto& task) {
         std::function<void()> then;
         try {
-            then = work(stopping);
+            then = work(task);
         } catch (...) {
             // Thrown again on the strand, where what the work and what its
             // result throw are handled alike.
@@ -506,9 +520,8 @@ void Daemon::Impl::start_task(const std::string& name, TaskWork work) {
                     }
                     try {
                         then();
-                    } catch (const FatalError&) {
-                        m_fatal = std::current_exception();
-                        m_io.stop();
+                    } catch (const FatalError& error) {
+                        stop_for_fatal(std::current_exception(), error.what());
                     } catch (const std::exception& error) {
                         warn_once(event, error);
                     }
@@ -541,9 +554,9 @@ void Daemon::Impl::write_status() {
     }
 }
 
-// A FatalError (a wrong HSM PIN, a PIN file others can read) ends run(); it
-// is carried out of the io_context, whichever thread met it. Anything else
-// is logged and looked at again at the next poll.
+// A FatalError (a wrong HSM PIN, a PIN file others can read) stops the
+// daemon and then ends run(). Anything else is logged and looked at again
+// at the next poll.
 void Daemon::Impl::on_poll() {
     try {
         if (m_serving) {
@@ -551,12 +564,8 @@ void Daemon::Impl::on_poll() {
         } else {
             try_start();
         }
-    } catch (const FatalError&) {
-        // Known shortcoming: the io_context stops without stop(), so the
-        // server has not waited out its handlers when run() reads stuck();
-        // a handler that overruns meanwhile is not counted.
-        m_fatal = std::current_exception();
-        m_io.stop();
+    } catch (const FatalError& error) {
+        stop_for_fatal(std::current_exception(), error.what());
         return;
     } catch (const std::exception& error) {
         warn_once("poll_failed", error);
@@ -636,13 +645,11 @@ void Daemon::Impl::log_stuck_requests() {
 // The version of each key new records are made with, logged when it
 // changes (a rotation at the console), so an operator sees when it counted.
 void Daemon::Impl::log_key_versions() {
-    start_task("key_version_lookup", [this, secrets = m_serving->secrets](const auto& stopping) {
+    start_task("key_version_lookup", [this, secrets = m_serving->secrets](const auto& task) {
         std::vector<std::pair<std::string, unsigned>> versions;
         for (const auto base : {hsm::keys::kCardKdk, hsm::keys::kOtpMac, hsm::keys::kDataEnc,
                                 hsm::keys::kDataIndex, hsm::keys::kAuditMac}) {
-            // The stop waits for this task only as long as one call may
-            // take: it must not start the next key's calls then.
-            if (stopping) {
+            if (!task.begin_call()) {
                 break;
             }
             try {
@@ -688,7 +695,10 @@ void Daemon::Impl::look_for_lost_token() {
     if (seen.ok || seen.state == "stalled") {
         return;
     }
-    start_task("hsm_probe", [hsm = m_hsm](const auto&) -> std::function<void()> {
+    start_task("hsm_probe", [hsm = m_hsm](const auto& task) -> std::function<void()> {
+        if (!task.begin_call()) {
+            return nullptr;
+        }
         try {
             hsm->look_for_token();
         } catch (const hsm::HsmError& error) {
@@ -744,7 +754,10 @@ void Daemon::Impl::reload_if_changed() {
     start_task(
         "tls_reload",
         [this, identity = m_serving->identity,
-         config = m_config](const auto&) -> std::function<void()> {
+         config = m_config](const auto& task) -> std::function<void()> {
+            if (!task.begin_call()) {
+                return nullptr;
+            }
             std::optional<api::TlsConfig> tls;
             std::exception_ptr failure;
             try {
@@ -778,21 +791,26 @@ void Daemon::Impl::restart_modems_if_pins_changed() {
     if (version == m_sim_pins_version) {
         return;
     }
-    start_task("sim_pins", [this, version, config = m_serving->config,
-                            secrets = m_serving->secrets](const auto&) {
-        auto pins = with_stored_pins(*config, *m_database, *secrets);
-        return [this, version, pins = std::move(pins)]() mutable {
-            log_unusable_pins(pins);
-            m_sim_pins_version = version;
-            if (same_sim_pins(pins.modems, m_serving->running_modems)) {
-                return;
-            }
-            m_serving->modems->restart(pins.modems);
-            m_serving->running_modems = std::move(pins.modems);
-            spdlog::info("event=modems_restarted reason=sim_pin modems={}",
-                         m_serving->running_modems.size());
-        };
-    });
+    start_task("sim_pins",
+               [this, version, config = m_serving->config,
+                secrets = m_serving->secrets](const auto& task) -> std::function<void()> {
+                   auto found = with_stored_pins(*config, *m_database, *secrets,
+                                                 [&task] { return task.begin_call(); });
+                   if (!found) {
+                       return nullptr;  // cut short by the stop
+                   }
+                   return [this, version, pins = std::move(*found)]() mutable {
+                       log_unusable_pins(pins);
+                       m_sim_pins_version = version;
+                       if (same_sim_pins(pins.modems, m_serving->running_modems)) {
+                           return;
+                       }
+                       m_serving->modems->restart(pins.modems);
+                       m_serving->running_modems = std::move(pins.modems);
+                       spdlog::info("event=modems_restarted reason=sim_pin modems={}",
+                                    m_serving->running_modems.size());
+                   };
+               });
 }
 
 void Daemon::Impl::warn_once(const std::string& event, const std::exception& error) {
@@ -804,20 +822,50 @@ void Daemon::Impl::warn_once(const std::string& event, const std::exception& err
 }
 
 // The signal is taken off the control strand, since a poll there may sit in
-// a stalled HSM call for as long as the module keeps it. The stop itself
-// waits its turn on the strand; when it cannot start within the HSM's call
-// deadline and 5 s, the process ends without it: a SIGTERM always ends
-// otpboxd.
+// a stalled HSM call for as long as the module keeps it.
 void Daemon::Impl::on_signal(int signal) {
     spdlog::info("event=stopping signal={}", signal);
-    m_stop_overdue.expires_after(m_config->hsm.call_timeout + std::chrono::seconds(5));
-    m_stop_overdue.async_wait([](const boost::system::error_code& error) {
+    begin_stop("");
+}
+
+// A FatalError met on the control strand (the token refusing the PIN on a
+// reconnect) takes the stop a signal takes: the server waits out its
+// handlers before run() counts the stuck ones, the modem pool stops, the
+// audit anchor is written. Then run() throws it, whatever is still in the
+// HSM (docs/architecture.md, exit statuses). Polls and task results already
+// queued on the strand do nothing from now on.
+void Daemon::Impl::stop_for_fatal(std::exception_ptr fatal, const std::string& what) {
+    if (!m_fatal) {
+        m_fatal = std::move(fatal);
+    }
+    m_stopping = true;
+    // Said while serving, since the stop may then take a while; one that
+    // never served ends with the fatal error's line alone.
+    if (m_serving) {
+        spdlog::info("event=stopping reason=fatal");
+    }
+    begin_stop(what);
+}
+
+// The stop begins once, for a signal or a fatal error, whichever comes
+// first. It waits its turn on the strand; when it cannot start within the
+// HSM's call deadline and 5 s, the process ends without it (status 1): a
+// SIGTERM always ends otpboxd, and a fatal error is still said.
+void Daemon::Impl::begin_stop(const std::string& fatal_error) {
+    if (m_stop_begun.exchange(true)) {
+        return;
+    }
+    m_stop_overdue.expires_after(m_call_timeout + std::chrono::seconds(5));
+    m_stop_overdue.async_wait([fatal_error](const boost::system::error_code& error) {
         if (error) {
             return;
         }
         spdlog::error(
             "event=stop_overdue reason=\"the daemon's own work is held up, most "
             "likely in an HSM call\"");
+        if (!fatal_error.empty()) {
+            spdlog::critical("event=fatal error=\"{}\"", quotable(fatal_error));
+        }
         spdlog::shutdown();
         std::fflush(nullptr);
         std::_Exit(1);
@@ -827,6 +875,7 @@ void Daemon::Impl::on_signal(int signal) {
 
 void Daemon::Impl::stop() {
     m_stop_overdue.cancel();
+    m_signals.cancel();  // still awaited when a fatal error began the stop
     m_stopping = true;
     m_tasks.stop();
     m_poll.cancel();
@@ -834,6 +883,10 @@ void Daemon::Impl::stop() {
     stop_serving();
 }
 
+// Known shortcoming: stopping the modem pool waits for each worker, and a
+// worker opening the next SMS with the HSM waits as long as that call does;
+// a module that never returns holds the stop here, which the stop-overdue
+// guard no longer watches.
 void Daemon::Impl::stop_serving() {
     if (!m_serving) {
         return;
@@ -1079,18 +1132,16 @@ void Daemon::Impl::run() {
         // Their handlers still use the services and will post to the
         // io_context when they return: nothing of it may be destroyed.
         spdlog::warn("event=stopped_with_stuck_requests count={}", m_stuck);
-    } else {
-        // A task holds the secrets and the HSM: the module must not be
-        // finalised under its call. A call in time returns within the
-        // HSM's call deadline. Known shortcoming: the wait is one deadline
-        // for a whole task, and a task may make several calls in turn (the
-        // stored SIM PINs, one per modem), so a slow but timely task can be
-        // named here and end otpboxd with status 3. With stuck requests
-        // (above) the tasks are neither waited for nor named.
-        for (const auto& task : m_tasks.wait(m_config->hsm.call_timeout)) {
-            spdlog::warn("event=stopped_with_hsm_call_in_flight what={}", task);
-            m_task_stuck = true;
-        }
+    }
+    // A task holds the secrets and the HSM: the module must not be
+    // finalised under its call. A task begins no HSM call once the stop was
+    // asked for, so a timely one ends within one call deadline of the stop
+    // (poll_tasks.hpp), whatever it is. With stuck requests nothing is
+    // destroyed either way; the tasks are waited for all the same, so that
+    // the log names those that are stuck too.
+    for (const auto& task : m_tasks.wait(m_call_timeout)) {
+        spdlog::warn("event=stopped_with_hsm_call_in_flight what={}", task);
+        m_task_stuck = true;
     }
     if (!hsm_call_in_flight()) {
         m_serving.reset();

@@ -1,19 +1,29 @@
 #include "poll_tasks.hpp"
 
+#include <algorithm>
 #include <system_error>
 #include <thread>
 
 namespace otpbox::firmware::detail {
 
+bool PollTasks::Task::begin_call() const {
+    const std::lock_guard lock(m_state->mutex);
+    if (m_state->stopped) {
+        return false;
+    }
+    m_state->running[m_name] = Clock::now();
+    return true;
+}
+
 bool PollTasks::start(const std::string& name, Work work) {
     {
         const std::lock_guard lock(m_state->mutex);
-        if (!m_state->running.insert(name).second) {
+        if (!m_state->running.emplace(name, Clock::now()).second) {
             return false;
         }
     }
     auto task = [state = m_state, name, work = std::move(work)]() mutable {
-        work(state->stopping);
+        work(Task(state, name));
         work = nullptr;  // before it counts as finished: the daemon may end then
         const std::lock_guard lock(state->mutex);
         state->running.erase(name);
@@ -35,13 +45,37 @@ bool PollTasks::running(const std::string& name) const {
 }
 
 void PollTasks::stop() {
-    m_state->stopping = true;
+    const std::lock_guard lock(m_state->mutex);
+    if (!m_state->stopped) {
+        m_state->stopped = Clock::now();
+    }
 }
 
+// A task's deadline is limit after the call it began last, as the HSM's own
+// deadline runs from each call, but never sooner than limit after the stop
+// (before one, after this wait's start): a call begun before the stop ends
+// by then if it is in time, and none begins after it.
 std::vector<std::string> PollTasks::wait(std::chrono::milliseconds limit) const {
+    const auto begun = Clock::now();
     std::unique_lock lock(m_state->mutex);
-    (void)m_state->finished.wait_for(lock, limit, [&] { return m_state->running.empty(); });
-    return {m_state->running.begin(), m_state->running.end()};
+    for (;;) {
+        const auto from = m_state->stopped.value_or(begun);
+        const auto now = Clock::now();
+        std::vector<std::string> overdue;
+        std::optional<Clock::time_point> next;
+        for (const auto& [name, call] : m_state->running) {
+            const auto deadline = std::max(from, call) + limit;
+            if (deadline <= now) {
+                overdue.push_back(name);
+            } else if (!next || deadline < *next) {
+                next = deadline;
+            }
+        }
+        if (!next) {
+            return overdue;
+        }
+        (void)m_state->finished.wait_until(lock, *next);
+    }
 }
 
 }  // namespace otpbox::firmware::detail

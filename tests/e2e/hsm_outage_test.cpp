@@ -663,6 +663,106 @@ TEST_F(HsmOutage, PinRefusedOnReconnectWhileARequestIsStuck_LogsTheFatalErrorAnd
     EXPECT_NE(log.find("critical event=fatal error=\"HSM login refused: "), std::string::npos)
         << log;
     EXPECT_NE(log.find("CKR_PIN_INCORRECT"), std::string::npos) << log;
+    // It took the ordinary stop, which tries to write the audit anchor; the
+    // stuck request may hold the database, and the anchor is then skipped.
+    EXPECT_TRUE(log.find("event=audit_anchor seq=") != std::string::npos ||
+                log.find("event=audit_anchor_skipped") != std::string::npos)
+        << log;
+}
+
+// The same refusal with nothing stuck: otpboxd stops as on a SIGTERM (the
+// server and the modem pool stopped, the audit anchor written, naming the
+// latest audit row), and then ends with the fatal status.
+TEST_F(HsmOutage, PinRefusedOnReconnect_StopsInOrderWritesTheAuditAnchorAndEndsWith1) {
+    (void)open_card_login("e2e.anchor");  // an issuance and a login: audit rows
+    set_fault("removed");
+    ASSERT_TRUE(status_says("token_gone", 10s)) << test::read_file(status_file());
+
+    set_fault("pin_incorrect");
+    ASSERT_TRUE(test::wait_until([&] { return !dev.daemon->running(); }, 15s))
+        << "otpboxd still runs with its PIN refused: " << test::read_file(dev.daemon_log());
+    EXPECT_EQ(dev.daemon->stop(), 1) << test::read_file(dev.daemon_log());
+    const auto log = test::read_file(dev.daemon_log());
+    const auto fatal = log.find("critical event=fatal error=\"HSM login refused: ");
+    ASSERT_NE(fatal, std::string::npos) << log;
+    EXPECT_NE(log.find("event=stopping reason=fatal"), std::string::npos) << log;
+    EXPECT_EQ(log.find("event=stopped_with_"), std::string::npos) << log;
+
+    // The anchor is written at the stop, before the fatal error is logged,
+    // and names the last audit row (the periodic one comes only after 60 s).
+    std::smatch anchor;
+    ASSERT_TRUE(std::regex_search(log, anchor, std::regex("event=audit_anchor seq=([0-9]+) ")))
+        << log;
+    EXPECT_LT(static_cast<std::size_t>(anchor.position(0)), fatal) << log;
+    const auto config = firmware::load_config(dev.root() / "otpbox.toml");
+    firmware::Database database(config.database);
+    const auto last_row = database.read([&] {
+        auto statement = database.prepare("SELECT max(seq) FROM audit");
+        return statement.step() ? statement.integer(0) : std::int64_t{0};
+    });
+    EXPECT_GT(last_row, 0);
+    EXPECT_EQ(std::stoll(anchor.str(1)), last_row) << log;
+}
+
+// Requests stuck in the HSM do not hide the poll's own task stuck there:
+// the stop waits one call deadline for it and names it too.
+TEST_F(HsmOutage, Stalled_SigtermWithARequestStuckNamesThePollsTaskInFlightToo) {
+    KeptConnection portal(dev);
+    just_after_a_poll();
+    set_fault("stall 20000");
+    // Once a call overran, requests are refused before they reach the HSM:
+    // the request is stuck first, then the poll's look meets the stall (its
+    // key versions are asked again every other poll at the latest).
+    const auto stuck = portal.call(verb::post, "/v1/users/e2e.both/login");
+    ASSERT_EQ(stuck.status, 503) << stuck.body;
+    std::this_thread::sleep_for(4500ms);
+
+    const auto started = std::chrono::steady_clock::now();
+    EXPECT_EQ(dev.daemon->stop(10s), 3) << test::read_file(dev.daemon_log());
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 8s);
+    const auto log = test::read_file(dev.daemon_log());
+    EXPECT_NE(log.find("event=stopped_with_stuck_requests count=1"), std::string::npos) << log;
+    EXPECT_NE(log.find("event=stopped_with_hsm_call_in_flight what=key_version_lookup"),
+              std::string::npos)
+        << log;
+}
+
+// The stored SIM PINs are opened one modem at a time, an HSM call each: a
+// slow token whose every call is in time must not make the stop name the
+// task (exit status 3) because it has many modems' PINs to open. The stop
+// lets the task finish the PIN it is opening and open no further one.
+TEST_F(HsmOutage, SlowButEachCallInTime_SigtermWhileManySimPinsAreOpenedEndsCleanly) {
+    constexpr int kModems = 8;
+    EXPECT_EQ(dev.daemon->stop(), 0) << test::read_file(dev.daemon_log());
+    std::string modems;
+    for (int modem = 1; modem < kModems; ++modem) {
+        const auto name = "modem" + std::to_string(modem);
+        modems += "[[modems]]\nname = \"" + name + "\"\ndevice = \"modem/" + name + "\"\n\n";
+    }
+    dev.replace_in_config("[pincard]\n", modems + "[pincard]\n");
+    dev.start_daemon();
+
+    {
+        // As the console stores them, through its own connection and token.
+        const auto config = firmware::load_config(dev.root() / "otpbox.toml");
+        firmware::Database database(config.database);
+        firmware::Secrets secrets(hsm::Hsm::open(config.hsm));
+        just_after_a_poll();
+        for (int modem = 0; modem < kModems; ++modem) {
+            firmware::store_sim_pin(database, secrets, "modem" + std::to_string(modem), "2468",
+                                    std::chrono::system_clock::now());
+        }
+    }
+    // Each call a fifth of its deadline: opening one PIN (a session, the
+    // key, the decryption) stays within one deadline, all of them do not.
+    set_fault("stall " + std::to_string((kCallTimeout / 5).count()));
+    just_after_a_poll();  // that poll saw the new PINs and began to open them
+    std::this_thread::sleep_for(kCallTimeout / 10);
+
+    EXPECT_EQ(dev.daemon->stop(20s), 0) << test::read_file(dev.daemon_log());
+    EXPECT_EQ(test::read_file(dev.daemon_log()).find("event=stopped_with_hsm_call_in_flight"),
+              std::string::npos)
+        << test::read_file(dev.daemon_log());
 }
 
 }  // namespace
