@@ -7,12 +7,25 @@
 //   session_invalid N     the next N calls on a session answer CKR_SESSION_HANDLE_INVALID
 //   not_logged_in N       the next N calls on a session answer CKR_USER_NOT_LOGGED_IN
 //   stall MS              every wrapped call sleeps MS milliseconds, then forwards
+//   removed_after MS      every wrapped call sleeps MS milliseconds, then answers
+//                         CKR_DEVICE_REMOVED (a token lost while a call was in it)
 //   pin_incorrect         C_Login answers CKR_PIN_INCORRECT (other calls forward)
 //
-// A count starts again whenever the file's text changes. The forwarded
-// module is OTPBOX_FAULTMOD_TARGET, or SoftHSM2's usual path. The sessions
-// opened through this module and not closed are its CK_TOKEN_INFO
-// ulSessionCount when the forwarded module does not count them.
+// C_Login and C_CloseSession take part in none of these but pin_incorrect.
+// Words for them may also follow any command on its line:
+//
+//   pin_incorrect         C_Login answers CKR_PIN_INCORRECT
+//   login_stall MS        C_Login sleeps MS milliseconds first
+//   close_stall MS        C_CloseSession sleeps MS milliseconds first
+//
+// ("not_logged_in 1 pin_incorrect": a lost login, and the PIN refused when
+// the caller logs in again.) A count starts again whenever the file's text
+// changes. The forwarded module is OTPBOX_FAULTMOD_TARGET, or SoftHSM2's
+// usual path. The sessions opened through this module and not closed are
+// its CK_TOKEN_INFO ulSessionCount when the forwarded module does not count
+// them. otpbox_faultmod_login_calls(), found with dlsym, counts the C_Login
+// calls made through this module, so a test can tell that a PIN was not
+// tried again.
 
 #include <dlfcn.h>
 #include <p11-kit/pkcs11.h>
@@ -24,6 +37,7 @@
 #include <mutex>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <thread>
 
 namespace {
@@ -50,6 +64,29 @@ std::string read_command() {
     return line;
 }
 
+// Whether the command has that word; amount, if given, is set to the number
+// after it.
+bool has_word(const std::string& command, std::string_view wanted, long* amount = nullptr) {
+    std::istringstream words(command);
+    std::string word;
+    while (words >> word) {
+        if (word == wanted) {
+            if (amount != nullptr) {
+                words >> *amount;
+            }
+            return true;
+        }
+    }
+    return false;
+}
+
+void sleep_if(const std::string& command, std::string_view word) {
+    long milliseconds = 0;
+    if (has_word(command, word, &milliseconds)) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(milliseconds));
+    }
+}
+
 // CKR_OK to forward the call, anything else to answer it instead. A call
 // that makes a session only fails when the device is "removed".
 CK_RV injected_fault(bool on_session = true) {
@@ -60,6 +97,10 @@ CK_RV injected_fault(bool on_session = true) {
     words >> mode >> amount;
 
     if (mode == "removed") {
+        return CKR_DEVICE_REMOVED;
+    }
+    if (mode == "removed_after") {
+        std::this_thread::sleep_for(std::chrono::milliseconds(amount));
         return CKR_DEVICE_REMOVED;
     }
     if (mode == "stall") {
@@ -105,6 +146,7 @@ CK_RV wrapped_open_session(CK_SLOT_ID slot, CK_FLAGS flags, void* application, C
 }
 
 CK_RV wrapped_close_session(CK_SESSION_HANDLE session) {
+    sleep_if(read_command(), "close_stall");
     const CK_RV rv = g_target->C_CloseSession(session);
     if (rv == CKR_OK) {
         --g_open_sessions;
@@ -143,14 +185,16 @@ CK_RV wrapped_find_objects_init(CK_SESSION_HANDLE session, CK_ATTRIBUTE_PTR quer
     OTPBOX_FAULT_OR_FORWARD(C_FindObjectsInit, session, query, count);
 }
 
-// C_Login takes part in no other fault: a refused PIN is answered here, so
-// the real token never counts a wrong PIN.
+std::atomic<unsigned long> g_login_calls{0};
+
+// C_Login only sleeps or refuses the PIN, as its words say: a refused PIN
+// is answered here, so the real token never counts a wrong PIN.
 CK_RV wrapped_login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PTR pin,
                     CK_ULONG length) {
-    std::istringstream words(read_command());
-    std::string mode;
-    words >> mode;
-    if (mode == "pin_incorrect") {
+    ++g_login_calls;
+    const auto command = read_command();
+    sleep_if(command, "login_stall");
+    if (has_word(command, "pin_incorrect")) {
         return CKR_PIN_INCORRECT;
     }
     return g_target->C_Login(session, user, pin, length);
@@ -190,4 +234,8 @@ extern "C" __attribute__((visibility("default"))) CK_RV C_GetFunctionList(
     }
     *list = &g_wrapped;
     return CKR_OK;
+}
+
+extern "C" __attribute__((visibility("default"))) unsigned long otpbox_faultmod_login_calls() {
+    return g_login_calls.load();
 }

@@ -207,7 +207,9 @@ class Pkcs11Hsm final : public Hsm {
 
     // A dead session is dropped and the call tried once more on another;
     // a lost login is renewed once; a lost token drops everything and the
-    // HSM reports itself unavailable until it is found again.
+    // HSM reports itself unavailable until it is found again. Both name the
+    // connection the call failed on, so a call that failed on an older one
+    // neither drops nor logs in on a connection made since.
     void run(std::string_view what, const Call& call) {
         for (int attempt = 0;; ++attempt) {
             auto lease = m_pool.acquire();
@@ -220,14 +222,14 @@ class Pkcs11Hsm final : public Hsm {
                 lease.mark_broken();
             }
             if (fault == Fault::token_gone) {
-                m_pool.disconnect(std::string(what) + ": " + ckr_name(rv));
+                m_pool.disconnect(lease.generation(), std::string(what) + ": " + ckr_name(rv));
                 throw HsmError(rv, std::string(what) + " failed: the HSM is unreachable (" +
                                        ckr_name(rv) + ")");
             }
             const bool retry = fault == Fault::not_logged_in || fault == Fault::session_lost;
             if (attempt == 0 && retry) {
                 if (fault == Fault::not_logged_in) {
-                    m_pool.login_again();
+                    m_pool.login_again(lease.generation());
                 }
                 continue;
             }

@@ -39,21 +39,46 @@ SessionPool::SessionPool(const HsmConfig& config)
     connect(lock);
 }
 
+// No other thread is inside the pool now (see the header), so nothing waits.
 SessionPool::~SessionPool() {
-    std::lock_guard lock(m_mutex);
-    close_all_locked();
+    std::vector<CK_SESSION_HANDLE> dropped;
+    {
+        const std::lock_guard lock(m_mutex);
+        dropped = drop_connection_locked();
+    }
+    close_dropped(dropped);
+}
+
+CK_RV SessionPool::call_login(CK_SESSION_HANDLE session, const SecureBytes& pin) {
+    return m_module->api().C_Login(
+        session, CKU_USER,
+        reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<std::uint8_t*>(pin.bytes().data())),
+        pin.size());
+}
+
+HsmError SessionPool::login_error(CK_RV rv) const {
+    return HsmError(rv, "login to token \"" + m_config.token_label + "\" failed: " + ckr_name(rv));
 }
 
 void SessionPool::login(CK_SESSION_HANDLE session) {
-    auto pin = read_pin_file(m_config.pin_file);
-    auto& fn = m_module->api();
-    const CK_RV rv =
-        fn.C_Login(session, CKU_USER,
-                   reinterpret_cast<CK_UTF8CHAR_PTR>(const_cast<std::uint8_t*>(pin.bytes().data())),
-                   pin.size());
+    const auto pin = read_pin_file(m_config.pin_file);
+    const CK_RV rv = call_login(session, pin);
     if (rv != CKR_OK && rv != CKR_USER_ALREADY_LOGGED_IN) {
-        throw HsmError(rv,
-                       "login to token \"" + m_config.token_label + "\" failed: " + ckr_name(rv));
+        throw login_error(rv);
+    }
+}
+
+// A PIN the token refused is not tried again: each try counts towards the
+// token locking it. From now on every caller is told why.
+void SessionPool::refuse_pin_locked(const std::string& state, const std::string& why) {
+    m_pin_refused = true;
+    m_state = state;
+    m_detail = why;
+}
+
+void SessionPool::throw_if_pin_refused_locked() const {
+    if (m_pin_refused) {
+        throw HsmError(Fault::pin, "not logging in again: " + m_detail);
     }
 }
 
@@ -97,11 +122,11 @@ void SessionPool::connect(std::unique_lock<std::mutex>& lock) {
     m_detail.clear();
 }
 
-void SessionPool::close_all_locked() {
-    auto& fn = m_module->api();
-    for (const auto session : m_idle) {
-        fn.C_CloseSession(session);
-    }
+// The sessions leave the pool's books at once, so that the generation moves
+// on and every caller sees the connection gone; the module closes them
+// later, without the lock.
+std::vector<CK_SESSION_HANDLE> SessionPool::drop_connection_locked() {
+    auto dropped = std::move(m_idle);
     m_idle.clear();
     // Leased sessions are in use: each is closed when its lease ends.
     m_retired.insert(m_leased.begin(), m_leased.end());
@@ -109,56 +134,141 @@ void SessionPool::close_all_locked() {
     m_open = 0;
     m_overran.clear();
     if (m_login_session != CK_INVALID_HANDLE) {
-        fn.C_CloseSession(m_login_session);
+        dropped.push_back(m_login_session);
         m_login_session = CK_INVALID_HANDLE;
     }
     m_keys.clear();
     m_connected = false;
     ++m_generation;
+    if (!dropped.empty()) {
+        ++m_closing;
+    }
     m_returned.notify_all();
+    return dropped;
 }
 
-void SessionPool::disconnect(const std::string& why) {
-    std::lock_guard lock(m_mutex);
-    lose_token_locked(why);
+// A module that hangs in C_CloseSession holds up only this caller: health()
+// answers meanwhile, and other callers are told at once that the token is
+// gone. The token is not looked for again until this returns.
+void SessionPool::close_dropped(const std::vector<CK_SESSION_HANDLE>& sessions) {
+    if (sessions.empty()) {
+        return;
+    }
+    auto& fn = m_module->api();
+    for (const auto session : sessions) {
+        fn.C_CloseSession(session);
+    }
+    const std::lock_guard lock(m_mutex);
+    --m_closing;
 }
 
-void SessionPool::lose_token_locked(const std::string& why) {
-    close_all_locked();
+void SessionPool::disconnect(std::uint64_t generation, const std::string& why) {
+    std::vector<CK_SESSION_HANDLE> dropped;
+    {
+        const std::lock_guard lock(m_mutex);
+        if (generation != m_generation) {
+            return;
+        }
+        dropped = lose_token_locked(why);
+    }
+    close_dropped(dropped);
+}
+
+std::vector<CK_SESSION_HANDLE> SessionPool::lose_token_locked(const std::string& why) {
+    auto dropped = drop_connection_locked();
     m_state = "token_gone";
     m_detail = why;
     m_next_attempt = std::chrono::steady_clock::now() + kReconnectBackoff;
+    return dropped;
 }
 
-void SessionPool::login_again() {
-    std::lock_guard lock(m_mutex);
-    if (m_connected) {
-        login(m_login_session);
+// As a reconnect does, the module is called without the pool's lock: a
+// module that hangs in C_Login holds up only this caller, health() answers,
+// and other callers go on with their sessions. Only one caller logs in at a
+// time; the others wait for it, at most their call deadline.
+void SessionPool::login_again(std::uint64_t generation) {
+    const auto pin = read_pin_file(m_config.pin_file);
+    std::unique_lock lock(m_mutex);
+    throw_if_pin_refused_locked();
+    if (m_logging_in) {
+        wait_for_login(lock);
+        return;
     }
+    if (!m_connected || generation != m_generation) {
+        return;
+    }
+    const auto session = m_login_session;
+    m_logging_in = true;
+    lock.unlock();
+    const auto outcome = m_watch.run(session, generation, [&] { return call_login(session, pin); });
+    lock.lock();
+    m_logging_in = false;
+    m_login_ended.notify_all();
+    const bool current = generation == m_generation;
+    if (outcome.overran && current) {
+        m_overran.erase(m_overran.find(session));
+    }
+    logged_in_again(lock, outcome, current);
+}
+
+// Returns once another caller's login has ended: logged in, or failed for a
+// reason the retry meets again.
+void SessionPool::wait_for_login(std::unique_lock<std::mutex>& lock) {
+    const auto ended = [this] { return !m_logging_in; };
+    if (m_config.call_timeout.count() <= 0) {
+        m_login_ended.wait(lock, ended);
+    } else if (!m_login_ended.wait_for(lock, m_config.call_timeout, ended)) {
+        throw HsmError(Fault::stalled, "another caller's login overran the deadline of " +
+                                           std::to_string(m_config.call_timeout.count()) + " ms");
+    }
+    throw_if_pin_refused_locked();
+}
+
+// What a login_again's C_Login came back with; called with the lock held.
+void SessionPool::logged_in_again(std::unique_lock<std::mutex>& lock,
+                                  const CallWatch::Outcome& outcome, bool current) {
+    const auto rv = outcome.rv;
+    if (classify(rv) == Fault::pin) {
+        // Refused whatever became of the connection meanwhile: the token
+        // counted it.
+        auto error = login_error(rv);
+        refuse_pin_locked("not_logged_in", error.what());
+        throw error;
+    }
+    if (outcome.overran) {
+        throw HsmError(Fault::stalled, "C_Login overran its deadline of " +
+                                           std::to_string(m_config.call_timeout.count()) + " ms");
+    }
+    if (rv == CKR_OK || rv == CKR_USER_ALREADY_LOGGED_IN || !current) {
+        return;
+    }
+    if (classify(rv) == Fault::token_gone) {
+        const auto dropped = lose_token_locked("C_Login: " + ckr_name(rv));
+        lock.unlock();
+        close_dropped(dropped);
+    }
+    throw login_error(rv);
 }
 
 Lease SessionPool::acquire() {
     std::unique_lock lock(m_mutex);
+    throw_if_pin_refused_locked();
     if (!m_connected) {
-        // A PIN the token refused is not tried again: each try counts
-        // towards the token locking it, and every caller is told why.
-        if (m_pin_refused) {
-            throw HsmError(Fault::pin, "not logging in again: " + m_detail);
-        }
-        // One caller looks for the token at a time; the others need not wait.
-        if (m_connecting || std::chrono::steady_clock::now() < m_next_attempt) {
+        // One caller looks for the token at a time, and only once what is
+        // left of the lost one is closed; the others need not wait.
+        if (m_connecting || m_closing > 0 || std::chrono::steady_clock::now() < m_next_attempt) {
             throw HsmError(Fault::token_gone, "the HSM is unreachable: " + m_detail);
         }
         try {
             connect(lock);
         } catch (const HsmError& error) {
+            if (error.fault() == Fault::pin) {
+                refuse_pin_locked("token_gone", error.what());
+                throw;
+            }
             m_state = "token_gone";
             m_detail = error.what();
             m_next_attempt = std::chrono::steady_clock::now() + kReconnectBackoff;
-            if (error.fault() == Fault::pin) {
-                m_pin_refused = true;
-                throw;
-            }
             throw HsmError(Fault::token_gone,
                            std::string("the HSM is unreachable: ") + error.what());
         }
@@ -221,7 +331,9 @@ Lease SessionPool::open_session(std::unique_lock<std::mutex>& lock) {
                        "the HSM connection was renewed while a session opened");
     }
     if (classify(outcome.rv) == Fault::token_gone && current) {
-        lose_token_locked("C_OpenSession: " + ckr_name(outcome.rv));
+        const auto dropped = lose_token_locked("C_OpenSession: " + ckr_name(outcome.rv));
+        lock.unlock();
+        close_dropped(dropped);
     }
     throw HsmError(outcome.rv, "C_OpenSession failed: " + ckr_name(outcome.rv));
 }
@@ -301,7 +413,7 @@ void SessionPool::forget_keys() {
 
 HsmHealth SessionPool::health() {
     std::lock_guard lock(m_mutex);
-    if (!m_connected) {
+    if (!m_connected || m_pin_refused) {
         return {false, m_state, m_detail};
     }
     if (!m_overran.empty()) {

@@ -4,6 +4,15 @@
 // (closing the last session of an application logs it out and invalidates
 // its object handles, PKCS#11 v2.40 5.6), and a pool of sessions, one per
 // operation in flight, with a bounded wait when all are busy.
+//
+// The pool must outlive every call into it: it is destroyed only when no
+// other thread is inside one of its methods or holds a Lease, a reconnect or
+// a login running without the lock included. It does not wait for them,
+// since a thread back from the module would touch the pool after any such
+// wait had ended. The Hsm that owns it is handed out as a shared_ptr, and
+// every thread that calls it holds a reference for the length of the call
+// (otpboxd's tasks, the TLS key's signatures), so the last reference goes,
+// and the pool with it, only once every call has returned.
 
 #include <chrono>
 #include <condition_variable>
@@ -18,6 +27,7 @@
 
 #include "call_deadline.hpp"
 #include "module.hpp"
+#include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/hsm.hpp"
 
 namespace otpbox::hsm {
@@ -53,16 +63,27 @@ class SessionPool {
     ~SessionPool();
 
     // Connects when needed (find the token, open the login session, log in).
-    // Throws HsmError: token_gone while the token cannot be reached; pin
-    // when the token refused the PIN on a reconnect, then and on every
+    // Throws HsmError: token_gone while the token cannot be reached or what
+    // is left of a lost one is still being closed; pin when the token
+    // refused the PIN, on a reconnect or in login_again(), then and on every
     // later call, without logging in again.
     [[nodiscard]] Lease acquire();
 
-    // Drops every session and cached handle; the next acquire reconnects.
-    void disconnect(const std::string& why);
+    // Drops every session and cached handle of the connection a lease of
+    // that generation was taken from, if it is still the current one: a call
+    // that failed on an older connection leaves a newer one alone. The next
+    // acquire reconnects.
+    void disconnect(std::uint64_t generation, const std::string& why);
 
-    // Logs in again on the held session.
-    void login_again();
+    // Logs in again on the held session of the connection a lease of that
+    // generation was taken from; nothing when that connection has been
+    // dropped since (a reconnect logs in). C_Login runs without the lock and
+    // is watched like any other call; a caller that finds another's login
+    // under way waits for it, at most call_timeout. Throws HsmError: pin
+    // when the token refuses the PIN (then and on every later call, as on a
+    // reconnect); stalled when C_Login or the other caller's login overran;
+    // token_gone, after dropping the connection, when the token went away.
+    void login_again(std::uint64_t generation);
 
     [[nodiscard]] CK_FUNCTION_LIST& api() const { return m_module->api(); }
     [[nodiscard]] CallWatch& watch() { return m_watch; }
@@ -90,16 +111,33 @@ class SessionPool {
     // Called with the lock held, and returns with it held.
     void connect(std::unique_lock<std::mutex>& lock);
     void login(CK_SESSION_HANDLE session);
-    void close_all_locked();
-    void lose_token_locked(const std::string& why);
+    [[nodiscard]] CK_RV call_login(CK_SESSION_HANDLE session, const SecureBytes& pin);
+    [[nodiscard]] HsmError login_error(CK_RV rv) const;
+    void refuse_pin_locked(const std::string& state, const std::string& why);
+    void throw_if_pin_refused_locked() const;
+    void wait_for_login(std::unique_lock<std::mutex>& lock);
+    void logged_in_again(std::unique_lock<std::mutex>& lock, const CallWatch::Outcome& outcome,
+                         bool current);
+    // Takes every session of the connection out of the pool and returns
+    // those to close, which the caller hands to close_dropped() once it has
+    // let go of the lock.
+    [[nodiscard]] std::vector<CK_SESSION_HANDLE> drop_connection_locked();
+    [[nodiscard]] std::vector<CK_SESSION_HANDLE> lose_token_locked(const std::string& why);
+    void close_dropped(const std::vector<CK_SESSION_HANDLE>& sessions);
 
     HsmConfig m_config;
     std::shared_ptr<Module> m_module;
     std::mutex m_mutex;
     std::condition_variable m_returned;
+    std::condition_variable m_login_ended;
     bool m_connected = false;
     bool m_connecting = false;   // a caller looks for the token, without the lock
-    bool m_pin_refused = false;  // by the token on a reconnect: never tried again
+    bool m_logging_in = false;   // a caller logs in again, without the lock
+    bool m_pin_refused = false;  // by the token: never tried again
+    // Callers closing a dropped connection's sessions, without the lock.
+    // Until they are done nobody reconnects, so no session the module opens
+    // can reuse a handle that is still to be closed.
+    std::size_t m_closing = 0;
     CK_SLOT_ID m_slot = 0;
     CK_SESSION_HANDLE m_login_session = CK_INVALID_HANDLE;
     std::vector<CK_SESSION_HANDLE> m_idle;

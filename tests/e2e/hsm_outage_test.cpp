@@ -765,5 +765,22 @@ TEST_F(HsmOutage, SlowButEachCallInTime_SigtermWhileManySimPinsAreOpenedEndsClea
         << test::read_file(dev.daemon_log());
 }
 
+// A PIN the token refuses when a lost login is renewed is fatal too: the
+// login's refusal shows in health, so the poll's look for the token hears it
+// and ends otpboxd, instead of every later call offering the PIN again.
+TEST_F(HsmOutage, PinRefusedOnLoginAgain_LogsTheFatalErrorAndEndsWith1) {
+    KeptConnection portal(dev);
+    just_after_a_poll();
+    set_fault("not_logged_in 100000 pin_incorrect");
+    (void)portal.call(verb::post, "/v1/users/e2e.fatal/login");
+    ASSERT_TRUE(test::wait_until([&] { return !dev.daemon->running(); }, 15s))
+        << "otpboxd still runs with its PIN refused: " << test::read_file(dev.daemon_log());
+    EXPECT_EQ(dev.daemon->stop(), 1) << test::read_file(dev.daemon_log());
+    const auto log = test::read_file(dev.daemon_log());
+    EXPECT_NE(log.find("critical event=fatal error=\"HSM login refused: "), std::string::npos)
+        << log;
+    EXPECT_NE(log.find("CKR_PIN_INCORRECT"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace otpbox::e2e

@@ -1,3 +1,4 @@
+#include <dlfcn.h>
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -49,6 +50,44 @@ class HsmRecovery : public ::testing::Test {
         }
         ADD_FAILURE() << "no HsmError thrown";
         return Fault::none;
+    }
+
+    // Runs f and tells whether it threw the refused PIN.
+    template <class F>
+    bool pin_refused(F&& f) {
+        try {
+            f();
+        } catch (const HsmError& error) {
+            EXPECT_NE(std::string(error.what()).find("CKR_PIN_INCORRECT"), std::string::npos)
+                << error.what();
+            return error.fault() == Fault::pin;
+        }
+        return false;
+    }
+
+    // The C_Login calls made through the fault module so far.
+    [[nodiscard]] unsigned long login_calls() const {
+        void* module = ::dlopen(m_config.module_path.c_str(), RTLD_NOW | RTLD_NOLOAD);
+        if (module == nullptr) {
+            ADD_FAILURE() << "the fault module is not loaded";
+            return 0;
+        }
+        using Count = unsigned long (*)();
+        auto count = reinterpret_cast<Count>(::dlsym(module, "otpbox_faultmod_login_calls"));
+        const auto calls = count != nullptr ? count() : 0;
+        ::dlclose(module);
+        EXPECT_NE(count, nullptr);
+        return calls;
+    }
+
+    // How long f took, in milliseconds.
+    template <class F>
+    static long long millis_of(F&& f) {
+        const auto started = std::chrono::steady_clock::now();
+        f();
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - started)
+            .count();
     }
 
     SoftHsmToken m_token;
@@ -177,24 +216,148 @@ TEST_F(HsmRecovery, PinRefusedOnReconnect_IsNotTriedAgainAndEveryCallerHearsIt) 
             return false;
         },
         std::chrono::seconds(5)));
-    const auto pin_fault = [&](auto&& call) {
-        try {
-            call();
-        } catch (const HsmError& error) {
-            EXPECT_NE(std::string(error.what()).find("CKR_PIN_INCORRECT"), std::string::npos)
-                << error.what();
-            return error.fault() == Fault::pin;
-        }
-        return false;
-    };
+    const auto logins = login_calls();
     // At once, within the backoff: the look is told the PIN was refused.
-    EXPECT_TRUE(pin_fault([&] { hsm->look_for_token(); }));
+    EXPECT_TRUE(pin_refused([&] { hsm->look_for_token(); }));
     // A PIN the token would take now is not tried either.
     set_fault("pass");
     std::this_thread::sleep_for(std::chrono::milliseconds(1200));
-    EXPECT_TRUE(pin_fault([&] { (void)hsm->random_bytes(4); }));
-    EXPECT_TRUE(pin_fault([&] { hsm->look_for_token(); }));
+    EXPECT_TRUE(pin_refused([&] { (void)hsm->random_bytes(4); }));
+    EXPECT_TRUE(pin_refused([&] { hsm->look_for_token(); }));
     EXPECT_FALSE(hsm->last_health().ok);
+    EXPECT_EQ(login_calls(), logins);
+}
+
+// The same for a PIN refused when a lost login is renewed: the token is asked
+// once, and every caller from then on, the look for a lost token included
+// (otpboxd's poll, which makes it fatal), is told without another C_Login.
+TEST_F(HsmRecovery, PinRefusedOnLoginAgain_IsNotTriedAgainAndEveryCallerHearsIt) {
+    const auto hsm = Hsm::open(m_config);
+    (void)hsm->random_bytes(8);
+    const auto logins = login_calls();
+    set_fault("not_logged_in 100 pin_incorrect");
+    EXPECT_TRUE(pin_refused([&] { (void)hsm->random_bytes(4); }));
+    EXPECT_EQ(login_calls(), logins + 1);
+
+    std::vector<std::thread> callers;
+    std::atomic<int> told{0};
+    for (int i = 0; i < 4; ++i) {
+        callers.emplace_back([&] {
+            if (pin_refused([&] { (void)hsm->random_bytes(4); })) {
+                ++told;
+            }
+        });
+    }
+    for (auto& thread : callers) {
+        thread.join();
+    }
+    EXPECT_EQ(told.load(), 4);
+    EXPECT_TRUE(pin_refused([&] { hsm->look_for_token(); }));
+    const auto seen = hsm->last_health();
+    EXPECT_FALSE(seen.ok);
+    EXPECT_NE(seen.detail.find("CKR_PIN_INCORRECT"), std::string::npos) << seen.detail;
+
+    // A PIN the token would take now is not tried either.
+    set_fault("pass");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1200));
+    EXPECT_TRUE(pin_refused([&] { (void)hsm->random_bytes(4); }));
+    EXPECT_TRUE(pin_refused([&] { hsm->look_for_token(); }));
+    EXPECT_FALSE(hsm->health().ok);
+    EXPECT_EQ(login_calls(), logins + 1);
+}
+
+// C_Login runs without the pool's lock when a lost login is renewed: a module
+// that hangs in it holds up neither health nor other callers; a caller that
+// meets a lost login meanwhile waits for that login, no longer than its
+// deadline, instead of logging in a second time; and health says the login
+// stalls once it has overrun, until it returns.
+TEST_F(HsmRecovery, LoginAgainStalls_HoldsUpNeitherHealthNorOtherCallers) {
+    const auto hsm = Hsm::open(m_config);
+    (void)hsm->random_bytes(8);
+    const auto logins = login_calls();
+    set_fault("not_logged_in 2 login_stall 2000");
+    Fault renewing_fault = Fault::none;
+    std::thread renewing([&] { renewing_fault = fault_of([&] { (void)hsm->random_bytes(8); }); });
+    ASSERT_TRUE(otpbox::test::wait_until([&] { return login_calls() == logins + 1; },
+                                         std::chrono::seconds(1)));
+
+    EXPECT_LT(millis_of([&] { EXPECT_TRUE(hsm->last_health().ok); }), 100);
+    Fault waited = Fault::none;
+    EXPECT_LT(millis_of([&] { waited = fault_of([&] { (void)hsm->random_bytes(8); }); }), 1000);
+    EXPECT_EQ(waited, Fault::stalled);
+    EXPECT_LT(millis_of([&] { EXPECT_EQ(hsm->random_bytes(8).size(), 8u); }), 250);
+    EXPECT_TRUE(otpbox::test::wait_until([&] { return hsm->last_health().state == "stalled"; },
+                                         std::chrono::milliseconds(1000)));
+    HsmHealth during;
+    EXPECT_LT(millis_of([&] { during = hsm->health(); }), 250);
+    EXPECT_EQ(during.state, "stalled") << during.detail;
+
+    renewing.join();
+    EXPECT_EQ(renewing_fault, Fault::stalled);
+    EXPECT_EQ(login_calls(), logins + 1);
+    EXPECT_TRUE(hsm->health().ok);
+    EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+}
+
+// A call that fails on a connection dropped since leaves the newer one alone:
+// a call is in the module when the token goes, another caller drops the
+// connection, a new one is made once the token is back, and only then does
+// the first call come back with the token gone.
+TEST_F(HsmRecovery, TokenGoneOnAnOlderConnection_LeavesTheNewerOneAlone) {
+    m_config.call_timeout = std::chrono::milliseconds(10000);
+    const auto hsm = Hsm::open(m_config);
+    (void)hsm->random_bytes(8);
+    set_fault("removed_after 3000");
+    Fault late = Fault::none;
+    std::thread old_call([&] { late = fault_of([&] { (void)hsm->random_bytes(8); }); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    set_fault("removed");
+    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(8); }), Fault::token_gone);
+    set_fault("pass");
+    ASSERT_TRUE(otpbox::test::wait_until([&] { return hsm->health().ok; },
+                                         std::chrono::milliseconds(2500)));
+
+    old_call.join();
+    EXPECT_EQ(late, Fault::token_gone);
+    const auto after = hsm->last_health();
+    EXPECT_TRUE(after.ok) << after.state << ": " << after.detail;
+    EXPECT_EQ(hsm->random_bytes(8).size(), 8u);
+}
+
+// What is left of a lost token is closed without the pool's lock: a module
+// slow to close sessions holds up only the caller that met the loss. The
+// token is looked for again only once they are closed, so that no session of
+// the new connection can reuse a handle still to be closed, and none is left.
+TEST_F(HsmRecovery, TokenGoneSlowToClose_HoldsUpNeitherHealthNorOtherCallers) {
+    const auto hsm = Hsm::open(m_config);
+    (void)hsm->random_bytes(8);
+    const auto before = testing::open_session_count(m_config);
+    if (!before) {
+        GTEST_SKIP() << "the module does not count its sessions";
+    }
+    set_fault("removed close_stall 2000");
+    std::thread losing([&] { (void)fault_of([&] { (void)hsm->random_bytes(8); }); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+
+    HsmHealth seen;
+    EXPECT_LT(millis_of([&] { seen = hsm->last_health(); }), 100);
+    EXPECT_EQ(seen.state, "token_gone");
+    EXPECT_LT(millis_of([&] {
+                  EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(8); }), Fault::token_gone);
+              }),
+              100);
+    EXPECT_LT(millis_of([&] { (void)hsm->health(); }), 100);
+
+    // Past the backoff, with the login session still being closed.
+    set_fault("pass");
+    std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+    EXPECT_EQ(fault_of([&] { (void)hsm->random_bytes(8); }), Fault::token_gone);
+
+    losing.join();
+    ASSERT_TRUE(
+        otpbox::test::wait_until([&] { return hsm->health().ok; }, std::chrono::seconds(10)));
+    (void)hsm->random_bytes(8);
+    EXPECT_EQ(testing::open_session_count(m_config), before);
 }
 
 TEST_F(HsmRecovery, SessionLost_OnceIsRetriedOnAnotherSession) {

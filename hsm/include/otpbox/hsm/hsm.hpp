@@ -61,6 +61,12 @@ class Hsm {
     // Throws HsmError with a one-line message naming the problem.
     [[nodiscard]] static std::shared_ptr<Hsm> open(const HsmConfig& config);
 
+    // Destroying the Hsm closes the token's sessions. That must not happen
+    // while another thread is in one of its methods, a call waiting in the
+    // module or a look for a lost token included: nothing waits for them.
+    // Every thread that calls the Hsm holds a shared_ptr to it for the
+    // length of the call (as otpboxd's tasks and the TLS key's signatures
+    // do), so that the last reference goes only once every call has returned.
     virtual ~Hsm() = default;
 
     [[nodiscard]] virtual std::vector<std::uint8_t> random_bytes(std::size_t count) = 0;
