@@ -279,6 +279,7 @@ class Daemon::Impl {
     std::set<std::string> m_reported_missing;
     std::string m_api_error;  // why a provisioned daemon could not start its API, as logged
     std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
+    std::map<std::string, std::size_t> m_modem_resets;  // by modem name, as last logged
     detail::PollTasks m_tasks;
     bool m_task_stuck = false;  // a poll task still in the HSM when run() ended
     std::map<std::string, unsigned> m_key_versions;  // by key base, as last logged
@@ -711,10 +712,18 @@ void Daemon::Impl::look_for_lost_token() {
 }
 
 // A modem that leaves "ready" (failed, SIM locked) is a degraded part: one
-// WARN line when it changes, INFO when it is back. The lower layer only
-// reports its state; the daemon is the edge that logs.
+// WARN line when it changes, INFO when it is back. A reset after a +CMGS
+// whose OK never came is usually over before the next poll, so the state
+// does not show it: one WARN line a poll while such resets are counted. The
+// lower layer only reports; the daemon is the edge that logs.
 void Daemon::Impl::log_modem_changes() {
     for (const auto& modem : m_serving->modems->health()) {
+        auto& resets = m_modem_resets[modem.name];
+        if (modem.resets > resets) {
+            spdlog::warn("event=modem_reset modem={} count={} total={} reason=\"{}\"", modem.name,
+                         modem.resets - resets, modem.resets, quotable(modem.last_reset));
+            resets = modem.resets;
+        }
         auto& known = m_modem_states[modem.name];
         // Passing states, and a pool stopped on purpose (a new SIM PIN).
         if (modem.state == known || modem.state == "initialising" || modem.state == "stopped") {
@@ -805,7 +814,14 @@ void Daemon::Impl::restart_modems_if_pins_changed() {
                        if (same_sim_pins(pins.modems, m_serving->running_modems)) {
                            return;
                        }
+                       // The old pool's resets are logged once it has stopped (a
+                       // send it waited for may have added one). The new pool
+                       // counts sent, failed and resets from zero, so the
+                       // metrics' counters go down.
+                       m_serving->modems->stop();
+                       log_modem_changes();
                        m_serving->modems->restart(pins.modems);
+                       m_modem_resets.clear();
                        m_serving->running_modems = std::move(pins.modems);
                        spdlog::info("event=modems_restarted reason=sim_pin modems={}",
                                     m_serving->running_modems.size());
@@ -970,7 +986,9 @@ HealthReport Daemon::Impl::health() {
                                           {"signal_rssi", modem.signal_rssi},
                                           {"sent", modem.sent},
                                           {"failed", modem.failed},
-                                          {"last_error", modem.last_error}});
+                                          {"last_error", modem.last_error},
+                                          {"resets", modem.resets},
+                                          {"last_reset", modem.last_reset}});
         }
         // The queue's tables are read through its own connection: a
         // database that lost them (a foreign file restored) is down, and
@@ -1050,6 +1068,9 @@ std::string Daemon::Impl::metrics() {
             append_metric(out, "otpbox_modem_sms_failed_total",
                           first ? "SMS the modem failed to send" : "", "counter", labels,
                           static_cast<double>(modem.failed));
+            append_metric(out, "otpbox_modem_resets_total",
+                          first ? "resets after a +CMGS whose final result never came" : "",
+                          "counter", labels, static_cast<double>(modem.resets));
             first = false;
         }
     }

@@ -208,7 +208,11 @@ std::vector<Output> ModemSession::accept_pdu(const std::string& hex) {
     }
     const std::uint8_t reference = m_next_reference++;
     ++m_sent;
-    out.push_back({format({{"+CMGS: " + std::to_string(reference)}}), m_options.latency, true});
+    const std::string answer = "+CMGS: " + std::to_string(reference);
+    // The message has gone; only the final result is lost, as when the line
+    // drops or noise takes it.
+    out.push_back(
+        {lose_ok() ? "\r\n" + answer + "\r\n" : format({{answer}}), m_options.latency, true});
 
     if (decoded.status_report && m_options.status_reports) {
         const auto report =
@@ -228,6 +232,11 @@ std::optional<int> ModemSession::injected_error() {
         }
     }
     return std::nullopt;
+}
+
+bool ModemSession::lose_ok() {
+    std::uniform_real_distribution<double> chance(0.0, 1.0);
+    return m_options.lost_ok_rate > 0.0 && chance(m_random) < m_options.lost_ok_rate;
 }
 
 Reply ModemSession::run_line(std::string_view rest) {

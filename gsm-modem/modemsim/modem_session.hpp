@@ -70,6 +70,7 @@ class ModemSession {
     [[nodiscard]] Reply cme(int code) const;
     [[nodiscard]] std::optional<Reply> sim_not_ready() const;
     [[nodiscard]] std::optional<int> injected_error();
+    [[nodiscard]] bool lose_ok();
     [[nodiscard]] bool registered() const { return !m_options.no_registration; }
 
     // One per command; session_commands.cpp.

@@ -54,6 +54,9 @@ SimOptions parse_options(int argc, char** argv) {
         ->check(CLI::Range(0, 255));
     app.add_flag("!--no-status-reports", options.status_reports, "never send +CDS");
     app.add_option("--error-rate", error_rates, "CODE=PROB: answer +CMS ERROR: CODE on CMGS");
+    app.add_option("--lost-ok-rate", options.lost_ok_rate,
+                   "PROB: answer an accepted PDU with +CMGS: <mr> but no OK after it")
+        ->check(CLI::Range(0.0, 1.0));
     app.add_flag("--no-prompt", options.no_prompt, "never send the '> ' prompt");
     app.add_flag("--bare-prompt", options.bare_prompt, "send '>' without the space");
     app.add_flag("--echo", echo, "start with echo on (the default)");

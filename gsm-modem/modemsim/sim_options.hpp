@@ -27,6 +27,7 @@ struct SimOptions {
     bool status_reports = true;
     std::uint8_t report_status = 0x00;  // TP-ST of every report, TS 23.040 9.2.3.15
     std::vector<ErrorRate> error_rates;
+    double lost_ok_rate = 0.0;  // per accepted PDU: +CMGS: <mr> comes, its OK never does
     bool no_prompt = false;
     bool bare_prompt = false;
     bool echo = true;  // real modems power up echoing (ITU-T V.250 6.2.4)

@@ -158,7 +158,7 @@ AtResponse AtEngine::run(std::string_view command, std::string_view name,
 std::uint8_t AtEngine::send_pdu(std::size_t tpdu_length, std::string_view hex,
                                 std::chrono::milliseconds prompt_timeout,
                                 std::chrono::milliseconds send_timeout) {
-    m_final_result_missing = false;
+    m_final_result_missing.reset();
     const auto command = "AT+CMGS=" + std::to_string(tpdu_length);
     m_expected_prefix = std::string(kCmgsPrefix);
     write(command + "\r");
@@ -168,13 +168,13 @@ std::uint8_t AtEngine::send_pdu(std::size_t tpdu_length, std::string_view hex,
     AtResponse response;
     try {
         await_final(hex, "AT+CMGS", SteadyClock::now() + send_timeout, response);
-    } catch (const AtError&) {
+    } catch (const AtError& error) {
         // "+CMGS: <mr>" came, so the service centre took the SMS: a final
         // result that never comes after it (the line dropped, a timeout,
         // noise) or that contradicts it does not make it unsent, and failing
         // here would send it a second time.
         if (const auto reference = message_reference(response)) {
-            m_final_result_missing = true;
+            m_final_result_missing = error.what();
             return *reference;
         }
         throw;

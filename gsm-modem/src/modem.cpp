@@ -38,6 +38,20 @@ constexpr auto kDrainTime = std::chrono::milliseconds(300);
     return {};
 }
 
+// What health and the log say when a +CMGS came without its final result;
+// cause is the engine's, which never holds the PDU.
+[[nodiscard]] std::string send_reset_reason(std::string_view cause, std::size_t part,
+                                            std::size_t parts) {
+    std::string reason = "AT+CMGS: no final result after the reference";
+    if (parts > 1) {
+        reason += " of part " + std::to_string(part + 1) + " of " + std::to_string(parts);
+    }
+    reason += " (" + std::string(cause) + "); ";
+    reason += part + 1 == parts ? "the SMS counts as sent and the modem was reset"
+                                : "the modem was reset and the other parts were not sent";
+    return reason;
+}
+
 }  // namespace
 
 Modem::Modem(ModemConfig config) : m_config(std::move(config)) {}
@@ -200,17 +214,20 @@ void Modem::poll() {
 
 void Modem::send(std::string_view to, std::string_view text, const SubmitOptions& options,
                  const PartSent& part_sent) {
+    m_send_reset.reset();
     const auto parts = encode_submit(to, text, options);
     for (std::size_t index = 0; index < parts.size(); ++index) {
         const auto reference = engine().send_pdu(parts[index].tpdu_length, parts[index].hex,
                                                  m_config.command_timeout, m_config.send_timeout);
         part_sent(index, parts.size(), reference);
-        if (engine().final_result_missing()) {
+        if (const auto missing = engine().final_result_missing()) {
             // The part has gone, but a late OK could answer the next command:
             // the modem starts over, and a next part is not sent on it.
+            const bool last = index + 1 == parts.size();
+            m_send_reset = send_reset_reason(*missing, index, parts.size());
             handle_urcs();
             reset();
-            if (index + 1 < parts.size()) {
+            if (!last) {
                 throw AtError(make_error_code(AtErrc::timeout), "AT+CMGS");
             }
             return;

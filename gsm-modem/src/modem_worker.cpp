@@ -139,6 +139,7 @@ void ModemWorker::send_one(ClaimedSms& sms) {
                          m_queue.record_part(sms.id, m_config.name, part, parts, reference);
                      });
     } catch (const AtError& error) {
+        count_send_reset();
         handle_send_error(sms, error);
         return;
     } catch (const PduError& error) {
@@ -147,19 +148,16 @@ void ModemWorker::send_one(ClaimedSms& sms) {
         ++m_health.failed;
         return;
     } catch (const std::exception& error) {
-        m_queue.requeue(sms.id, error.what(), m_queue.now());
+        requeue(sms, error.what(), m_queue.now());
         throw;
     }
     m_consecutive_errors = 0;
     m_backoff = kFirstBackoff;
-    std::lock_guard lock(m_health_mutex);
-    ++m_health.sent;
-    if (!m_modem.is_open()) {
-        // Modem::send resets a modem whose OK after +CMGS never came.
-        m_health.last_error =
-            "AT+CMGS: no final result after the reference; the SMS counts as sent and the modem "
-            "was reset";
+    {
+        std::lock_guard lock(m_health_mutex);
+        ++m_health.sent;
     }
+    count_send_reset();
 }
 
 void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error) {
@@ -172,8 +170,7 @@ void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error)
             return;
         }
         case SendFault::temporary:
-            m_queue.requeue(sms.id, error.what(),
-                            m_queue.now() + m_config.retry_delay * sms.attempts);
+            requeue(sms, error.what(), m_queue.now() + m_config.retry_delay * sms.attempts);
             if (++m_consecutive_errors < kMaxConsecutiveErrors) {
                 update_health("ready", error.what());
                 return;
@@ -182,10 +179,34 @@ void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error)
         case SendFault::modem:
             // Back at once, so that another modem takes it. An OK without a
             // +CMGS reference lands here too, though that SMS may have gone.
-            m_queue.requeue(sms.id, error.what(), m_queue.now());
+            requeue(sms, error.what(), m_queue.now());
             break;
     }
     throw error;
+}
+
+// A long SMS cut off after a part was sent fails in the queue instead of
+// going back: that counts as this modem's failure, once, since a failed SMS
+// is never claimed again.
+void ModemWorker::requeue(const ClaimedSms& sms, std::string_view failure, TimePoint not_before) {
+    if (m_queue.requeue(sms.id, failure, not_before) == Requeued::failed) {
+        std::lock_guard lock(m_health_mutex);
+        ++m_health.failed;
+    }
+}
+
+// Modem::send resets a modem whose OK after +CMGS never came. The modem is
+// usually ready again before anyone looks at its state, so health counts
+// these resets for the daemon to log.
+void ModemWorker::count_send_reset() {
+    const auto& reason = m_modem.send_reset();
+    if (!reason) {
+        return;
+    }
+    std::lock_guard lock(m_health_mutex);
+    ++m_health.resets;
+    m_health.last_reset = *reason;
+    m_health.last_error = *reason;
 }
 
 void ModemWorker::forward_reports() {

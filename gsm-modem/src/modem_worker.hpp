@@ -40,6 +40,8 @@ class ModemWorker {
     void listen_while_idle(std::uint64_t seen);
     void send_one(ClaimedSms& sms);
     void handle_send_error(const ClaimedSms& sms, const AtError& error);
+    void requeue(const ClaimedSms& sms, std::string_view failure, TimePoint not_before);
+    void count_send_reset();
     void forward_reports();
     void take_out(const std::string& reason);
     void pause(std::chrono::milliseconds duration);

@@ -285,16 +285,18 @@ void SmsQueue::Impl::record_part(std::string_view id, std::string_view modem, st
     transaction.commit();
 }
 
-void SmsQueue::Impl::requeue(std::string_view id, std::string_view failure, TimePoint not_before) {
+Requeued SmsQueue::Impl::requeue(std::string_view id, std::string_view failure,
+                                 TimePoint not_before) {
     {
         std::lock_guard lock(m_mutex);
         SqliteTransaction transaction(m_db);
         auto sent = m_db.prepare("SELECT COUNT(*) FROM sms_references WHERE sms_id = ?1");
         sent.bind(1, id);
         if (sent.step() && sent.integer(0) > 0) {
+            // The row does not keep what stopped it; the modem's health does.
             finish(id, "failed", "stopped after a part was sent");
             transaction.commit();
-            return;
+            return Requeued::failed;
         }
         m_db.prepare(
                 "UPDATE sms_messages SET status = 'queued', modem = '', updated_at = ?2, "
@@ -307,6 +309,7 @@ void SmsQueue::Impl::requeue(std::string_view id, std::string_view failure, Time
         transaction.commit();
     }
     wake();
+    return Requeued::queued;
 }
 
 void SmsQueue::Impl::fail(std::string_view id, std::string_view failure) {

@@ -33,6 +33,9 @@ struct ClaimedSms {
 
 void wipe(std::string& secret) noexcept;
 
+// What SmsQueue::Impl::requeue did with the SMS.
+enum class Requeued { queued, failed };
+
 class SmsQueue::Impl {
   public:
     Impl(const std::filesystem::path& database, std::shared_ptr<Sealer> sealer, Clock clock);
@@ -54,7 +57,8 @@ class SmsQueue::Impl {
                      std::size_t parts, std::uint8_t reference);
     // Back to "queued", due at not_before; an SMS with a part already sent
     // fails instead, since sending it again would repeat that part.
-    void requeue(std::string_view id, std::string_view failure, TimePoint not_before);
+    [[nodiscard]] Requeued requeue(std::string_view id, std::string_view failure,
+                                   TimePoint not_before);
     void fail(std::string_view id, std::string_view failure);
     // A +CDS from that modem; unknown references are dropped.
     void record_report(std::string_view modem, const StatusReport& report);

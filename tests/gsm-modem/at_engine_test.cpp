@@ -289,6 +289,18 @@ TEST(AtEngine_SendPdu, KeepsTheReferenceWhenNoOkFollows) {
     AtEngine engine(modem.settings());
 
     EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 300ms), 9);
+    // What came instead of the OK, for health and the log; never the PDU.
+    ASSERT_TRUE(engine.final_result_missing());
+    EXPECT_EQ(*engine.final_result_missing(),
+              "AT+CMGS: timeout: no final result before the deadline");
+}
+
+TEST(AtEngine_SendPdu, AnOkAfterTheReferenceLeavesNoFinalResultMissing) {
+    ScriptedModem modem(pdu_modem("\r\n> ", "\r\n+CMGS: 9\r\n" + ok()));
+    AtEngine engine(modem.settings());
+
+    EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 2s), 9);
+    EXPECT_FALSE(engine.final_result_missing()) << *engine.final_result_missing();
 }
 
 TEST(AtEngine_SendPdu, KeepsTheReferenceWhenTheLineDropsBeforeOk) {
@@ -302,6 +314,9 @@ TEST(AtEngine_SendPdu, KeepsTheReferenceWhenTheLineDropsBeforeOk) {
     });
 
     EXPECT_EQ(engine.send_pdu(17, kPdu, 2s, 5s), 11);
+    ASSERT_TRUE(engine.final_result_missing());
+    EXPECT_NE(engine.final_result_missing()->find("serial port unusable"), std::string::npos)
+        << *engine.final_result_missing();
 }
 
 TEST(AtEngine_SendPdu, ATimeoutWithoutAReferenceStaysATimeout) {

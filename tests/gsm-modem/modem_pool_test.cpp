@@ -180,23 +180,89 @@ TEST_F(ModemPool_Sending, PermanentErrorFailsTheMessageOnly) {
 }
 
 // The OK after +CMGS never came: the SMS went once, and health says why the
-// modem was reset.
+// modem was reset and counts each such reset, though the modem is ready
+// again at once.
 TEST_F(ModemPool_Sending, AReferenceWithoutItsOkIsSentOnceAndShownInHealth) {
     ScriptedModem modem(fake::sim_modem({.after_pdu = "\r\n+CMGS: 7\r\n"}));
     ModemPool pool({config_for("modem0", modem)}, m_queue);
-    enqueue(1);
+    enqueue(2);
     pool.start();
 
     ASSERT_TRUE(all_in(SmsStatus::sent));
-    ASSERT_TRUE(test::wait_until(
-        [&] {
-            return health_of(pool, "modem0")->last_error.find("no final result") !=
-                   std::string::npos;
-        },
-        10s))
-        << health_of(pool, "modem0")->last_error;
-    EXPECT_EQ(health_of(pool, "modem0")->sent, 1u);
-    EXPECT_EQ(sent_texts(modem).size(), 1u);
+    ASSERT_TRUE(test::wait_until([&] { return health_of(pool, "modem0")->resets == 2; }, 10s))
+        << health_of(pool, "modem0")->resets;
+    const auto health = health_of(pool, "modem0");
+    EXPECT_EQ(health->last_reset,
+              "AT+CMGS: no final result after the reference (AT+CMGS: timeout: no final result "
+              "before the deadline); the SMS counts as sent and the modem was reset");
+    EXPECT_EQ(health->last_error, health->last_reset);
+    EXPECT_EQ(health->sent, 2u);
+    EXPECT_EQ(health->failed, 0u);
+    EXPECT_EQ(sent_texts(modem).size(), 2u);
+    EXPECT_TRUE(test::wait_until([&] { return health_of(pool, "modem0")->state == "ready"; }, 5s));
+}
+
+// A script that answers the second PDU with answer and every other one as
+// sim_modem does.
+ScriptedModem::Script second_pdu_answered(std::string answer) {
+    auto pdus = std::make_shared<int>(0);
+    return [pdus, answer, sim = fake::sim_modem({})](const std::string& line) {
+        if (line.ends_with('\x1a') && ++*pdus == 2) {
+            return answer;
+        }
+        return sim(line);
+    };
+}
+
+// A long SMS whose second part the network refuses for now cannot go back to
+// the queue, since its first part would arrive twice: it fails, and counts as
+// one failure of the modem, which goes on sending.
+TEST_F(ModemPool_Sending, ALongSmsCutOffAfterItsFirstPartCountsAsOneFailure) {
+    ScriptedModem modem(second_pdu_answered("\r\n+CMS ERROR: 38\r\n"));
+    ModemPool pool({config_for("modem0", modem)}, m_queue);
+    m_queue.enqueue(
+        {"long", "+491701234567", std::string(200, 'a'), std::chrono::system_clock::now() + 600s});
+    pool.start();
+    ASSERT_TRUE(
+        test::wait_until([&] { return m_queue.find("long")->status == SmsStatus::failed; }, 10s));
+
+    // The refusal is the network's, not the modem's: it stays ready.
+    enqueue(1);
+    ASSERT_TRUE(test::wait_until([&] { return health_of(pool, "modem0")->sent == 1; }, 10s));
+    const auto health = health_of(pool, "modem0");
+    EXPECT_EQ(health->failed, 1u);
+    EXPECT_EQ(health->state, "ready");
+    EXPECT_EQ(health->resets, 0u);
+    EXPECT_EQ(m_queue.find("long")->failure, "stopped after a part was sent");
+}
+
+// The first part's OK never came: the modem is reset, the second part is not
+// sent, and the SMS fails. That is one failure and one reset, also after the
+// modem is back.
+TEST_F(ModemPool_Sending, ALongSmsWhoseFirstPartLostItsOkFailsOnceAndCountsTheReset) {
+    ScriptedModem modem(fake::sim_modem({.after_pdu = "\r\n+CMGS: 7\r\n"}));
+    ModemPool pool({config_for("modem0", modem)}, m_queue);
+    m_queue.enqueue(
+        {"long", "+491701234567", std::string(200, 'a'), std::chrono::system_clock::now() + 600s});
+    pool.start();
+    ASSERT_TRUE(
+        test::wait_until([&] { return m_queue.find("long")->status == SmsStatus::failed; }, 10s));
+
+    // Taken out for a pause of 2 s, then opened again.
+    ASSERT_TRUE(test::wait_until([&] { return health_of(pool, "modem0")->state == "failed"; }, 5s));
+    ASSERT_TRUE(test::wait_until([&] { return health_of(pool, "modem0")->state == "ready"; }, 10s));
+    const auto health = health_of(pool, "modem0");
+    EXPECT_EQ(health->failed, 1u);
+    EXPECT_EQ(health->sent, 0u);
+    EXPECT_EQ(health->resets, 1u);
+    EXPECT_NE(health->last_reset.find("of part 1 of 2"), std::string::npos) << health->last_reset;
+    const auto seen = modem.received();
+    std::size_t commands = 0;
+    for (auto at = seen.find("AT+CMGS="); at != std::string::npos;
+         at = seen.find("AT+CMGS=", at + 1)) {
+        ++commands;
+    }
+    EXPECT_EQ(commands, 1u);
 }
 
 TEST_F(ModemPool_Sending, DeliveryReportMarksDelivered) {
@@ -359,6 +425,25 @@ TEST_F(ModemPool_Simulator, SimulatorWithoutPromptFailsOver) {
     EXPECT_TRUE(test::wait_until([&] { return good.texts().size() >= 5; }, 5s));
     EXPECT_TRUE(mute.texts().empty());
     expect_each_once({&mute, &good});
+}
+
+// Every OK after +CMGS is lost: each SMS goes once, and each reset is counted.
+TEST_F(ModemPool_Simulator, LostOksSendEachSmsOnceAndCountTheResets) {
+    Simulator simulator(m_dir.path(), "sim0", {"--lost-ok-rate", "1"});
+    auto config = simulator.config("modem0");
+    config.send_timeout = 1s;
+    ModemPool pool({config}, m_queue);
+    enqueue(3);
+
+    pool.start();
+
+    ASSERT_TRUE(all_sent());
+    ASSERT_TRUE(test::wait_until([&] { return pool.health()[0].resets == 3; }, 10s))
+        << pool.health()[0].resets;
+    EXPECT_TRUE(test::wait_until([&] { return simulator.texts().size() >= 3; }, 5s));
+    expect_each_once({&simulator});
+    EXPECT_EQ(pool.health()[0].sent, 3u);
+    EXPECT_EQ(pool.health()[0].failed, 0u);
 }
 
 TEST_F(ModemPool_Simulator, SimPinAndDeliveryReports) {

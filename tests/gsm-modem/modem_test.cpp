@@ -218,6 +218,22 @@ TEST(Modem_Send, ReferenceWithoutOkCountsAsSentAndResetsTheModem) {
 
     EXPECT_EQ(references, std::vector<std::uint8_t>{21});
     EXPECT_FALSE(modem.is_open());
+    ASSERT_TRUE(modem.send_reset());
+    EXPECT_EQ(*modem.send_reset(),
+              "AT+CMGS: no final result after the reference (AT+CMGS: timeout: no final result "
+              "before the deadline); the SMS counts as sent and the modem was reset");
+}
+
+TEST(Modem_Send, ASendWithItsOkLeavesNoResetToReport) {
+    ScriptedModem fake(fake::sim_modem({}));
+    Modem modem(config_for(fake));
+    modem.open();
+
+    modem.send("+491701234567", std::string(200, 'a'), {},
+               [](std::size_t, std::size_t, std::uint8_t) {});
+
+    EXPECT_TRUE(modem.is_open());
+    EXPECT_FALSE(modem.send_reset()) << *modem.send_reset();
 }
 
 TEST(Modem_Send, ReferenceWithoutOkStopsBeforeTheNextPart) {
@@ -234,6 +250,11 @@ TEST(Modem_Send, ReferenceWithoutOkStopsBeforeTheNextPart) {
     EXPECT_EQ(failure.recorded, 1u);
     EXPECT_EQ(count(fake.received(), "AT+CMGS="), 1u);
     EXPECT_FALSE(modem.is_open());
+    ASSERT_TRUE(modem.send_reset());
+    EXPECT_NE(modem.send_reset()->find("of part 1 of 2 (AT+CMGS: timeout"), std::string::npos)
+        << *modem.send_reset();
+    EXPECT_NE(modem.send_reset()->find("the other parts were not sent"), std::string::npos)
+        << *modem.send_reset();
 }
 
 // A delivery report that comes while the modem is reset (it listens before

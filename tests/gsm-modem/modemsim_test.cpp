@@ -329,6 +329,18 @@ TEST_F(Modemsim, ErrorRateFaultAnswersTheCode) {
     EXPECT_TRUE(outbox_lines().empty());
 }
 
+// The message goes out and gets its reference; only the OK never comes.
+TEST_F(Modemsim, LostOkFaultAnswersTheReferenceAlone) {
+    ASSERT_NO_FATAL_FAILURE(start({"--lost-ok-rate", "1", "--no-status-reports"}));
+    const auto part = encode_submit("+491701234567", "ohne OK")[0];
+    m_line->send("AT+CMGS=" + std::to_string(part.tpdu_length) + "\r");
+    ASSERT_TRUE(m_line->read_until("> ").ends_with("> "));
+    m_line->send(part.hex + kCtrlZ);
+    EXPECT_EQ(m_line->read_until("\r\nOK\r\n", 1s), "\r\n+CMGS: 0\r\n");
+    EXPECT_EQ(outbox_lines().size(), 1u);
+    EXPECT_EQ(m_line->command("AT"), "\r\nOK\r\n");
+}
+
 TEST_F(Modemsim, UrcArrivesBetweenPromptAndAnswer) {
     ASSERT_NO_FATAL_FAILURE(start({"--urc-during-send"}));
     const auto answer = send_part(encode_submit("+491701234567", "urc")[0]);

@@ -193,11 +193,27 @@ TEST_F(SmsQueue_Durable, RequeuedSmsWaitsUntilDue) {
     queue->enqueue(sms("sms-1"));
     ASSERT_TRUE(queue->impl().claim("modem0").has_value());
 
-    queue->impl().requeue("sms-1", "CMS 42 (congestion)", m_clock.now() + 30s);
+    EXPECT_EQ(queue->impl().requeue("sms-1", "CMS 42 (congestion)", m_clock.now() + 30s),
+              Requeued::queued);
 
     EXPECT_FALSE(queue->impl().claim("modem0").has_value());
     m_clock.advance(30s);
     EXPECT_TRUE(queue->impl().claim("modem0").has_value());
+}
+
+// The worker counts the failure from the answer: an SMS with a part sent
+// cannot go back to the queue.
+TEST_F(SmsQueue_Durable, RequeueAfterAPartWasSentFailsTheSmsAndSaysSo) {
+    auto queue = open_queue();
+    queue->enqueue(sms("sms-1"));
+    ASSERT_TRUE(queue->impl().claim("modem0").has_value());
+    queue->impl().record_part("sms-1", "modem0", 0, 2, 5);
+
+    EXPECT_EQ(queue->impl().requeue("sms-1", "CMS 42 (congestion)", m_clock.now()),
+              Requeued::failed);
+
+    EXPECT_EQ(queue->find("sms-1")->status, SmsStatus::failed);
+    EXPECT_FALSE(queue->impl().claim("modem0").has_value());
 }
 
 TEST_F(SmsQueue_Durable, DeliveryReportMarksDelivered) {

@@ -64,9 +64,13 @@ class AtEngine {
                           std::chrono::milliseconds prompt_timeout,
                           std::chrono::milliseconds send_timeout);
 
-    // True when the last send_pdu returned a reference whose final result
-    // never came: a late OK could then be taken for the next command's.
-    [[nodiscard]] bool final_result_missing() const noexcept { return m_final_result_missing; }
+    // Set when the last send_pdu returned a reference whose final result
+    // never came: a late OK could then be taken for the next command's. It
+    // says what came instead ("AT+CMGS: timeout: ...", "read: End of file:
+    // ..."), never the PDU.
+    [[nodiscard]] const std::optional<std::string>& final_result_missing() const noexcept {
+        return m_final_result_missing;
+    }
 
     // Reads whatever arrives for up to the duration, setting URCs aside.
     void listen(std::chrono::milliseconds duration);
@@ -105,7 +109,7 @@ class AtEngine {
     std::vector<Urc> m_urcs;
     bool m_urc_wants_pdu = false;
     std::string m_expected_prefix;  // "+CREG:" while AT+CREG? runs
-    bool m_final_result_missing = false;
+    std::optional<std::string> m_final_result_missing;
 };
 
 // True for the unsolicited result codes this project knows (+CMTI, +CDS,

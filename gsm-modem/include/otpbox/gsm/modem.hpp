@@ -42,8 +42,10 @@ struct ModemHealth {
     std::string registration;  // "home", "roaming", "searching", "denied", "unknown"
     int signal_rssi = 99;      // AT+CSQ's <rssi>, 99 = unknown
     std::size_t sent = 0;
-    std::size_t failed = 0;
+    std::size_t failed = 0;  // refused, or cut off after a part was sent; once per SMS
     std::string last_error;  // one line for an operator
+    std::size_t resets = 0;  // resets after a +CMGS whose final result never came
+    std::string last_reset;  // why the last of those resets happened, one line
 };
 
 // <stat> of +CREG / +CEREG (TS 27.007 7.2, 10.1.22).
@@ -84,9 +86,17 @@ class Modem {
     // Sends every part of the SMS; part_sent runs after each +CMGS so the
     // caller records it before the next part goes out. Throws AtError. A
     // +CMGS whose final result never came counts as sent, and then the modem
-    // is reset (closed; open() starts again) before anything else is sent.
+    // is reset (closed; open() starts again) before anything else is sent;
+    // a next part is not sent, and send throws AtError(timeout).
     void send(std::string_view to, std::string_view text, const SubmitOptions& options,
               const PartSent& part_sent);
+
+    // Why the last send() reset the modem after a +CMGS whose final result
+    // never came, in one line for an operator (no number, no text); nullopt
+    // when it did not.
+    [[nodiscard]] const std::optional<std::string>& send_reset() const noexcept {
+        return m_send_reset;
+    }
 
     // AT+CSQ and registration. Throws AtError (not_registered when lost).
     void poll();
@@ -121,6 +131,7 @@ class Modem {
     Registration m_registration = Registration::unknown;
     int m_rssi = 99;
     std::vector<StatusReport> m_reports;
+    std::optional<std::string> m_send_reset;
 };
 
 }  // namespace otpbox::gsm
