@@ -11,6 +11,7 @@
 #include "client_list.hpp"
 #include "config_keys.hpp"
 #include "otpbox/firmware/clients_file.hpp"
+#include "otpbox/gsm/pdu.hpp"
 #include "toml_file.hpp"
 
 namespace otpbox::firmware {
@@ -131,7 +132,8 @@ ApiConfig read_api(const Reader& reader) {
         reader.fail("api.listen",
                     "must be an IP address like 127.0.0.1 or ::1, not \"" + api.listen + "\"");
     }
-    api.port = static_cast<std::uint16_t>(reader.integer("api.port", api.port, 0, 65535));
+    // Port 0 would have the kernel pick a port no portal knows of.
+    api.port = static_cast<std::uint16_t>(reader.integer("api.port", api.port, 1, 65535));
     api.ca_file = reader.path("api.ca");
     api.certificate_file = reader.path("api.certificate");
     api.key_file = reader.path("api.key");
@@ -203,6 +205,24 @@ hsm::HsmConfig read_hsm(const Reader& reader) {
     return config;
 }
 
+// Every SMS made from the template has the same length, since the code is
+// always otp_digits digits, which GSM 7-bit holds: so the text either always
+// fits the SMS path (at most 255 parts of 153 GSM characters, or of 67 UCS-2
+// characters when a character of the template needs UCS-2) or never does.
+// Checked with the encoder the modems use, so that no OTP is refused at send
+// time for a setting the file held all along.
+void refuse_unsendable_template(const Reader& reader, const SmsConfig& sms) {
+    auto text = sms.template_text;
+    text.replace(text.find("{code}"), 6, std::string(sms.otp_digits, '0'));
+    try {
+        (void)gsm::encode_submit("+491700000000", text);
+    } catch (const gsm::PduError& error) {
+        reader.fail("sms.template", std::string("is too long to send (") + error.what() +
+                                        "): an SMS takes at most 255 parts, 39015 GSM 7-bit "
+                                        "characters or 17085 UCS-2 ones, code included");
+    }
+}
+
 SmsConfig read_sms(const Reader& reader) {
     SmsConfig sms;
     sms.allowed_countries = reader.strings("sms.allowed_countries", sms.allowed_countries);
@@ -226,6 +246,7 @@ SmsConfig read_sms(const Reader& reader) {
     if (sms.template_text.find("{code}") == std::string::npos) {
         reader.fail("sms.template", "must contain {code}");
     }
+    refuse_unsendable_template(reader, sms);
     // The country code a national number ("0170 ...") is taken in: digits
     // only, as E.164 writes it after the "+".
     sms.default_country = reader.string("sms.default_country", sms.default_country);
@@ -327,6 +348,29 @@ bool distinct_printable_ascii(std::string_view alphabet) {
     return true;
 }
 
+// A challenge's answer is alphabet size ^ (cell_length * challenge_cells)
+// values, all alike likely: fewer than a 6-digit SMS code's 10^6 would make
+// the card the easier factor to guess (DESIGN.md's default card has exactly
+// 10^6: 2 digits in each of 3 cells).
+void refuse_guessable_challenge(const Reader& reader, const PincardConfig& card) {
+    constexpr std::uint64_t kSixDigits = 1000000;
+    std::uint64_t combinations = 1;
+    for (unsigned i = 0; i < card.cell_length * card.challenge_cells && combinations < kSixDigits;
+         ++i) {
+        combinations *= card.alphabet.size();
+    }
+    if (combinations < kSixDigits) {
+        reader.fail("pincard.challenge_cells",
+                    "a challenge has only " + std::to_string(combinations) +
+                        " possible answers (pincard.alphabet's " +
+                        std::to_string(card.alphabet.size()) + " characters to the power of " +
+                        "pincard.cell_length * pincard.challenge_cells = " +
+                        std::to_string(card.cell_length * card.challenge_cells) +
+                        "); at least 1000000 are needed, as many as a 6-digit code has: "
+                        "make cells longer, ask more of them, or use a larger alphabet");
+    }
+}
+
 PincardConfig read_pincard(const Reader& reader) {
     PincardConfig card;
     card.columns = static_cast<unsigned>(reader.integer("pincard.columns", card.columns, 1, 26));
@@ -343,6 +387,7 @@ PincardConfig read_pincard(const Reader& reader) {
     if (card.challenge_cells > card.columns * card.rows) {
         reader.fail("pincard.challenge_cells", "is larger than the card");
     }
+    refuse_guessable_challenge(reader, card);
     card.challenge_validity =
         std::chrono::seconds(reader.integer("pincard.challenge_seconds", 300, 30, 3600));
     return card;

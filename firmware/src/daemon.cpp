@@ -26,6 +26,7 @@
 #include <thread>
 #include <utility>
 
+#include "config_changes.hpp"
 #include "file_stamp.hpp"
 #include "instance_lock.hpp"
 #include "modem_slot.hpp"
@@ -129,6 +130,24 @@ detail::Fingerprint stamps_for(detail::Fingerprint seen, const Config& config) {
         std::equal(seen.begin(), seen.end(), now.begin(), now.end(),
                    [](const auto& a, const auto& b) { return a.path == b.path; });
     return same_files ? std::move(seen) : std::move(now);
+}
+
+// Whether a watched file other than the configuration itself changed (the
+// CA, certificate, CRL, key or clients file), whose contents a new reading
+// of the configuration does not show.
+bool files_besides_changed(const detail::Fingerprint& before, const detail::Fingerprint& now,
+                           const fs::path& config_file) {
+    for (const auto& stamp : now) {
+        if (stamp.path == config_file) {
+            continue;
+        }
+        const auto earlier = std::find_if(before.begin(), before.end(),
+                                          [&](const auto& old) { return old.path == stamp.path; });
+        if (earlier == before.end() || !(*earlier == stamp)) {
+            return true;
+        }
+    }
+    return false;
 }
 
 // The modems of config with the PINs stored at the console, and the modems
@@ -243,6 +262,7 @@ class Daemon::Impl {
     void look_for_lost_token();
     void poll_serving();
     void reload_if_changed();
+    void report_restart_needed();
     void restart_modems_if_pins_changed();
     void warn_once(const std::string& event, const std::exception& error);
     void on_signal(int signal);
@@ -292,6 +312,11 @@ class Daemon::Impl {
     std::atomic<bool> m_database_was_ok{true};  // the last health check's answer
     std::string m_reported_error;  // the last poll problem logged, so it is logged once
     detail::Fingerprint m_fingerprint;
+    // While serving: the configuration the server's TLS context was last made
+    // from (null: Serving::config), and the keys changed since serving began
+    // that only a restart applies, as last logged.
+    std::shared_ptr<const Config> m_tls_config;
+    std::vector<std::string> m_restart_needed;
     std::int64_t m_sim_pins_version = 0;
     bool m_stopping = false;
     std::exception_ptr m_fatal;
@@ -549,6 +574,10 @@ void Daemon::Impl::write_status() {
         if (!m_serving && !m_api_error.empty()) {
             status["api_error"] = m_api_error;
         }
+        if (m_serving && !m_restart_needed.empty()) {
+            status["restart_needed"] =
+                boost::json::array(m_restart_needed.begin(), m_restart_needed.end());
+        }
         write_status_file(status_file_for(m_config->file), status);
     } catch (const std::exception& error) {
         warn_once("status_file", error);
@@ -742,15 +771,18 @@ void Daemon::Impl::log_modem_changes() {
     }
 }
 
-// A changed file means the whole configuration is read again, and the TLS
-// settings and allow-list are handed to the server for new connections.
-// The settings are made on a task, since the TLS key may be in the token;
-// a change seen while an earlier one is still made waits for the next poll.
+// A changed file means the whole configuration is read again. The TLS
+// settings and allow-list are handed to the server for new connections when
+// they, or a file they name, changed; any other setting changed is named in
+// one WARN line, since it is taken only at a start. The TLS settings are
+// made on a task, since the TLS key may be in the token; a change seen while
+// an earlier one is still made waits for the next poll.
 void Daemon::Impl::reload_if_changed() {
     auto seen = detail::fingerprint(watched_files(*m_config));
     if (seen == m_fingerprint || m_tasks.running("tls_reload")) {
         return;
     }
+    const bool tls_files_changed = files_besides_changed(m_fingerprint, seen, m_config->file);
     try {
         m_config = std::make_shared<const Config>(load_config(m_config->file));
         m_fingerprint = stamps_for(std::move(seen), *m_config);
@@ -760,34 +792,61 @@ void Daemon::Impl::reload_if_changed() {
                      quotable(error.what()));
         return;
     }
-    start_task(
-        "tls_reload",
-        [this, identity = m_serving->identity,
-         config = m_config](const auto& task) -> std::function<void()> {
-            if (!task.begin_call()) {
-                return nullptr;
-            }
-            std::optional<api::TlsConfig> tls;
-            std::exception_ptr failure;
-            try {
-                tls = identity->tls_config(config->api);
-            } catch (const std::exception&) {
-                failure = std::current_exception();
-            }
-            return [this, tls = std::move(tls), failure, clients = config->api.clients.size()] {
-                try {
-                    if (failure) {
-                        std::rethrow_exception(failure);
-                    }
-                    m_serving->server->reload(*tls);
-                } catch (const std::exception& error) {
-                    spdlog::warn("event=tls_reload_failed error=\"{}\" kept=running_settings",
-                                 quotable(error.what()));
-                    return;
-                }
-                spdlog::info("event=tls_reloaded clients={}", clients);
-            };
-        });
+    report_restart_needed();
+    const auto& tls_running = m_tls_config ? *m_tls_config : *m_serving->config;
+    if (!tls_files_changed && !detail::tls_settings_differ(tls_running, *m_config)) {
+        return;
+    }
+    start_task("tls_reload",
+               [this, identity = m_serving->identity,
+                config = m_config](const auto& task) -> std::function<void()> {
+                   if (!task.begin_call()) {
+                       return nullptr;
+                   }
+                   std::optional<api::TlsConfig> tls;
+                   std::exception_ptr failure;
+                   try {
+                       tls = identity->tls_config(config->api);
+                   } catch (const std::exception&) {
+                       failure = std::current_exception();
+                   }
+                   return [this, tls = std::move(tls), failure, config] {
+                       try {
+                           if (failure) {
+                               std::rethrow_exception(failure);
+                           }
+                           m_serving->server->reload(*tls);
+                       } catch (const std::exception& error) {
+                           spdlog::warn(
+                               "event=tls_reload_failed error=\"{}\" kept=running_settings",
+                               quotable(error.what()));
+                           return;
+                       }
+                       m_tls_config = config;
+                       spdlog::info("event=tls_reloaded clients={}", config->api.clients.size());
+                   };
+               });
+}
+
+// The settings read since serving began that differ from those it runs
+// with, other than the TLS ones: one WARN line when they change, so that an
+// operator who edited sms.template or [pincard] is told it takes a restart
+// instead of seeing nothing happen. The status file names them too.
+void Daemon::Impl::report_restart_needed() {
+    auto keys = detail::settings_needing_restart(*m_serving->config, *m_config);
+    if (keys == m_restart_needed) {
+        return;
+    }
+    std::string list;
+    for (const auto& key : keys) {
+        list += (list.empty() ? "" : ",") + key;
+    }
+    if (keys.empty()) {
+        spdlog::info("event=restart_not_needed reason=settings_as_running");
+    } else {
+        spdlog::warn("event=restart_needed keys=\"{}\"", list);
+    }
+    m_restart_needed = std::move(keys);
 }
 
 // The version is read before the PINs, so a PIN stored meanwhile shows up

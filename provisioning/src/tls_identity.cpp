@@ -12,6 +12,7 @@
 #include "openssl_handles.hpp"
 #include "otpbox/hsm/tls_key.hpp"
 #include "otpbox/provisioning/pki.hpp"
+#include "x509_parts.hpp"
 
 namespace otpbox::provisioning {
 
@@ -73,8 +74,9 @@ StepResult make_tls_key(hsm::Hsm& hsm, std::string_view label) {
 
 std::string make_tls_csr(std::shared_ptr<hsm::Hsm> hsm, std::string_view label,
                          std::string_view subject) {
+    const auto name = detail::parse_subject(subject);
     const auto key = hsm::hsm_private_key(std::move(hsm), label);
-    return hsm::make_csr_pem(*key, subject);
+    return hsm::make_csr_pem(*key, *name);
 }
 
 bool certificate_fits_key(hsm::Hsm& hsm, std::string_view label, std::string_view certificate_pem) {

@@ -603,6 +603,159 @@ TEST_F(Console_Session, AllowAndDenyClients) {
     ASSERT_TRUE(screen->expect("nothing changed")) << screen->since_mark();
 }
 
+// What a client certificate of the development CA carries (provisioning's
+// leaf profile).
+constexpr const char* kClientExtensions =
+    "basicConstraints=critical,CA:false\n"
+    "keyUsage=critical,digitalSignature\n"
+    "extendedKeyUsage=clientAuth\n";
+
+// A client certificate of the development CA for subject (OpenSSL's -subj
+// form, UTF-8), as pki/<name>.crt and .key, so that DevInstance::call can
+// present it.
+void make_client_certificate(const DevInstance& instance, const std::string& name,
+                             const std::string& subject) {
+    const auto pki = instance.root() / "pki";
+    const auto stem = (pki / name).string();
+    test::write_file(stem + ".ext", kClientExtensions);
+    const auto made = test::run_command(
+        "openssl req -new -utf8 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout '" +
+        stem + ".key' -subj '" + subject + "' 2>/dev/null | openssl x509 -req -CA '" +
+        (pki / "ca.pem").string() + "' -CAkey '" + (pki / "ca.key").string() +
+        "' -set_serial 7373 -days 2 -sha256 -extfile '" + stem + ".ext' -out '" + stem +
+        ".crt' 2>&1");
+    ASSERT_EQ(made.status, 0) << made.output;
+}
+
+// The tester's case: a subject with an umlaut typed at the console as it
+// reads, and a client certificate with that subject. otpboxd compares the
+// subject in RFC 2253 form, bytes above 0x7f escaped, so the console must
+// store that form for the certificate to get through the handshake.
+TEST_F(Console_Session, AUtf8SubjectTypedAtTheConsoleLetsItsCertificateIn) {
+    make_client_certificate(instance, "aerzte", "/O=otpbox development/CN=\xC3\x84rzte-portal");
+    const auto printed = test::run_command("openssl x509 -noout -subject -nameopt RFC2253 -in '" +
+                                           (instance.root() / "pki/aerzte.crt").string() + "'");
+    ASSERT_EQ(printed.output, "subject=CN=\\C3\\84rzte-portal,O=otpbox development\n");
+    instance.start_simulator();
+    instance.start_daemon();
+    ASSERT_EQ(instance.call("GET", "/v1/health", std::nullopt, "aerzte").status, 0)
+        << "let in before it was allowed";
+
+    log_in(*screen, password);
+    const auto said =
+        run("tls allow \"CN=\xC3\x84rzte-portal,O=otpbox development\" portal", "as portal.");
+    EXPECT_NE(said.find("Allowed CN=\\C3\\84rzte-portal,O=otpbox development as portal."),
+              std::string::npos)
+        << said;
+    EXPECT_NE(test::read_file(instance.root() / "clients.toml")
+                  .find("'CN=\\C3\\84rzte-portal,O=otpbox development'"),
+              std::string::npos)
+        << test::read_file(instance.root() / "clients.toml");
+    EXPECT_TRUE(test::wait_until(
+        [&] { return instance.call("GET", "/v1/health", std::nullopt, "aerzte").status == 200; },
+        15s, 250ms))
+        << test::read_file(instance.daemon_log());
+
+    // Denied the way it was typed, it is out again.
+    EXPECT_NE(
+        run("tls deny CN=\xC3\x84rzte-portal,O=otpbox development", "handshake").find("Denied"),
+        std::string::npos);
+    EXPECT_TRUE(test::wait_until(
+        [&] { return instance.call("GET", "/v1/health", std::nullopt, "aerzte").status == 0; }, 15s,
+        250ms));
+}
+
+// Subjects that no certificate's subject can equal as typed are refused, or
+// asked about, before anything is written.
+TEST_F(Console_Session, SubjectsNoCertificateMatchesAreRefusedOrAskedAbout) {
+    log_in(*screen, password);
+    const auto clients = [&] { return test::read_file(instance.root() / "clients.toml"); };
+
+    auto said =
+        run("tls allow \"CN=portal\xE2\x80\xAE"
+            "gnp.exe,O=Example\" portal",
+            "Nothing changed");
+    EXPECT_NE(said.find("U+202E, a control or invisible format character"), std::string::npos)
+        << said;
+    said = run("tls allow \", O=\" portal", "Nothing changed");
+    EXPECT_NE(said.find("cannot be used: an empty attribute"), std::string::npos) << said;
+    EXPECT_EQ(said.find("routines"), std::string::npos) << said;
+    said = run("tls allow \"CN=portal,XO=Example\" portal", "Nothing changed");
+    EXPECT_NE(said.find("unknown attribute type \"XO\""), std::string::npos) << said;
+    EXPECT_EQ(clients().find("portal"), std::string::npos) << clients();
+
+    // Reversed: asked, and "no" names the usual order.
+    screen->mark();
+    screen->line("tls allow \"O=Example,CN=reversed\" monitor");
+    ASSERT_TRUE(screen->expect("Allow it in this order anyway? [y/N]")) << screen->since_mark();
+    EXPECT_NE(screen->since_mark().find("names O before CN"), std::string::npos)
+        << screen->since_mark();
+    said = run("n", "Nothing changed");
+    EXPECT_NE(said.find("tls allow \"CN=reversed,O=Example\" monitor"), std::string::npos) << said;
+    EXPECT_EQ(clients().find("reversed"), std::string::npos) << clients();
+    screen->line("tls allow \"O=Example,CN=reversed\" monitor");
+    ASSERT_TRUE(screen->expect("Allow it in this order anyway? [y/N]")) << screen->since_mark();
+    EXPECT_NE(run("y", "as monitor.").find("Allowed O=Example,CN=reversed as monitor."),
+              std::string::npos);
+
+    // Attribute names in any case, spaces after the commas: stored as printed.
+    EXPECT_NE(run("tls allow \"cn=lower case, o=Example\" portal", "as portal.")
+                  .find("Allowed CN=lower case,O=Example as portal."),
+              std::string::npos);
+    EXPECT_NE(clients().find("'CN=lower case,O=Example'"), std::string::npos) << clients();
+    EXPECT_NE(run("tls deny \"CN = lower case, O = Example\"", "handshake").find("Denied"),
+              std::string::npos);
+    EXPECT_EQ(clients().find("lower case"), std::string::npos) << clients();
+}
+
+// The request names the attributes so that RFC 2253 prints them as typed:
+// the country first in the certificate, the host's name last, and an escaped
+// comma inside its value.
+TEST_F(Console_Session, CsrSubjectPrintsAsTyped) {
+    log_in(*screen, password);
+    const std::string subject = "CN=otpbox.example.net,O=Example\\, Praxis GmbH,C=DE";
+    screen->mark();
+    screen->line("tls csr \"" + subject + "\"");
+    ASSERT_TRUE(screen->expect("-----END CERTIFICATE REQUEST-----", 30s)) << screen->screen();
+    const auto csr = pem_block(screen->mark(), "CERTIFICATE REQUEST");
+    test::write_file(instance.root() / "request.csr", csr);
+    const auto request =
+        "openssl req -noout -subject -in '" + (instance.root() / "request.csr").string() + "'";
+    EXPECT_EQ(test::run_command(request + " -nameopt RFC2253").output, "subject=" + subject + "\n");
+    EXPECT_EQ(test::run_command(request).output,
+              "subject=C = DE, O = \"Example, Praxis GmbH\", CN = otpbox.example.net\n");
+
+    EXPECT_NE(run("tls csr \"CN=otpbox,C=Germany\"", "Nothing changed")
+                  .find("the value of C cannot be a certificate's"),
+              std::string::npos);
+}
+
+// A setting otpbox.toml changed by hand that the daemon takes only at a
+// start is shown by status, so the technician knows it is not in force.
+TEST_F(Console_Session, StatusNamesSettingsThatNeedARestart) {
+    instance.start_simulator();
+    instance.start_daemon();
+    log_in(*screen, password);
+    EXPECT_EQ(run("status", "Version").find("RESTART"), std::string::npos);
+    instance.replace_in_config("Ihr Anmeldecode: {code}.", "Ihr Code: {code}.");
+    ASSERT_TRUE(test::wait_until(
+        [&] {
+            return test::read_file(instance.daemon_log()).find("event=restart_needed") !=
+                   std::string::npos;
+        },
+        10s))
+        << test::read_file(instance.daemon_log());
+    std::string shown;
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+            shown = run("status", "Version");
+            return shown.find("RESTART") != std::string::npos;
+        },
+        10s, 500ms))
+        << shown;
+    EXPECT_NE(shown.find("needed for sms.template"), std::string::npos) << shown;
+}
+
 TEST_F(Console_Session, IdleSessionsAreLoggedOut) {
     log_in(*screen, password);
     ASSERT_TRUE(screen->expect("Idle for too long.", 20s)) << screen->since_mark();

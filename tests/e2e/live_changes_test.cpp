@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <thread>
 
 #include "dev_instance.hpp"
 #include "otpbox/firmware/clients_file.hpp"
@@ -13,6 +14,7 @@
 #include "otpbox/firmware/database.hpp"
 #include "otpbox/firmware/secrets.hpp"
 #include "otpbox/firmware/sim_pins.hpp"
+#include "otpbox/firmware/status_file.hpp"
 #include "otpbox/hsm/hsm.hpp"
 #include "otpbox/hsm/key_labels.hpp"
 #include "otpbox/hsm/tls_key.hpp"
@@ -105,7 +107,13 @@ class LiveChanges : public ::testing::Test {
         }
         const auto key = hsm::hsm_private_key(token, label);
         const auto csr = dev.root() / "hsm-key.csr";
-        test::write_file(csr, hsm::make_csr_pem(*key, "CN=localhost"));
+        const std::unique_ptr<X509_NAME, decltype(&X509_NAME_free)> subject(X509_NAME_new(),
+                                                                            &X509_NAME_free);
+        EXPECT_EQ(X509_NAME_add_entry_by_txt(subject.get(), "CN", MBSTRING_UTF8,
+                                             reinterpret_cast<const unsigned char*>("localhost"),
+                                             -1, -1, 0),
+                  1);
+        test::write_file(csr, hsm::make_csr_pem(*key, *subject));
         return sign_server_csr(csr, serial);
     }
 
@@ -318,6 +326,54 @@ TEST_F(LiveChanges, KeysRotatedInTheTokenAreUsedAndOldRecordsStillOpen) {
                       .status,
                   200);
     }
+}
+
+// A setting otpboxd takes only at a start, changed while it serves, is named
+// in one WARN line and in the status file, and is not called a TLS reload;
+// a TLS change made afterwards is reloaded as before.
+TEST_F(LiveChanges, SettingsTakenOnlyAtAStartAreNamedAndNotCalledATlsReload) {
+    use_clients_file();
+    dev.start_simulator();
+    dev.start_daemon();
+    const auto config_file = dev.root() / "otpbox.toml";
+    auto text = test::read_file(config_file);
+    const auto change = [&](const std::string& from, const std::string& to) {
+        const auto at = text.find(from);
+        ASSERT_NE(at, std::string::npos) << from;
+        text.replace(at, from.size(), to);
+    };
+    change("Ihr Anmeldecode: {code}.", "Ihr neuer Code: {code}.");
+    change("port = " + std::to_string(dev.port) + "\n",
+           "port = " + std::to_string(test::free_port()) + "\n");
+    change("challenge_cells = 3\n", "challenge_cells = 4\n");
+    change("[log]\n", "[audit]\nanchor_file = \"audit.anchor\"\n\n[log]\n");
+    replace_file(config_file, text);
+
+    const std::string line =
+        "event=restart_needed keys=\"api.port,sms.template,pincard.challenge_cells,"
+        "audit.anchor_file\"";
+    ASSERT_TRUE(log_shows(line, 10s)) << log();
+    EXPECT_NE(log().find(" warning " + line), std::string::npos) << log();
+    const auto status = firmware::status_file_for(config_file);
+    EXPECT_TRUE(test::wait_until(
+        [&] {
+            return test::read_file(status).find(
+                       R"("restart_needed":["api.port","sms.template",)"
+                       R"("pincard.challenge_cells","audit.anchor_file"])") != std::string::npos;
+        },
+        5s))
+        << test::read_file(status);
+    // Two more polls: still one line, and no TLS reload claimed.
+    std::this_thread::sleep_for(4500ms);
+    EXPECT_EQ(count_in_log("event=restart_needed"), 1) << log();
+    EXPECT_EQ(count_in_log("event=tls_reloaded"), 0) << log();
+    // The API still serves where it started, with the settings it started with.
+    EXPECT_NE(dev.call("GET", "/v1/health").status, 0);
+
+    firmware::write_clients_file(dev.root() / "clients.toml",
+                                 {{"CN=otpbox-backup,O=otpbox development", api::Role::portal}});
+    ASSERT_TRUE(log_shows("event=tls_reloaded clients=3", 10s)) << log();
+    EXPECT_EQ(count_in_log("event=restart_needed"), 1) << log();
 }
 
 }  // namespace

@@ -282,5 +282,72 @@ TEST(Config_Load, AFolderOrADeviceIsNamedForWhatItIs) {
         (dir.path() / "absent.toml").string() + ": cannot be read (No such file or directory)");
 }
 
+// The message of the ConfigError that text makes, "accepted" when it loads.
+std::string refusal(const std::string& text) {
+    TempDir dir;
+    write_file(dir.path() / "otpbox.toml", text);
+    try {
+        (void)load_config(dir.path() / "otpbox.toml");
+    } catch (const ConfigError& error) {
+        return error.what();
+    }
+    return "accepted";
+}
+
+// A challenge must have at least as many answers as a 6-digit SMS code:
+// 10^6, which the default card has exactly.
+TEST(Config_Load, RefusesAPincardChallengeEasierToGuessThanSixDigits) {
+    const auto card = [](const std::string& alphabet, int cell_length, int cells) {
+        return std::string(kMinimal) + "[pincard]\nalphabet = \"" + alphabet +
+               "\"\ncell_length = " + std::to_string(cell_length) +
+               "\nchallenge_cells = " + std::to_string(cells) + "\n";
+    };
+    const auto one_bit = refusal(card("01", 1, 1));
+    for (const auto* key : {"pincard.alphabet", "pincard.cell_length", "pincard.challenge_cells",
+                            "only 2 possible answers"}) {
+        EXPECT_NE(one_bit.find(key), std::string::npos) << key << ": " << one_bit;
+    }
+    EXPECT_NE(refusal(card("0123456789", 1, 5)).find("only 100000 possible"), std::string::npos);
+    EXPECT_NE(refusal(card("0123456789", 2, 2)).find("pincard.challenge_cells"), std::string::npos);
+    EXPECT_EQ(refusal(card("0123456789", 2, 3)), "accepted");
+    EXPECT_EQ(refusal(card("0123456789", 1, 6)), "accepted");
+    EXPECT_EQ(refusal(card("01", 5, 4)), "accepted");  // 2^20
+    EXPECT_NE(refusal(card("01", 4, 4)).find("only 65536 possible"), std::string::npos);
+}
+
+TEST(Config_Load, RefusesPortZero) {
+    std::string text(kMinimal);
+    text.replace(text.find("port = 9443"), 11, "port = 0");
+    EXPECT_NE(refusal(text).find("api.port: must be between 1 and 65535"), std::string::npos)
+        << refusal(text);
+}
+
+// The SMS path takes at most 255 parts: 153 GSM 7-bit characters each, or
+// 67 UCS-2 ones (TS 23.040 9.2.3.24.1). The code's 6 digits count.
+TEST(Config_Load, RefusesAnSmsTemplateThatNeverFitsTheSmsPath) {
+    const auto with_template = [](const std::string& text) {
+        return std::string(kMinimal) + "[sms]\ntemplate = \"" + text + "\"\n";
+    };
+    const std::string gsm_fits = std::string(255 * 153 - 6, 'a') + "{code}";
+    EXPECT_EQ(refusal(with_template(gsm_fits)), "accepted");
+    const auto gsm_over = refusal(with_template("a" + gsm_fits));
+    EXPECT_NE(gsm_over.find("sms.template: is too long"), std::string::npos) << gsm_over;
+
+    std::string cyrillic;  // one character outside GSM 7-bit makes the whole text UCS-2
+    for (int i = 0; i < 255 * 67 - 6; ++i) {
+        cyrillic += "\u0416";
+    }
+    EXPECT_EQ(refusal(with_template(cyrillic + "{code}")), "accepted");
+    EXPECT_NE(refusal(with_template("\u0416" + cyrillic + "{code}")).find("sms.template"),
+              std::string::npos);
+
+    // With 8 digits the same template is two characters longer.
+    const std::string gsm_fits_six = std::string(255 * 153 - 6, 'b') + "{code}";
+    EXPECT_NE(refusal(std::string(kMinimal) + "[sms]\notp_digits = 8\ntemplate = \"" +
+                      gsm_fits_six + "\"\n")
+                  .find("sms.template"),
+              std::string::npos);
+}
+
 }  // namespace
 }  // namespace otpbox::firmware

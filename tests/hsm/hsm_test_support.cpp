@@ -108,4 +108,16 @@ std::vector<std::uint8_t> read_key_id(const HsmConfig& config, std::string_view 
                        });
 }
 
+X509NamePtr name_of(std::initializer_list<std::pair<const char*, const char*>> attributes) {
+    X509NamePtr name(X509_NAME_new());
+    for (const auto& [type, value] : attributes) {
+        if (!name || X509_NAME_add_entry_by_txt(name.get(), type, MBSTRING_UTF8,
+                                                reinterpret_cast<const unsigned char*>(value), -1,
+                                                -1, 0) != 1) {
+            throw std::runtime_error(std::string("cannot make a name with ") + type);
+        }
+    }
+    return name;
+}
+
 }  // namespace otpbox::hsm::testing

@@ -3,7 +3,11 @@
 // Shared by the hsm tests: an HsmConfig for a per-test SoftHSM2 token, and
 // raw PKCS#11 access to that token for checks the public API must not offer.
 
+#include <openssl/x509.h>
+
 #include <cstdint>
+#include <initializer_list>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -36,5 +40,15 @@ inline constexpr unsigned long kAnyClass = ~0UL;
 // CKA_ID of the object of that label and class.
 [[nodiscard]] std::vector<std::uint8_t> read_key_id(const HsmConfig& config, std::string_view label,
                                                     unsigned long object_class);
+
+struct X509NameFree {
+    void operator()(X509_NAME* name) const noexcept { X509_NAME_free(name); }
+};
+using X509NamePtr = std::unique_ptr<X509_NAME, X509NameFree>;
+
+// A certificate subject of those attributes in the order given, which is the
+// order of the name's sequence (the broadest first, {{"O", ...}, {"CN", ...}}).
+[[nodiscard]] X509NamePtr name_of(
+    std::initializer_list<std::pair<const char*, const char*>> attributes);
 
 }  // namespace otpbox::hsm::testing

@@ -438,20 +438,20 @@ TEST_F(HsmRecovery, Stalled_TlsSignatureFailsAtItsDeadline) {
     const auto key = hsm_private_key(hsm, "tls-v1", std::chrono::milliseconds(300));
     set_fault("stall 1500");
     const auto started = std::chrono::steady_clock::now();
-    EXPECT_ANY_THROW((void)make_csr_pem(*key, "CN=otpbox.test"));
+    EXPECT_ANY_THROW((void)make_csr_pem(*key, *testing::name_of({{"CN", "otpbox.test"}})));
     EXPECT_LT(std::chrono::steady_clock::now() - started, std::chrono::milliseconds(1200));
 
     // Right after the overrun, handshakes fail at once for a second instead
     // of each waiting out the deadline; then signing works again.
     const auto refused_at = std::chrono::steady_clock::now();
-    EXPECT_ANY_THROW((void)make_csr_pem(*key, "CN=otpbox.test"));
+    EXPECT_ANY_THROW((void)make_csr_pem(*key, *testing::name_of({{"CN", "otpbox.test"}})));
     EXPECT_LT(std::chrono::steady_clock::now() - refused_at, std::chrono::milliseconds(250));
     set_fault("pass");
     EXPECT_TRUE(otpbox::test::wait_until(
         [&] {
             try {
-                return make_csr_pem(*key, "CN=otpbox.test").find("BEGIN CERTIFICATE REQUEST") !=
-                       std::string::npos;
+                return make_csr_pem(*key, *testing::name_of({{"CN", "otpbox.test"}}))
+                           .find("BEGIN CERTIFICATE REQUEST") != std::string::npos;
             } catch (const HsmError&) {
                 return false;
             }

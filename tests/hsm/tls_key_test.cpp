@@ -92,7 +92,9 @@ TEST_F(TlsKey, EcPair_SharesIdAndStaysInside) {
 TEST_F(TlsKey, Csr_SignedThroughHsmVerifies) {
     m_hsm->generate_key_pair(m_label, KeyKind::ec_p256);
     const auto key = hsm_private_key(m_hsm, m_label);
-    const auto pem = make_csr_pem(*key, "CN=otpbox.test,O=otpbox development");
+    // The request names the subject exactly as given, in the name's order.
+    const auto pem =
+        make_csr_pem(*key, *testing::name_of({{"O", "otpbox development"}, {"CN", "otpbox.test"}}));
     ASSERT_NE(pem.find("BEGIN CERTIFICATE REQUEST"), std::string::npos);
 
     const auto request = parse_csr(pem);
@@ -104,13 +106,13 @@ TEST_F(TlsKey, Csr_SignedThroughHsmVerifies) {
 
     char subject[256] = {};
     X509_NAME_oneline(X509_REQ_get_subject_name(request.get()), subject, sizeof(subject));
-    EXPECT_STREQ(subject, "/CN=otpbox.test/O=otpbox development");
+    EXPECT_STREQ(subject, "/O=otpbox development/CN=otpbox.test");
 }
 
 TEST_F(TlsKey, Csr_TamperedDoesNotVerify) {
     m_hsm->generate_key_pair(m_label, KeyKind::ec_p256);
     const auto key = hsm_private_key(m_hsm, m_label);
-    const auto request = parse_csr(make_csr_pem(*key, "CN=otpbox.test"));
+    const auto request = parse_csr(make_csr_pem(*key, *testing::name_of({{"CN", "otpbox.test"}})));
     ASSERT_TRUE(request);
     // Another subject under the same signature.
     X509_NAME* other = X509_NAME_new();

@@ -106,6 +106,16 @@ void Console::status(std::span<const std::string>) {
                 say(wrapped("  missing", text_of(&part)));
             }
         }
+        // Settings changed in the file that the daemon takes only at a start.
+        const auto* restart = daemon->body.if_contains("restart_needed");
+        if (restart != nullptr && restart->is_array() && !restart->as_array().empty()) {
+            std::string keys;
+            for (const auto& key : restart->as_array()) {
+                keys += (keys.empty() ? "" : ", ") + text_of(&key);
+            }
+            say(wrapped("  RESTART", "needed for " + keys +
+                                         " (changed since it started; not applied until then)"));
+        }
     }
     // The HSM as the daemon last saw it, when that was not well.
     if (daemon) {

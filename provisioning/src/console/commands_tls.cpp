@@ -7,6 +7,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <functional>
+#include <optional>
 #include <vector>
 
 #include "console/console.hpp"
@@ -68,11 +70,30 @@ std::string_view role_name(api::Role role) {
     return role == api::Role::portal ? "portal" : "monitor";
 }
 
+// The subject read as certificates have it, or nullopt after saying why it
+// cannot be one.
+std::optional<detail::X509NamePtr> read_subject(const std::string& subject,
+                                                const std::function<void(std::string_view)>& say) {
+    try {
+        return detail::parse_subject(subject);
+    } catch (const PkiError& error) {
+        say(std::string("That subject cannot be used: ") + error.what() +
+            ".\nWrite it as certificates print it, most specific first, e.g.\n"
+            "  CN=portal.example.net,O=Example GmbH,C=DE\n"
+            "(openssl x509 -noout -subject -nameopt RFC2253). Nothing changed.\n");
+        return std::nullopt;
+    }
+}
+
 }  // namespace
 
 void Console::tls_csr(std::span<const std::string> arguments) {
-    const std::string subject = arguments.empty() ? std::string(kDefaultCsrSubject) : arguments[0];
-    (void)detail::parse_subject(subject);
+    // An unquoted subject with spaces arrives as several words.
+    const std::string subject =
+        arguments.empty() ? std::string(kDefaultCsrSubject) : join_words(arguments);
+    if (!read_subject(subject, [this](std::string_view text) { say(text); })) {
+        return;
+    }
     const auto label = m_appliance.tls_key_label();
     auto hsm = m_appliance.shared_hsm();
     const auto made = make_tls_key(*hsm, label);
@@ -158,18 +179,35 @@ void Console::tls_allow(std::span<const std::string> arguments) {
         return;
     }
     // An unquoted subject with spaces arrives as several words: all but the last.
-    const auto subject = join_words(arguments.first(arguments.size() - 1));
+    const auto typed = join_words(arguments.first(arguments.size() - 1));
     const auto role = parse_role(arguments.back());
     if (!role) {
         say("The role is portal or monitor; nothing changed.\n");
         return;
     }
     constexpr std::size_t kMaxSubject = 256;
-    if (subject.size() > kMaxSubject) {
+    if (typed.size() > kMaxSubject) {
         say("A subject of more than 256 characters is no client's; nothing changed.\n");
         return;
     }
-    (void)detail::parse_subject(subject);
+    const auto name = read_subject(typed, [this](std::string_view text) { say(text); });
+    if (!name) {
+        return;
+    }
+    // otpboxd compares this form with the client certificate's subject.
+    const auto subject = detail::name_rfc2253(name->get());
+    if (const auto reversed = detail::reversed_order(name->get())) {
+        say("This subject names " + *reversed +
+            ".\nCertificates print the most specific attribute first (CN=...,OU=...,O=...,\n"
+            "L=...,ST=...,C=...), so it matches only a certificate whose subject was\n"
+            "made in the reverse of the usual order.\n");
+        if (!confirm("Allow it in this order anyway?")) {
+            say("Nothing changed. In the usual order:\n  tls allow \"" +
+                detail::reversed_subject(name->get()) + "\" " + std::string(role_name(*role)) +
+                "\n");
+            return;
+        }
+    }
     const auto& api = m_appliance.config().api;
     if (api.clients_file.empty()) {
         say("api.clients_file is not set in the configuration; nothing changed.\n");
@@ -197,6 +235,10 @@ void Console::tls_allow(std::span<const std::string> arguments) {
     clients.push_back({subject, *role});
     firmware::write_clients_file(api.clients_file, clients);
     say("Allowed " + subject + " as " + std::string(role_name(*role)) + ".\n");
+    if (subject != typed) {
+        say("That is the subject as certificates print it (bytes above 0x7f as \\XX):\n"
+            "the form otpboxd compares.\n");
+    }
     m_appliance.record("tls.allow", subject, role_name(*role));
 }
 
@@ -205,16 +247,25 @@ void Console::tls_deny(std::span<const std::string> arguments) {
         say("Usage: tls deny SUBJECT\n");
         return;
     }
-    const auto subject = join_words(arguments);
+    const auto typed = join_words(arguments);
+    // As tls allow stores it; an entry written otherwise (by hand, or by an
+    // older console) goes by what was typed.
+    std::string subject = typed;
+    try {
+        subject = detail::canonical_subject(typed);
+    } catch (const PkiError&) {
+    }
     const auto& api = m_appliance.config().api;
     auto clients = api.clients_file.empty() ? std::vector<api::AllowedClient>{}
                                             : firmware::read_clients_file(api.clients_file);
-    const auto removed =
-        std::erase_if(clients, [&](const auto& client) { return client.subject == subject; });
+    const auto removed = std::erase_if(clients, [&](const auto& client) {
+        return client.subject == subject || client.subject == typed;
+    });
     if (removed == 0) {
         const bool in_config =
-            std::any_of(api.clients.begin(), api.clients.end(),
-                        [&](const auto& client) { return client.subject == subject; });
+            std::any_of(api.clients.begin(), api.clients.end(), [&](const auto& client) {
+                return client.subject == subject || client.subject == typed;
+            });
         say(in_config ? "That subject is listed in " + m_appliance.config_file().string() +
                             " itself;\nremove it there. Nothing changed.\n"
                       : "That subject is not allowed anyway; nothing changed.\n");

@@ -174,7 +174,8 @@ TEST_F(OpencryptokiSoftToken, EcP256_CsrVerifiesWhenOffered) {
     }
     const auto label = keys::versioned(keys::kTls, 1);
     m_hsm->generate_key_pair(label, KeyKind::ec_p256);
-    const auto pem = make_csr_pem(*hsm_private_key(m_hsm, label), "CN=otpbox.test");
+    const auto pem =
+        make_csr_pem(*hsm_private_key(m_hsm, label), *testing::name_of({{"CN", "otpbox.test"}}));
     BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
     X509_REQ* request = PEM_read_bio_X509_REQ(bio, nullptr, nullptr, nullptr);
     BIO_free(bio);

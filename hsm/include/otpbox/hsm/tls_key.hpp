@@ -5,6 +5,7 @@
 // signed by it. The private key never leaves the token.
 
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 
 #include <chrono>
 #include <memory>
@@ -30,8 +31,9 @@ using EvpPkeyPtr = std::unique_ptr<EVP_PKEY, EvpPkeyFree>;
     std::shared_ptr<Hsm> hsm, std::string_view label,
     std::chrono::milliseconds deadline = std::chrono::milliseconds(5000));
 
-// A certificate signing request in PEM for subject ("CN=otpbox,O=Example"),
-// signed with SHA-256 by key.
-[[nodiscard]] std::string make_csr_pem(EVP_PKEY& key, std::string_view subject);
+// A certificate signing request in PEM for subject, signed with SHA-256 by
+// key. The subject is made by whoever reads it from a person (provisioning's
+// parse_subject), so that a subject is read one way everywhere.
+[[nodiscard]] std::string make_csr_pem(EVP_PKEY& key, const X509_NAME& subject);
 
 }  // namespace otpbox::hsm

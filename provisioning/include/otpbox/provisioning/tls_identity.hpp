@@ -18,7 +18,10 @@ namespace otpbox::provisioning {
 // Makes the pair of that label unless the token has it.
 [[nodiscard]] StepResult make_tls_key(hsm::Hsm& hsm, std::string_view label);
 
-// A PEM request for subject ("CN=otpbox"), signed with the token's key.
+// A PEM request for subject in RFC 2253 form ("CN=otpbox.example.net,O=Example
+// GmbH,C=DE": the request names the attributes so that they print in that
+// order), signed with the token's key. Throws PkiError for a subject that
+// cannot be a certificate's, before the HSM is asked.
 [[nodiscard]] std::string make_tls_csr(std::shared_ptr<hsm::Hsm> hsm, std::string_view label,
                                        std::string_view subject);
 
