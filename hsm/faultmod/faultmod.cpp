@@ -10,6 +10,9 @@
 //   removed_after MS      every wrapped call sleeps MS milliseconds, then answers
 //                         CKR_DEVICE_REMOVED (a token lost while a call was in it)
 //   pin_incorrect         C_Login answers CKR_PIN_INCORRECT (other calls forward)
+//   twin_generate         C_GenerateKey makes a second key of the same template
+//                         after the one it returns, as another process making the
+//                         same key at the same moment would
 //
 // C_Login and C_CloseSession take part in none of these but pin_incorrect.
 // Words for them may also follow any command on its line:
@@ -200,6 +203,19 @@ CK_RV wrapped_login(CK_SESSION_HANDLE session, CK_USER_TYPE user, CK_UTF8CHAR_PT
     return g_target->C_Login(session, user, pin, length);
 }
 
+CK_RV wrapped_generate_key(CK_SESSION_HANDLE session, CK_MECHANISM_PTR mechanism,
+                           CK_ATTRIBUTE_PTR attributes, CK_ULONG count, CK_OBJECT_HANDLE_PTR key) {
+    const CK_RV rv = g_target->C_GenerateKey(session, mechanism, attributes, count, key);
+    std::istringstream words(read_command());
+    std::string mode;
+    words >> mode;
+    if (rv == CKR_OK && mode == "twin_generate") {
+        CK_OBJECT_HANDLE twin = CK_INVALID_HANDLE;
+        (void)g_target->C_GenerateKey(session, mechanism, attributes, count, &twin);
+    }
+    return rv;
+}
+
 bool load_target() {
     const char* path = std::getenv("OTPBOX_FAULTMOD_TARGET");
     void* handle = ::dlopen(path != nullptr ? path : kDefaultTarget, RTLD_NOW | RTLD_LOCAL);
@@ -221,6 +237,7 @@ bool load_target() {
     g_wrapped.C_DecryptInit = wrapped_decrypt_init;
     g_wrapped.C_FindObjectsInit = wrapped_find_objects_init;
     g_wrapped.C_Login = wrapped_login;
+    g_wrapped.C_GenerateKey = wrapped_generate_key;
     return true;
 }
 

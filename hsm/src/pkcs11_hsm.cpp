@@ -1,6 +1,9 @@
 #include <openssl/crypto.h>
 
+#include <algorithm>
+#include <array>
 #include <functional>
+#include <optional>
 
 #include "certificate_fields.hpp"
 #include "key_info.hpp"
@@ -58,6 +61,51 @@ struct GcmJob {
 // CKR_GENERAL_ERROR or CKR_FUNCTION_FAILED from SoftHSM2 2.6.
 bool is_tag_failure(CK_RV rv) {
     return rv == CKR_ENCRYPTED_DATA_INVALID || rv == CKR_GENERAL_ERROR || rv == CKR_FUNCTION_FAILED;
+}
+
+// More than one object of a label and class is never picked from: which one
+// a lookup finds first is up to the module, so two processes could use two
+// different keys under one name.
+constexpr CK_ULONG kMaxLabelled = 8;
+
+// The objects of that label (and class, when given), up to kMaxLabelled.
+CK_RV find_labelled(CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session, std::string& label,
+                    std::optional<CK_OBJECT_CLASS> wanted, std::vector<CK_OBJECT_HANDLE>& found) {
+    CK_OBJECT_CLASS object_class = wanted.value_or(0);
+    CK_ATTRIBUTE query[] = {{CKA_LABEL, label.data(), label.size()},
+                            {CKA_CLASS, &object_class, sizeof object_class}};
+    CK_RV rv = fn.C_FindObjectsInit(session, query, wanted ? 2 : 1);
+    if (rv != CKR_OK) {
+        return rv;
+    }
+    found.resize(kMaxLabelled);
+    CK_ULONG count = 0;
+    rv = fn.C_FindObjects(session, found.data(), found.size(), &count);
+    fn.C_FindObjectsFinal(session);
+    found.resize(rv == CKR_OK ? count : 0);
+    return rv;
+}
+
+// Whether two of the objects are of one class (a key pair's halves and its
+// certificate share a label, but each has a class of its own).
+CK_RV share_a_class(CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session,
+                    const std::vector<CK_OBJECT_HANDLE>& objects, bool& shared) {
+    std::vector<CK_OBJECT_CLASS> classes(objects.size());
+    for (std::size_t i = 0; i < objects.size(); ++i) {
+        CK_ATTRIBUTE read{CKA_CLASS, &classes[i], sizeof(CK_OBJECT_CLASS)};
+        const CK_RV rv = fn.C_GetAttributeValue(session, objects[i], &read, 1);
+        if (rv != CKR_OK) {
+            return rv;
+        }
+    }
+    std::sort(classes.begin(), classes.end());
+    shared = std::adjacent_find(classes.begin(), classes.end()) != classes.end();
+    return CKR_OK;
+}
+
+std::string more_than_one(std::string_view label) {
+    return "more than one object in the token is labelled " + std::string(label) +
+           "; none of them is used until all but one are removed";
 }
 
 class Pkcs11Hsm final : public Hsm {
@@ -118,13 +166,14 @@ class Pkcs11Hsm final : public Hsm {
         }
         refuse_existing(label);
         auto key = std::make_shared<SecretTemplate>(label, kind, random_bytes(kKeyIdBytes));
-        run("C_GenerateKey", [key](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+        auto made = std::make_shared<CK_OBJECT_HANDLE>(CK_INVALID_HANDLE);
+        run("C_GenerateKey", [key, made](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
             auto attributes = key->for_generate();
             CK_MECHANISM mechanism{key->generate_mechanism(), nullptr, 0};
-            CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
             return fn.C_GenerateKey(session, &mechanism, attributes.data(), attributes.size(),
-                                    &handle);
+                                    made.get());
         });
+        keep_only_if_alone(label, CKO_SECRET_KEY, {*made});
     }
 
     void import_secret_key(std::string_view label, KeyKind kind,
@@ -189,6 +238,44 @@ class Pkcs11Hsm final : public Hsm {
         }
     }
 
+    // The check before making a key is no lock: another process may have
+    // made one of the same label meanwhile. Then the objects just made are
+    // destroyed again and the caller told, so that one label never names
+    // two keys (both makers may end up failing; trying again then works).
+    void keep_only_if_alone(std::string_view label, CK_OBJECT_CLASS object_class,
+                            std::vector<CK_OBJECT_HANDLE> made) {
+        struct Check {
+            std::string label;
+            std::vector<CK_OBJECT_HANDLE> made;
+            bool alone = true;
+        };
+        auto check = std::make_shared<Check>();
+        check->label = std::string(label);
+        check->made = std::move(made);
+        run("checking the new key's label",
+            [check, object_class](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+                std::vector<CK_OBJECT_HANDLE> found;
+                const CK_RV rv = find_labelled(fn, session, check->label, object_class, found);
+                check->alone = rv != CKR_OK || found.size() <= 1;
+                return rv;
+            });
+        if (check->alone) {
+            return;
+        }
+        run("C_DestroyObject", [check](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+            for (const auto object : check->made) {
+                if (const CK_RV rv = fn.C_DestroyObject(session, object);
+                    rv != CKR_OK && rv != CKR_OBJECT_HANDLE_INVALID) {
+                    return rv;
+                }
+            }
+            return static_cast<CK_RV>(CKR_OK);
+        });
+        throw HsmError(Fault::data, "another key labelled " + check->label +
+                                        " was made at the same time; the one made here was "
+                                        "destroyed again, nothing changed");
+    }
+
     // One call on a pooled session, watched against the call timeout. A call
     // that overran gives a stalled error even when it returned well: its
     // caller may have been answered 503 meanwhile.
@@ -244,32 +331,40 @@ class Pkcs11Hsm final : public Hsm {
         if (auto cached = m_pool.cached_key(label, cache_class)) {
             return cached;
         }
-        auto name = std::make_shared<std::string>(label);
-        auto object_class = std::make_shared<CK_OBJECT_CLASS>(wanted.value_or(0));
-        auto found = std::make_shared<std::optional<CK_OBJECT_HANDLE>>();
+        struct Lookup {
+            std::string label;
+            std::optional<CK_OBJECT_CLASS> wanted;
+            std::optional<CK_OBJECT_HANDLE> found;
+            bool ambiguous = false;
+        };
+        auto lookup = std::make_shared<Lookup>();
+        lookup->label = std::string(label);
+        lookup->wanted = wanted;
         const auto generation = m_pool.generation();
-        const CK_ULONG terms = wanted ? 2 : 1;
-        run("finding a key",
-            [name, found, object_class, terms](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
-                CK_ATTRIBUTE query[] = {{CKA_LABEL, name->data(), name->size()},
-                                        {CKA_CLASS, object_class.get(), sizeof(CK_OBJECT_CLASS)}};
-                CK_RV rv = fn.C_FindObjectsInit(session, query, terms);
-                if (rv != CKR_OK) {
-                    return rv;
-                }
-                CK_OBJECT_HANDLE handle = CK_INVALID_HANDLE;
-                CK_ULONG count = 0;
-                rv = fn.C_FindObjects(session, &handle, 1, &count);
-                fn.C_FindObjectsFinal(session);
-                if (rv == CKR_OK && count == 1) {
-                    *found = handle;
-                }
+        run("finding a key", [lookup](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+            std::vector<CK_OBJECT_HANDLE> objects;
+            CK_RV rv = find_labelled(fn, session, lookup->label, lookup->wanted, objects);
+            if (rv != CKR_OK || objects.empty()) {
                 return rv;
-            });
-        if (*found) {
-            m_pool.cache_key(label, cache_class, **found, generation);
+            }
+            bool shared = false;
+            if (objects.size() > 1) {
+                rv = lookup->wanted ? CKR_OK : share_a_class(fn, session, objects, shared);
+                shared = shared || lookup->wanted.has_value();
+            }
+            lookup->ambiguous = shared;
+            if (!shared) {
+                lookup->found = objects.front();
+            }
+            return rv;
+        });
+        if (lookup->ambiguous) {
+            throw HsmError(Fault::data, more_than_one(label));
         }
-        return *found;
+        if (lookup->found) {
+            m_pool.cache_key(label, cache_class, *lookup->found, generation);
+        }
+        return lookup->found;
     }
 
     void with_key(std::string_view label, std::string_view what, const KeyCall& call,
@@ -370,16 +465,17 @@ std::optional<SecureBytes> Pkcs11Hsm::aes_gcm_decrypt(
 void Pkcs11Hsm::generate_key_pair(std::string_view label, KeyKind kind) {
     refuse_existing(label);
     auto pair = std::make_shared<PairTemplate>(label, kind, random_bytes(kKeyIdBytes));
-    run("C_GenerateKeyPair", [pair](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
+    auto made = std::make_shared<std::array<CK_OBJECT_HANDLE, 2>>();
+    made->fill(CK_INVALID_HANDLE);
+    run("C_GenerateKeyPair", [pair, made](CK_FUNCTION_LIST& fn, CK_SESSION_HANDLE session) {
         auto public_attributes = pair->public_attributes();
         auto private_attributes = pair->private_attributes();
         CK_MECHANISM mechanism{pair->mechanism(), nullptr, 0};
-        CK_OBJECT_HANDLE public_key = CK_INVALID_HANDLE;
-        CK_OBJECT_HANDLE private_key = CK_INVALID_HANDLE;
         return fn.C_GenerateKeyPair(session, &mechanism, public_attributes.data(),
                                     public_attributes.size(), private_attributes.data(),
-                                    private_attributes.size(), &public_key, &private_key);
+                                    private_attributes.size(), &(*made)[0], &(*made)[1]);
     });
+    keep_only_if_alone(label, CKO_PRIVATE_KEY, {(*made)[0], (*made)[1]});
 }
 
 // Certificate objects of a label, at most a few (one after a replacement).

@@ -11,6 +11,7 @@
 
 #include "console/appliance.hpp"
 #include "console/console.hpp"
+#include "console/run_lock.hpp"
 #include "console/serial_line.hpp"
 #include "console/terminal.hpp"
 
@@ -57,6 +58,8 @@ int main(int argc, char** argv) {
     spdlog::set_pattern("%Y-%m-%dT%H:%M:%S%z %l %v");
     handle_signals();
     try {
+        // Held until the console ends: a second one says so and exits.
+        const con::RunLock lock(fs::absolute(config_file));
         con::Appliance appliance(fs::absolute(config_file));
         auto line = device.empty() ? con::SerialLine::open_pty(fs::absolute(pty_link))
                                    : con::SerialLine::open_device(device, baud);
@@ -66,6 +69,9 @@ int main(int argc, char** argv) {
                      device.empty() ? pty_link.string() : device.string());
         console.run();
         spdlog::info("event=console_stopped");
+    } catch (const con::AnotherConsole& error) {
+        std::cerr << "otpbox-console: " << error.what() << "\n";
+        return 3;
     } catch (const std::exception& error) {
         std::cerr << "otpbox-console: " << error.what() << "\n";
         return 1;

@@ -97,6 +97,7 @@ class ConsoleScreen {
     [[nodiscard]] std::string since_mark() const { return m_screen.substr(m_mark); }
     [[nodiscard]] const std::string& screen() const { return m_screen; }
     [[nodiscard]] bool running() { return m_process->running(); }
+    [[nodiscard]] int pid() const { return m_process->pid(); }
 
   private:
     void pump(std::chrono::milliseconds wait) {

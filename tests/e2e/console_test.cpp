@@ -188,6 +188,49 @@ TEST(Console_FirstBoot, TakesAFactoryFreshApplianceToServingThePortal) {
         10s));
 }
 
+// Ctrl-C at "The same again:" ends the whole dialog: it is no mismatch
+// that asks again, so what is typed next goes to the prompt it is meant for.
+TEST(Console_FirstBoot, CtrlCAtAConfirmationCancelsTheWholeDialog) {
+    DevInstance instance(DevInstance::kNotStarted);
+    provision(instance, true);
+    ConsoleScreen screen(instance.root() / "otpbox.toml", instance.root() / "console.tty");
+    const auto cancelled_at_confirmation = [&](std::string_view prompt, std::string_view text) {
+        answer(screen, prompt, text);
+        ASSERT_TRUE(screen.expect("The same again: ")) << screen.since_mark();
+        screen.mark();
+        screen.type("\x03");
+        ASSERT_TRUE(screen.expect("Cancelled; nothing changed.")) << screen.since_mark();
+        EXPECT_EQ(screen.since_mark().find("differ"), std::string::npos) << screen.since_mark();
+    };
+
+    ASSERT_TRUE(screen.expect("factory-fresh")) << screen.screen();
+    cancelled_at_confirmation("New console password: ", kPassword);
+    ASSERT_TRUE(screen.expect("factory-fresh")) << screen.since_mark();
+    EXPECT_FALSE(fs::exists(instance.root() / "console.passwd"));
+    answer(screen, "New console password: ", kPassword);
+    answer(screen, "The same again: ", kPassword);
+    answer(screen, "Initialise it now? [y/N]", "y");
+    // Longer than the token takes: said at once, with the lengths it takes.
+    answer(screen, "New SO PIN: ", std::string(300, '7'));
+    ASSERT_TRUE(screen.expect("must be 6 to 255 digits")) << screen.since_mark();
+    answer(screen, "New SO PIN: ", "123456");
+    answer(screen, "The same again: ", "123456");
+    cancelled_at_confirmation("New user PIN: ", "654321");
+    ASSERT_TRUE(screen.expect("Log in to go on")) << screen.since_mark();
+    EXPECT_FALSE(fs::exists(instance.root() / "hsm/user.pin"));
+
+    log_in(screen, kPassword);
+    screen.line("hsm init");
+    answer(screen, "New SO PIN: ", "123456");
+    answer(screen, "The same again: ", "123456");
+    answer(screen, "New user PIN: ", "654321");
+    answer(screen, "The same again: ", "654321");
+    ASSERT_TRUE(screen.expect("The HSM is ready.", 60s)) << screen.since_mark();
+    EXPECT_EQ(test::read_file(instance.root() / "hsm/user.pin"), "654321\n");
+    EXPECT_EQ(screen.screen().find("654321"), std::string::npos) << screen.screen();
+    EXPECT_EQ(screen.screen().find("Unknown command"), std::string::npos) << screen.screen();
+}
+
 class Console_Session : public ::testing::Test {
   protected:
     void SetUp() override {
@@ -393,6 +436,98 @@ TEST_F(Console_Session, APinTypedAheadAfterTheLastTryIsDropped) {
     const auto after = run("help logout", "logout");
     EXPECT_EQ(screen->screen().find("4711"), std::string::npos) << screen->screen();
     EXPECT_EQ(after.find("Unknown command"), std::string::npos) << after;
+}
+
+// Ctrl-C, Ctrl-D and the idle timeout at "The same again:" end the dialog
+// as they end any question; nothing is asked again.
+TEST_F(Console_Session, EveryWayOutOfAConfirmationCancelsTheDialog) {
+    log_in(*screen, password);
+    const auto left_at_confirmation = [&](std::string_view keys, std::string_view said) {
+        screen->mark();
+        screen->line("modem pin modem0");
+        answer(*screen, "New SIM PIN: ", "2468");
+        ASSERT_TRUE(screen->expect("The same again: ")) << screen->since_mark();
+        screen->mark();
+        screen->type(keys);
+        ASSERT_TRUE(screen->expect(said, 20s)) << screen->since_mark();
+        ASSERT_TRUE(screen->expect("Cancelled; nothing changed.")) << screen->since_mark();
+        EXPECT_EQ(screen->since_mark().find("differ"), std::string::npos) << screen->since_mark();
+        EXPECT_EQ(screen->since_mark().find("New SIM PIN"), std::string::npos)
+            << screen->since_mark();
+    };
+    left_at_confirmation("\x03", "^C");
+    // What is typed next is a command again.
+    EXPECT_NE(run("help logout", "end the session").find("logout"), std::string::npos);
+    left_at_confirmation("\x04", "Logged out.");
+    log_in(*screen, password);
+    left_at_confirmation("", "Idle for too long.");
+    ASSERT_TRUE(screen->expect("Logged out.")) << screen->since_mark();
+    log_in(*screen, password);
+    // A yes/no question: Ctrl-C is a no.
+    screen->line("hsm rotate card-kdk");
+    ASSERT_TRUE(screen->expect("[y/N]")) << screen->since_mark();
+    screen->mark();
+    screen->type("\x03");
+    ASSERT_TRUE(screen->expect("Nothing changed.")) << screen->since_mark();
+    EXPECT_EQ(run("hsm keys", "otpbox-otp-mac").find("otpbox-card-kdk-v2"), std::string::npos);
+    EXPECT_EQ(screen->screen().find("2468"), std::string::npos) << "SIM PIN echoed";
+}
+
+// A second console on the same appliance says that one runs, and ends; the
+// first goes on, and once it ends another can start.
+TEST_F(Console_Session, OnlyOneConsoleRunsAtATime) {
+    log_in(*screen, password);
+    test::ChildProcess second({test::program_path("otpbox-console").string(), "--config",
+                               (instance.root() / "otpbox.toml").string(), "--pty-link",
+                               (instance.root() / "second.tty").string()},
+                              {}, instance.root() / "second.log");
+    ASSERT_TRUE(test::wait_until([&] { return !second.running(); }, 10s))
+        << "a second console runs beside the first";
+    EXPECT_EQ(second.stop(), 3);
+    const auto said = test::read_file(instance.root() / "second.log");
+    EXPECT_NE(said.find("another otpbox-console is running"), std::string::npos) << said;
+    EXPECT_NE(said.find("(pid " + std::to_string(screen->pid()) + ")"), std::string::npos) << said;
+    EXPECT_FALSE(fs::exists(instance.root() / "second.tty"));
+    EXPECT_NE(run("status", "Version").find("HSM token"), std::string::npos);
+
+    screen.reset();
+    fs::remove(instance.root() / "console.tty");
+    screen = std::make_unique<ConsoleScreen>(instance.root() / "otpbox.toml",
+                                             instance.root() / "console.tty");
+    log_in(*screen, password);
+}
+
+// A typo added to otpbox.toml while logged in: help, status and logout still
+// work and say what is wrong; other commands wait for the fix.
+TEST_F(Console_Session, ABrokenConfigurationLeavesHelpStatusAndLogout) {
+    log_in(*screen, password);
+    const auto config_file = instance.root() / "otpbox.toml";
+    const auto good = test::read_file(config_file);
+    ASSERT_NE(good.find("[hsm]\n"), std::string::npos) << good;
+    test::write_file(
+        config_file,
+        std::regex_replace(good, std::regex("\\[hsm\\]\n"), "[hsm]\ncall_timeout_mz = 500\n"),
+        0600);
+
+    const auto help = run("help", "end the session");
+    EXPECT_NE(help.find("The configuration is broken"), std::string::npos) << help;
+    EXPECT_NE(help.find("call_timeout_mz"), std::string::npos) << help;
+    EXPECT_NE(help.find("hsm rotate KEY"), std::string::npos) << help;
+    EXPECT_EQ(help.find("Failed"), std::string::npos) << help;
+    const auto status = run("status", "Version");
+    EXPECT_NE(status.find("BROKEN"), std::string::npos) << status;
+    EXPECT_NE(status.find("HSM token"), std::string::npos) << status;
+    const auto keys = run("hsm keys", "nothing was done");
+    EXPECT_EQ(keys.find("otpbox-otp-mac"), std::string::npos) << keys;
+    screen->line("logout");
+    ASSERT_TRUE(screen->expect("Logged out.")) << screen->since_mark();
+
+    // Until it is fixed, no session starts.
+    ASSERT_TRUE(screen->expect("Fix it and press Enter.")) << screen->since_mark();
+    test::write_file(config_file, good, 0600);
+    screen->mark();
+    screen->line("");
+    log_in(*screen, password);
 }
 
 TEST_F(Console_Session, SurvivesLongLinesGarbageAndBreaks) {

@@ -40,7 +40,7 @@ namespace {
 // module the Hsm has loaded; returns what read returns.
 template <class Read>
 auto with_object(const HsmConfig& config, std::string_view label, unsigned long object_class,
-                 Read read) {
+                 Read read, CK_FLAGS flags = CKF_SERIAL_SESSION) {
     const auto module = Module::load(config.module_path, config.environment);
     auto& api = module->api();
     const auto slot = module->find_token(config.token_label);
@@ -48,8 +48,7 @@ auto with_object(const HsmConfig& config, std::string_view label, unsigned long 
         throw std::runtime_error("test token not found");
     }
     CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-    Module::check(api.C_OpenSession(*slot, CKF_SERIAL_SESSION, nullptr, nullptr, &session),
-                  "C_OpenSession");
+    Module::check(api.C_OpenSession(*slot, flags, nullptr, nullptr, &session), "C_OpenSession");
     std::string name(label);
     CK_OBJECT_CLASS wanted = object_class;
     CK_ATTRIBUTE query[] = {{CKA_LABEL, name.data(), name.size()},
@@ -118,6 +117,52 @@ X509NamePtr name_of(std::initializer_list<std::pair<const char*, const char*>> a
         }
     }
     return name;
+}
+
+void copy_object(const HsmConfig& config, std::string_view label, unsigned long object_class) {
+    const auto rv = with_object(
+        config, label, object_class,
+        [name = std::string(label)](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session,
+                                    CK_OBJECT_HANDLE object) mutable {
+            // SoftHSM2 wants a template, even one that changes nothing.
+            CK_ATTRIBUTE keep[] = {{CKA_LABEL, name.data(), name.size()}};
+            CK_OBJECT_HANDLE copy = CK_INVALID_HANDLE;
+            return api.C_CopyObject(session, object, keep, 1, &copy);
+        },
+        CKF_SERIAL_SESSION | CKF_RW_SESSION);
+    if (rv != CKR_OK) {
+        throw std::runtime_error("C_CopyObject failed: " + std::to_string(rv));
+    }
+}
+
+void create_hmac_key(const HsmConfig& config, std::string_view label) {
+    const auto module = Module::load(config.module_path, config.environment);
+    auto& api = module->api();
+    const auto slot = module->find_token(config.token_label);
+    if (!slot) {
+        throw std::runtime_error("test token not found");
+    }
+    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
+    Module::check(
+        api.C_OpenSession(*slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &session),
+        "C_OpenSession");
+    std::string name(label);
+    std::vector<std::uint8_t> value(32, 0x5a);
+    CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
+    CK_KEY_TYPE key_type = CKK_GENERIC_SECRET;
+    CK_BBOOL yes = CK_TRUE;
+    CK_ATTRIBUTE attributes[] = {{CKA_CLASS, &object_class, sizeof object_class},
+                                 {CKA_KEY_TYPE, &key_type, sizeof key_type},
+                                 {CKA_TOKEN, &yes, sizeof yes},
+                                 {CKA_PRIVATE, &yes, sizeof yes},
+                                 {CKA_SIGN, &yes, sizeof yes},
+                                 {CKA_VERIFY, &yes, sizeof yes},
+                                 {CKA_LABEL, name.data(), name.size()},
+                                 {CKA_VALUE, value.data(), value.size()}};
+    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+    const auto rv = api.C_CreateObject(session, attributes, std::size(attributes), &key);
+    api.C_CloseSession(session);
+    Module::check(rv, "C_CreateObject");
 }
 
 }  // namespace otpbox::hsm::testing

@@ -51,4 +51,12 @@ using X509NamePtr = std::unique_ptr<X509_NAME, X509NameFree>;
 [[nodiscard]] X509NamePtr name_of(
     std::initializer_list<std::pair<const char*, const char*>> attributes);
 
+// A second object of that label and class, copied from the one there is:
+// what two processes making the same key at once leave behind.
+void copy_object(const HsmConfig& config, std::string_view label, unsigned long object_class);
+
+// An HMAC key of that label made beside the Hsm (secret keys the Hsm makes
+// cannot be copied).
+void create_hmac_key(const HsmConfig& config, std::string_view label);
+
 }  // namespace otpbox::hsm::testing

@@ -138,6 +138,35 @@ TEST_F(HsmOperations, GenerateKey_RefusesDuplicateLabel) {
     EXPECT_EQ(m_hsm->list_keys().size(), 1u);
 }
 
+// Two keys under one label are never picked from: which one a lookup finds
+// first is the module's choice, and two processes could choose differently.
+TEST_F(HsmOperations, Lookup_TwoKeysOfOneLabelFailNamingTheLabel) {
+    const auto label = keys::versioned(keys::kCardKdk, 2);
+    m_hsm->generate_secret_key(label, KeyKind::hmac_sha256);
+    testing::create_hmac_key(m_config, label);
+    try {
+        (void)m_hsm->hmac_sha256(label, to_bytes("card"));
+        ADD_FAILURE() << "a key was picked";
+    } catch (const HsmError& error) {
+        EXPECT_NE(std::string(error.what()).find("more than one object"), std::string::npos)
+            << error.what();
+        EXPECT_NE(std::string(error.what()).find(label), std::string::npos) << error.what();
+        EXPECT_EQ(error.fault(), Fault::data);
+    }
+    EXPECT_THROW((void)m_hsm->has_key(label), HsmError);
+}
+
+// A key pair's halves share their label, each with a class of its own.
+TEST_F(HsmOperations, Lookup_AKeyPairsHalvesAreNoTwins) {
+    m_hsm->generate_key_pair("pair", KeyKind::ec_p256);
+    m_hsm->generate_key_pair("other", KeyKind::ec_p256);
+    EXPECT_TRUE(m_hsm->has_key("pair"));
+    EXPECT_FALSE(m_hsm->public_key_der("other").empty());
+    // Two public keys of one label are twins.
+    testing::copy_object(m_config, "pair", CKO_PUBLIC_KEY);
+    EXPECT_THROW((void)m_hsm->public_key_der("pair"), HsmError);
+}
+
 TEST_F(HsmOperations, Hmac_ConcurrentFromFourThreads) {
     const auto label = keys::versioned(keys::kAuditMac, 1);
     m_hsm->generate_secret_key(label, KeyKind::hmac_sha256);

@@ -1,6 +1,7 @@
 #include <dlfcn.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -95,6 +96,27 @@ class HsmRecovery : public ::testing::Test {
     std::filesystem::path m_control = m_dir.path() / "fault";
     HsmConfig m_config;
 };
+
+// Another process made a key of the same label between the check and the
+// generation: the key made here is destroyed again and the caller told.
+TEST_F(HsmRecovery, KeyMadeTwiceAtOnce_TheNewOneIsDestroyed) {
+    auto hsm = Hsm::open(m_config);
+    set_fault("twin_generate");
+    const std::string label = "otpbox-card-kdk-v2";
+    try {
+        hsm->generate_secret_key(label, KeyKind::hmac_sha256);
+        ADD_FAILURE() << "a second key of the label was kept";
+    } catch (const HsmError& error) {
+        EXPECT_NE(std::string(error.what()).find(label), std::string::npos) << error.what();
+        EXPECT_EQ(error.fault(), Fault::data);
+    }
+    set_fault("pass");
+    const auto keys = hsm->list_keys();
+    EXPECT_EQ(std::count_if(keys.begin(), keys.end(),
+                            [&](const KeyInfo& key) { return key.label == label; }),
+              1);
+    EXPECT_EQ(hsm->hmac_sha256(label, to_bytes("card")).size(), 32u);
+}
 
 TEST_F(HsmRecovery, TokenGone_UnavailableThenBackWithKeys) {
     const auto hsm = Hsm::open(m_config);

@@ -42,6 +42,32 @@ TEST_F(TokenAdmin, InitToken_FreshConfThenLogin) {
     EXPECT_TRUE(hsm->health().ok);
 }
 
+// SoftHSM2 takes PINs of 4 to 255 bytes and answers a longer SO PIN with
+// CKR_PIN_INCORRECT; the lengths are checked first and named instead.
+TEST_F(TokenAdmin, InitToken_APinOfAWrongLengthNamesTheLengths) {
+    const auto lengths = new_token_pin_lengths(m_module);
+    EXPECT_EQ(lengths.min, 4u);
+    EXPECT_EQ(lengths.max, 255u);
+    const auto refused = [&](const std::string& so_pin, const std::string& user_pin,
+                             const std::string& which) {
+        try {
+            init_token(m_module, "otpbox", so_pin, user_pin);
+            ADD_FAILURE() << "initialised with a " << which << " of the wrong length";
+        } catch (const HsmError& error) {
+            const std::string what = error.what();
+            EXPECT_NE(what.find("the " + which + " must be 4 to 255 characters"), std::string::npos)
+                << what;
+            EXPECT_EQ(what.find("CKR_"), std::string::npos) << what;
+        }
+        EXPECT_FALSE(token_exists(m_module, "otpbox"));
+    };
+    refused(std::string(300, '1'), "246810", "SO PIN");
+    refused("87654321", std::string(256, '2'), "user PIN");
+    refused("123", "246810", "SO PIN");
+    init_token(m_module, "otpbox", std::string(255, '1'), "2468");
+    EXPECT_TRUE(token_exists(m_module, "otpbox"));
+}
+
 TEST_F(TokenAdmin, InitToken_SecondTokenGetsItsOwnSlot) {
     init_token(m_module, "first", "87654321", "246810");
     init_token(m_module, "second", "87654321", "246810");

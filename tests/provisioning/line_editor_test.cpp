@@ -111,5 +111,32 @@ TEST(LineEditor_Escape, SequencesAreStillDroppedWhole) {
     EXPECT_EQ(type("a\x1B[Ab\x1BOBc\x1B[1;5Dd\x1Bxe\x1B\x1B[Cf").line, "abcdef");
 }
 
+// A terminal answering a query, or a paste that carries a title, sends
+// string sequences: none of their text lands in the line.
+TEST(LineEditor_Escape, StringSequencesAreDroppedWhole) {
+    EXPECT_EQ(type("ab\x1B]0;title\x07"
+                   "cd")
+                  .line,
+              "abcd");
+    EXPECT_EQ(type("ab\x1B]0;title\x1B\\cd").line, "abcd");
+    EXPECT_EQ(type("a\x1BP1$r0m\x1B\\b\x1BXsos\x1B\\c\x1B^pm\x1B\\d\x1B_apc\x1B\\e").line, "abcde");
+    // A title with UTF-8 in it.
+    EXPECT_EQ(type("a\x1B]2;\xC3\x84rzte\x07"
+                   "b")
+                  .line,
+              "ab");
+    // An ESC in a string that is no terminator begins a new sequence.
+    EXPECT_EQ(type("a\x1B]0;t\x1B[Ab").line, "ab");
+}
+
+TEST(LineEditor_Escape, EnterEndsALineInsideAStringNeverEnded) {
+    LineEditor editor(64);
+    editor.start(false);
+    EXPECT_EQ(feed_all(editor, "status\x1B]0;title\r"), LineEvent::line);
+    EXPECT_EQ(editor.line(), "status");
+    editor.start(false);
+    EXPECT_EQ(feed_all(editor, "x\x1BPq\x03"), LineEvent::cancelled);
+}
+
 }  // namespace
 }  // namespace otpbox::provisioning::console

@@ -8,6 +8,7 @@
 #include "console/console.hpp"
 #include "file_io.hpp"
 #include "otpbox/hsm/key_labels.hpp"
+#include "otpbox/hsm/token_admin.hpp"
 #include "otpbox/provisioning/keys.hpp"
 #include "otpbox/provisioning/token.hpp"
 
@@ -64,11 +65,15 @@ void Console::initialise_token() {
     const auto& config = m_appliance.config().hsm;
     say("Initialising token '" + config.token_label + "' with module\n  " +
         config.module_path.string() + "\nThe SO PIN is not stored: keep it in a safe.\n");
-    auto so_pin = ask_new_secret("SO PIN", kMinPinLength, true);
+    // The token's own lengths are checked at once, before the PIN is asked
+    // a second time.
+    const auto lengths = hsm::new_token_pin_lengths(m_appliance.module());
+    const auto min_length = std::max(kMinPinLength, lengths.min);
+    auto so_pin = ask_new_secret("SO PIN", min_length, true, lengths.max);
     if (so_pin.empty()) {
         return;
     }
-    auto user_pin = ask_new_secret("user PIN", kMinPinLength, true);
+    auto user_pin = ask_new_secret("user PIN", min_length, true, lengths.max);
     if (user_pin.empty()) {
         std::fill(so_pin.begin(), so_pin.end(), '\0');
         return;

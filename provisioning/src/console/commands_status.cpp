@@ -74,6 +74,10 @@ std::string text_of(const json::value* value) {
 
 void Console::status(std::span<const std::string>) {
     const auto& config = m_appliance.config();
+    if (!m_config_problem.empty()) {
+        say(wrapped("Configuration",
+                    "BROKEN: " + m_config_problem + ". What follows is as it was read last."));
+    }
     const auto daemon = firmware::read_status_file(firmware::status_file_for(config.file));
     if (daemon && daemon->alive && !daemon->running) {
         // The daemon writes its status from its poll, which waits while a

@@ -17,6 +17,7 @@ namespace {
 
 constexpr auto kMaxLoginDelay = std::chrono::seconds(30);
 constexpr std::size_t kMaxWords = 16;
+constexpr std::string_view kCancelled = "Cancelled; nothing changed.\n";
 
 // 1, 2, 4, 8, 16, 30, 30 ... seconds after the 1st, 2nd, 3rd ... wrong password.
 std::chrono::seconds login_delay(unsigned failures) {
@@ -197,8 +198,9 @@ void Console::session() {
             continue;
         }
         try {
-            m_appliance.reload();
-            execute(input.text);
+            if (configuration_read(input.text)) {
+                execute(input.text);
+            }
         } catch (const LineError&) {
             throw;
         } catch (const hsm::HsmError& error) {
@@ -212,6 +214,26 @@ void Console::session() {
         m_appliance.record("logout", "", "ok");
         say("Logged out.\n");
     }
+}
+
+bool Console::configuration_read(const std::string& line) {
+    try {
+        m_appliance.reload();
+        m_config_problem.clear();
+        return true;
+    } catch (const std::exception& error) {
+        m_config_problem = error.what();
+    }
+    const auto words = split_words(line);
+    const std::string first = words.empty() ? "" : words.front();
+    const bool works = first == "help" || first == "status" || first == "logout";
+    say("The configuration is broken: " + m_config_problem +
+        "\nUntil it is fixed, only help, status and logout work" +
+        (works ? ".\n" : "; nothing was done.\n"));
+    if (!works) {
+        m_appliance.record("config", "", "broken");
+    }
+    return works;
 }
 
 Console::Flow Console::flow_after(const Input& input) {
@@ -291,14 +313,15 @@ void Console::execute(const std::string& line) {
     }
 }
 
-std::string Console::ask_hidden(std::string_view prompt) {
+std::optional<std::string> Console::ask_hidden(std::string_view prompt) {
     auto input = m_terminal.read_line(prompt, true, m_appliance.settings().idle);
+    if (input.kind == InputKind::too_long) {
+        (void)flow_after(input);
+        return std::string();
+    }
     if (input.kind != InputKind::line) {
         m_flow = flow_after(input);
-        if (input.kind == InputKind::too_long) {
-            m_flow = Flow::go_on;
-        }
-        return {};
+        return std::nullopt;
     }
     return std::move(input.text);
 }
@@ -324,7 +347,13 @@ std::string Console::ask_new_secret(std::string_view what, std::size_t min_lengt
 std::string Console::ask_new_secret_once(std::string_view what, std::size_t min_length,
                                          std::size_t max_length, bool digits_only,
                                          std::string_view on_empty, bool& cancelled) {
-    auto first = ask_hidden("New " + std::string(what) + ": ");
+    auto answer = ask_hidden("New " + std::string(what) + ": ");
+    if (!answer) {
+        say(kCancelled);
+        cancelled = true;
+        return {};
+    }
+    auto& first = *answer;
     if (first.empty()) {
         say(on_empty);
         cancelled = true;
@@ -341,15 +370,24 @@ std::string Console::ask_new_secret_once(std::string_view what, std::size_t min_
         std::fill(first.begin(), first.end(), '\0');
         return {};
     }
+    // Ctrl-C, Ctrl-D or the idle timeout here ends the whole dialog: taken
+    // as a mismatch, it would ask again, and what is typed next, meant for
+    // the command prompt, would become the secret.
     auto again = ask_hidden("The same again: ");
-    const bool same = again == first;
-    std::fill(again.begin(), again.end(), '\0');
+    if (!again) {
+        std::fill(first.begin(), first.end(), '\0');
+        say(kCancelled);
+        cancelled = true;
+        return {};
+    }
+    const bool same = *again == first;
+    std::fill(again->begin(), again->end(), '\0');
     if (!same) {
         std::fill(first.begin(), first.end(), '\0');
         say("The two entries differ. Again:\n");
         return {};
     }
-    return first;
+    return std::move(first);
 }
 
 bool Console::confirm(std::string_view question) {

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -78,12 +79,17 @@ class Console {
     // Writes m_failed_logins beside the password file, or removes the file at 0.
     void keep_failed_logins();
     void session();
+    // Reads the configuration again before a command; false when it is
+    // broken and the command is not one that works without it (help, status
+    // and logout, on what was read last).
+    [[nodiscard]] bool configuration_read(const std::string& line);
     void execute(const std::string& line);
     [[nodiscard]] Flow flow_after(const Input& input);
 
     // Asks twice for a new secret, hidden; "" when cancelled or not alike.
     // The length is checked before the second time. An empty first answer
-    // cancels, saying `on_empty`.
+    // cancels, saying `on_empty`; Ctrl-C, Ctrl-D or the idle timeout at
+    // either prompt cancels, saying "Cancelled; nothing changed.".
     [[nodiscard]] std::string ask_new_secret(
         std::string_view what, std::size_t min_length, bool digits_only,
         std::size_t max_length = std::numeric_limits<std::size_t>::max(),
@@ -91,8 +97,9 @@ class Console {
     [[nodiscard]] std::string ask_new_secret_once(std::string_view what, std::size_t min_length,
                                                   std::size_t max_length, bool digits_only,
                                                   std::string_view on_empty, bool& cancelled);
-    // A hidden line; "" when cancelled.
-    [[nodiscard]] std::string ask_hidden(std::string_view prompt);
+    // A hidden line; none when cancelled (Ctrl-C, Ctrl-D, idle, stopping),
+    // "" for a line too long.
+    [[nodiscard]] std::optional<std::string> ask_hidden(std::string_view prompt);
     // A yes/no question; false unless "yes" or "y".
     [[nodiscard]] bool confirm(std::string_view question);
     // Pasted PEM; "" when cancelled.
@@ -109,6 +116,7 @@ class Console {
     Flow m_flow = Flow::go_on;
     unsigned m_failed_logins = 0;
     bool m_failed_logins_read = false;
+    std::string m_config_problem;  // why the configuration cannot be read, or ""
 };
 
 }  // namespace otpbox::provisioning::console

@@ -11,6 +11,7 @@ namespace {
 
 constexpr char kCtrlC = 0x03;
 constexpr char kCtrlD = 0x04;
+constexpr char kBell = 0x07;
 constexpr char kBackspace = 0x08;
 constexpr char kCtrlU = 0x15;
 constexpr char kEscape = 0x1b;
@@ -28,6 +29,11 @@ constexpr std::size_t kLongestUtf8 = 4;  // RFC 3629 section 3
 bool printable_character(const std::string& sequence) {
     const auto decoded = gsm::utf8_to_code_points(sequence);
     return decoded && decoded->size() == 1 && decoded->front() >= 0xA0;
+}
+
+// The final byte after ESC of a string sequence: DCS, SOS, OSC, PM, APC.
+bool is_string_introducer(char byte) {
+    return byte == 'P' || byte == 'X' || byte == ']' || byte == '^' || byte == '_';
 }
 
 }  // namespace
@@ -146,11 +152,24 @@ void LineEditor::append(char byte, std::string& echo) {
 }
 
 // ESC [ ... final byte (0x40-0x7E), ESC O x, or ESC x: taken whole and dropped.
-// A control byte breaks a sequence off and keeps its own meaning, as on a VT
-// terminal: Enter or Ctrl-C typed after a lone Esc still ends or cancels the
-// line, and another ESC begins a new sequence.
+// The string sequences, ESC ] (OSC), ESC P (DCS), ESC X (SOS), ESC ^ (PM) and
+// ESC _ (APC), run to the string terminator ESC \ or, as xterm also ends an
+// OSC, BEL (ECMA-48 8.3.89, 8.3.115, 5.6); they are dropped whole too. Their
+// 8-bit forms are not: the C1 byte alone is dropped as invalid UTF-8, and
+// the string after it is taken as typed. A control byte breaks
+// a sequence off and keeps its own meaning, as on a VT terminal: Enter or
+// Ctrl-C typed after a lone Esc, or inside a string never ended, still ends
+// or cancels the line, and another ESC begins a new sequence.
 bool LineEditor::skip_escape(char byte) {
     const auto value = static_cast<unsigned char>(byte);
+    if (m_escape == Escape::string && (byte == kBell || byte == kEscape)) {
+        m_escape = byte == kBell ? Escape::none : Escape::string_escape;
+        return true;
+    }
+    if (m_escape == Escape::string_escape && byte == '\\') {
+        m_escape = Escape::none;
+        return true;
+    }
     if (m_escape != Escape::none && value < 0x20) {
         m_escape = byte == kEscape ? Escape::started : Escape::none;
         return byte == kEscape;
@@ -163,7 +182,11 @@ bool LineEditor::skip_escape(char byte) {
             }
             return false;
         case Escape::started:
+        case Escape::string_escape:
             m_escape = byte == '[' ? Escape::csi : (byte == 'O' ? Escape::single : Escape::none);
+            if (is_string_introducer(byte)) {
+                m_escape = Escape::string;
+            }
             return true;
         case Escape::csi:
             if (value >= 0x40 && value <= 0x7E) {
@@ -175,6 +198,8 @@ bool LineEditor::skip_escape(char byte) {
             return true;
         case Escape::single:
             m_escape = Escape::none;
+            return true;
+        case Escape::string:
             return true;
     }
     return false;

@@ -3,8 +3,8 @@
 // Line editing as a dumb terminal allows: printable characters, backspace
 // (DEL or BS), Ctrl-U clears the line, Ctrl-C cancels it, Ctrl-D on an
 // empty line ends the session, CR, LF or CR LF ends a line. Escape
-// sequences (arrow keys) and other control bytes, a break's NUL among them,
-// are dropped. Hidden lines (PINs, passwords) echo nothing.
+// sequences (arrow keys, a title set by OSC) and other control bytes, a
+// break's NUL among them, are dropped. Hidden lines (PINs, passwords) echo nothing.
 
 #include <cstddef>
 #include <string>
@@ -40,7 +40,9 @@ class LineEditor {
     void take_utf8(char byte, std::string& echo);
     bool skip_escape(char byte);
 
-    enum class Escape { none, started, csi, single };
+    // string: inside an OSC, DCS, SOS, PM or APC; string_escape: an ESC in
+    // one, which ESC \ makes its end.
+    enum class Escape { none, started, csi, single, string, string_escape };
 
     std::size_t m_max_length;
     std::string m_line;
