@@ -242,6 +242,13 @@ api::Response refusal_response(const Refused& refused) {
 }
 
 api::Response Router::handle(const api::Request& request) {
+    // RFC 9110 section 9.3.2: HEAD gets the answer GET would get, header and
+    // all; the connection sends it without the body.
+    if (request.method == verb::head) {
+        auto as_get = request;
+        as_get.method = verb::get;
+        return handle(as_get);
+    }
     try {
         return dispatch(request);
     } catch (const Refused& refused) {
@@ -264,6 +271,9 @@ api::Response Router::dispatch(const api::Request& request) {
         if (matches(candidate.pattern, segments)) {
             allowed += (allowed.empty() ? "" : ", ") +
                        std::string(boost::beast::http::to_string(candidate.method));
+            if (candidate.method == verb::get) {
+                allowed += ", HEAD";
+            }
             if (candidate.method == request.method) {
                 route = &candidate;
                 break;

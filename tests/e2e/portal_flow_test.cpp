@@ -224,6 +224,38 @@ TEST_F(PortalFlow, TheLogNamesRoutesNeverWhatTheClientPutInThePath) {
     EXPECT_NE(log.find("method=other route=/v1/health status=405"), std::string::npos) << log;
 }
 
+// curl asks HEAD of several routes on one connection: each answer has its
+// header and no body (RFC 9110 section 9.3.2), so the connection stays in
+// step and curl keeps it; a body would make curl drop it as "excess".
+TEST_F(PortalFlow, HeadAnswersKeepTheConnectionInStep) {
+    auto& dev = *instance;
+    ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.head/phone", R"({"number":"0170 5550123"})").status,
+              200);
+    const auto pki = dev.root() / "pki";
+    std::string command = "curl -sS -I --max-time 20 --cacert '" + (pki / "ca.pem").string() +
+                          "' --cert '" + (pki / "portal.crt").string() + "' --key '" +
+                          (pki / "portal.key").string() +
+                          "' -w '%{http_code} %{num_connects} %{size_download}\\n'";
+    for (const char* path : {"/v1/users/e2e.head/phone", "/v1/users/e2e.nobody/phone",
+                             "/v1/users/e2e.head/login", "/v1/nothing", "/v1/health"}) {
+        command += " -o /dev/null '" + dev.url(path) + "'";
+    }
+    const auto result = test::run_command(command + " 2>&1");
+    EXPECT_EQ(result.output, "200 1 0\n404 0 0\n405 0 0\n404 0 0\n200 0 0\n");
+}
+
+// Transfer-coding names are case-insensitive (RFC 9112 section 7).
+TEST_F(PortalFlow, ChunkedBodyInAnyCaseReachesTheRoute) {
+    auto& dev = *instance;
+    for (const char* coding : {"chunked", "Chunked", "CHUNKED"}) {
+        const auto answer =
+            dev.call("PUT", "/v1/users/e2e.chunked/phone", R"({"number":"0170 5550124"})", "portal",
+                     std::string("-H 'Transfer-Encoding: ") + coding + "'");
+        EXPECT_EQ(answer.status, 200) << coding << ": " << answer.body;
+        EXPECT_EQ(answer.field("masked"), "+49 170 ****124") << coding;
+    }
+}
+
 TEST_F(PortalFlow, BadInputGetsItsErrorAndChangesNothing) {
     auto& dev = *instance;
     ASSERT_EQ(dev.call("PUT", "/v1/users/e2e.bad/phone", R"({"number":"0170 1111111"})").status,

@@ -25,6 +25,7 @@
 #include <cctype>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <future>
 #include <memory>
 #include <thread>
@@ -51,6 +52,52 @@ using otpbox::test::wait_until;
 const std::string& kPortal = otpbox::test::kPortalSubject;
 const std::string& kMonitor = otpbox::test::kMonitorSubject;
 const std::string& kRevoked = otpbox::test::kRevokedSubject;
+
+struct WireAnswer {
+    std::string status_line;
+    std::string header;  // the fields, each line ending in CRLF
+    std::string body;
+};
+
+// The value of a field in a header as WireAnswer keeps it, "" when absent.
+std::string field_value(const std::string& header, const std::string& name) {
+    const auto at = header.find(name + ": ");
+    if (at == std::string::npos) {
+        return "";
+    }
+    const auto start = at + name.size() + 2;
+    return header.substr(start, header.find("\r\n", start) - start);
+}
+
+// Takes the next answer off the front of `rest`: its header, and then as many
+// bytes of body as its Content-Length names, none for an answer to HEAD (RFC
+// 9110 section 9.3.2). A server that sends a body to HEAD leaves it at the
+// front of `rest`, where the next answer's status line should be.
+WireAnswer next_answer(std::string& rest, bool to_head) {
+    WireAnswer answer;
+    const auto line_end = rest.find("\r\n");
+    const auto header_end = rest.find("\r\n\r\n");
+    if (line_end == std::string::npos || header_end == std::string::npos) {
+        answer.status_line = rest;
+        rest.clear();
+        return answer;
+    }
+    answer.status_line = rest.substr(0, line_end);
+    answer.header = rest.substr(line_end + 2, header_end - line_end);
+    rest.erase(0, header_end + 4);
+    if (!to_head) {
+        const auto length = static_cast<std::size_t>(
+            std::strtoul(field_value(answer.header, "Content-Length").c_str(), nullptr, 10));
+        answer.body = rest.substr(0, length);
+        rest.erase(0, std::min(length, rest.size()));
+    }
+    return answer;
+}
+
+// A request with the given lines between its request line and its end.
+std::string request_with(const std::string& request_line, const std::string& fields) {
+    return request_line + "\r\n" + fields + "\r\n";
+}
 
 // A TCP connection that sends nothing unless told to; closed on destruction.
 class RawSocket {
@@ -200,6 +247,13 @@ class ApiServerTest : public ::testing::Test {
         if (request.target == "/throw") {
             throw std::runtime_error("handler failure");
         }
+        if (request.target == "/refuse") {
+            auto refused = otpbox::api::Response{};
+            refused.status = 405;
+            refused.body = R"({"error":"method_not_allowed","message":"not here"})";
+            refused.headers.emplace_back("Allow", "GET");
+            return refused;
+        }
         if (request.target == "/block") {
             // Holds this connection's handler until the test releases it.
             std::unique_lock lock(m_block_mutex);
@@ -290,6 +344,18 @@ class ApiServerTest : public ::testing::Test {
                            "' | timeout 15 openssl s_client -quiet -connect 127.0.0.1:" +
                            std::to_string(m_port) + " -CAfile '" + pki("ca.pem") + "' -cert '" +
                            pki("portal.crt") + "' -key '" + pki("portal.key") + "' 2>/dev/null")
+            .output;
+    }
+
+    // Sends `bytes` as they are as the portal over TLS and returns all the
+    // server answered before it closed.
+    [[nodiscard]] std::string raw_tls_bytes(const std::string& bytes) const {
+        const auto file = TestPki::dir().path() / "raw-request.txt";
+        otpbox::test::write_file(file, bytes);
+        return run_command("timeout 15 openssl s_client -quiet -connect 127.0.0.1:" +
+                           std::to_string(m_port) + " -CAfile '" + pki("ca.pem") + "' -cert '" +
+                           pki("portal.crt") + "' -key '" + pki("portal.key") + "' <'" +
+                           file.string() + "' 2>/dev/null")
             .output;
     }
 
@@ -684,6 +750,220 @@ TEST_F(ApiServerTest, HeaderOverLimitIs431) {
     const auto answer = curl("portal", "-H 'X-Padding: " + std::string(9 * 1024, 'p') + "'");
     ASSERT_EQ(answer.exit, 0);
     EXPECT_EQ(answer.status, 431u);
+    EXPECT_EQ(m_calls, 0);
+}
+
+// RFC 9110 section 9.3.2: an answer to HEAD has the header GET would get,
+// Content-Length included, and never a body, or the next answer on the
+// connection would begin inside it.
+TEST_F(ApiServerTest, HeadAnswersHaveTheirHeaderButNoBody) {
+    start_server();
+    auto rest = raw_tls_bytes(
+        "HEAD /refuse HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        "HEAD /echo HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        "GET /refuse HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    const auto refused_head = next_answer(rest, true);
+    const auto echo_head = next_answer(rest, true);
+    const auto refused_get = next_answer(rest, false);
+    EXPECT_EQ(refused_head.status_line, "HTTP/1.1 405 Method Not Allowed");
+    EXPECT_EQ(field_value(refused_head.header, "Allow"), "GET");
+    EXPECT_EQ(echo_head.status_line, "HTTP/1.1 200 OK") << echo_head.status_line;
+    EXPECT_NE(field_value(echo_head.header, "Content-Length"), "");
+    EXPECT_NE(field_value(echo_head.header, "Content-Length"), "0");
+    ASSERT_EQ(refused_get.status_line, "HTTP/1.1 405 Method Not Allowed")
+        << refused_get.status_line;
+    EXPECT_FALSE(refused_get.body.empty());
+    EXPECT_EQ(field_value(refused_head.header, "Content-Length"),
+              std::to_string(refused_get.body.size()));
+    EXPECT_EQ(rest, "");
+    EXPECT_EQ(m_calls, 3);
+
+    // curl reuses the connection only when no byte came past the first
+    // answer's end.
+    const std::string url = "https://localhost:" + std::to_string(m_port) + "/echo";
+    const auto result = run_command(
+        "curl -sS -I --max-time 15 --cacert '" + pki("ca.pem") + "' --cert '" + pki("portal.crt") +
+        "' --key '" + pki("portal.key") + "' -o /dev/null -o /dev/null " +
+        "-w '%{http_code} %{num_connects}\\n' '" + url + "' '" + url + "' 2>&1");
+    EXPECT_EQ(result.output, "200 1\n200 0\n");
+}
+
+// The server's own refusals, before or instead of the handler, send no body
+// to HEAD either.
+TEST_F(ApiServerTest, HeadAnswersOfTheServersOwnRefusalsHaveNoBody) {
+    start_server();
+    struct Case {
+        std::string request;
+        const char* status_line;
+    };
+    const Case cases[] = {
+        {"HEAD /echo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+        {"HEAD /echo HTTP/1.1\r\nHost: localhost\r\nX-Padding: " + std::string(9000, 'p') +
+             "\r\n\r\n",
+         "HTTP/1.1 431 Request Header Fields Too Large"},
+        {"HEAD /echo HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip\r\n\r\n",
+         "HTTP/1.1 501 Not Implemented"},
+    };
+    for (const auto& c : cases) {
+        auto rest = raw_tls_bytes(c.request);
+        const auto answer = next_answer(rest, true);
+        EXPECT_EQ(answer.status_line, c.status_line);
+        EXPECT_NE(field_value(answer.header, "Content-Length"), "0");
+        EXPECT_EQ(rest, "") << c.status_line;
+    }
+    EXPECT_EQ(m_calls, 0);
+}
+
+TEST_F(ApiServerTest, HeadAnsweredAtItsDeadlineHasNoBody) {
+    auto limits = short_limits();
+    limits.answer_timeout = 1s;
+    start_server(tls_config(), limits);
+    auto rest = raw_tls_bytes(
+        "HEAD /block HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        "GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+    release_blocked();
+    const auto late = next_answer(rest, true);
+    const auto next = next_answer(rest, false);
+    EXPECT_EQ(late.status_line, "HTTP/1.1 503 Service Unavailable");
+    EXPECT_EQ(field_value(late.header, "Retry-After"), "5");
+    EXPECT_EQ(next.status_line, "HTTP/1.1 200 OK") << next.status_line;
+    EXPECT_EQ(rest, "");
+}
+
+// The limit holds for the whole header section, however it is split into
+// fields and however it arrives: a flat buffer parser that drops each field
+// once read would otherwise see only the part still unread.
+TEST_F(ApiServerTest, HeaderSectionOverLimitIs431InWhateverFields) {
+    start_server();
+    std::string small_fields;
+    for (int i = 0; i < 2000; ++i) {
+        small_fields += "A: b\r\n";
+    }
+    std::string empty_fields;
+    for (int i = 0; i < 4000; ++i) {
+        empty_fields += "E:\r\n";
+    }
+    for (const auto& fields : {small_fields, empty_fields}) {
+        auto rest =
+            raw_tls_bytes(request_with("GET /echo HTTP/1.1", "Host: localhost\r\n" + fields));
+        const auto answer = next_answer(rest, false);
+        EXPECT_EQ(answer.status_line, "HTTP/1.1 431 Request Header Fields Too Large");
+        EXPECT_NE(answer.body.find("header_too_large"), std::string::npos) << answer.body;
+        EXPECT_EQ(field_value(answer.header, "Connection"), "close");
+    }
+    EXPECT_EQ(m_calls, 0);
+}
+
+// The section is the request line and the fields with their line ends, up
+// to and including the empty line that ends it: 8192 bytes pass, 8193 not.
+TEST_F(ApiServerTest, HeaderSectionAtTheLimitPassesAndOneByteMoreIs431) {
+    start_server();
+    const auto sized = [](std::size_t size) {
+        const std::string start = "GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+        const std::string field = "X-Padding: ";
+        const std::string request =
+            start + field + std::string(size - start.size() - field.size() - 4, 'p') + "\r\n\r\n";
+        EXPECT_EQ(request.size(), size);
+        return request;
+    };
+    auto at_limit = raw_tls_bytes(sized(8192));
+    EXPECT_EQ(next_answer(at_limit, false).status_line, "HTTP/1.1 200 OK");
+    auto over = raw_tls_bytes(sized(8193));
+    EXPECT_EQ(next_answer(over, false).status_line, "HTTP/1.1 431 Request Header Fields Too Large");
+    EXPECT_EQ(m_calls, 1);
+}
+
+TEST_F(ApiServerTest, MoreThan100HeaderFieldsIs431) {
+    start_server();
+    std::string fields = "Host: localhost\r\nConnection: close\r\n";
+    for (int i = 2; i < 100; ++i) {
+        fields += "X-" + std::to_string(i) + ": 1\r\n";
+    }
+    auto hundred = raw_tls_bytes(request_with("GET /echo HTTP/1.1", fields));
+    EXPECT_EQ(next_answer(hundred, false).status_line, "HTTP/1.1 200 OK");
+    auto more = raw_tls_bytes(request_with("GET /echo HTTP/1.1", fields + "X-100: 1\r\n"));
+    const auto answer = next_answer(more, false);
+    EXPECT_EQ(answer.status_line, "HTTP/1.1 431 Request Header Fields Too Large");
+    EXPECT_NE(answer.body.find("header_too_large"), std::string::npos) << answer.body;
+    EXPECT_EQ(m_calls, 1);
+}
+
+// RFC 9112 section 3.2: an HTTP/1.1 request without Host, and any request
+// with more than one, gets 400. HTTP/1.0 has no Host requirement.
+TEST_F(ApiServerTest, HostMissingFromHttp11OrRepeatedIs400) {
+    start_server();
+    struct Case {
+        const char* request;
+        const char* status_line;
+    };
+    const Case cases[] = {
+        {"GET /echo HTTP/1.1\r\nConnection: close\r\n\r\n", "HTTP/1.1 400 Bad Request"},
+        {"GET /echo HTTP/1.1\r\nHost: localhost\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+         "HTTP/1.1 400 Bad Request"},
+        {"GET /echo HTTP/1.0\r\nHost: a\r\nHost: b\r\n\r\n", "HTTP/1.0 400 Bad Request"},
+        {"GET /echo HTTP/1.0\r\n\r\n", "HTTP/1.0 200 OK"},
+        {"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", "HTTP/1.1 200 OK"},
+    };
+    for (const auto& c : cases) {
+        auto rest = raw_tls_bytes(c.request);
+        const auto answer = next_answer(rest, false);
+        EXPECT_EQ(answer.status_line, c.status_line) << c.request;
+        if (answer.status_line.find(" 400 ") != std::string::npos) {
+            EXPECT_NE(answer.body.find("Host"), std::string::npos) << answer.body;
+        }
+    }
+    EXPECT_EQ(m_calls, 2);
+}
+
+// RFC 9112 section 5.2: a field line folded onto the next (obs-fold) is
+// refused, not joined; so is whitespace before the first field (section 2.2).
+TEST_F(ApiServerTest, FoldedFieldLineIs400) {
+    start_server();
+    for (const char* request :
+         {"GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n b\r\nConnection: close\r\n\r\n",
+          "GET /echo HTTP/1.1\r\nHost: localhost\r\nX-Folded: a\r\n\tb\r\nConnection: "
+          "close\r\n\r\n",
+          "GET /echo HTTP/1.1\r\n Host: localhost\r\nConnection: close\r\n\r\n"}) {
+        auto rest = raw_tls_bytes(request);
+        const auto answer = next_answer(rest, false);
+        EXPECT_EQ(answer.status_line, "HTTP/1.1 400 Bad Request") << request;
+        EXPECT_NE(answer.body.find("bad_request"), std::string::npos) << answer.body;
+    }
+    EXPECT_EQ(m_calls, 0);
+}
+
+// RFC 9112 section 7: transfer-coding names are case-insensitive.
+TEST_F(ApiServerTest, ChunkedInAnyCaseIsUnderstood) {
+    start_server();
+    for (const char* coding : {"Chunked", "CHUNKED", "chunked"}) {
+        auto rest = raw_tls_bytes(std::string("POST /echo HTTP/1.1\r\nHost: localhost\r\n"
+                                              "Connection: close\r\nContent-Type: "
+                                              "application/json\r\nTransfer-Encoding: ") +
+                                  coding + "\r\n\r\n2\r\n{}\r\n0\r\n\r\n");
+        const auto answer = next_answer(rest, false);
+        EXPECT_EQ(answer.status_line, "HTTP/1.1 200 OK") << coding;
+        EXPECT_NE(answer.body.find(R"("body":"{}")"), std::string::npos) << answer.body;
+    }
+    EXPECT_EQ(m_calls, 3);
+}
+
+// RFC 9112 section 6.3: Content-Length values that disagree, or a
+// Content-Length beside Transfer-Encoding in either order, leave the framing
+// open; such a request gets 400 and its connection closes.
+TEST_F(ApiServerTest, ConflictingFramingIs400ThenClose) {
+    start_server();
+    for (const char* framing :
+         {"Content-Length: 2\r\nContent-Length: 3\r\n\r\n{}", "Content-Length: 2, 3\r\n\r\n{}",
+          "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+          "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"}) {
+        auto rest = raw_tls_bytes(std::string("POST /echo HTTP/1.1\r\nHost: localhost\r\n"
+                                              "Content-Type: application/json\r\n") +
+                                  framing + "GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n");
+        const auto answer = next_answer(rest, false);
+        EXPECT_EQ(answer.status_line, "HTTP/1.1 400 Bad Request") << framing;
+        EXPECT_EQ(field_value(answer.header, "Connection"), "close") << framing;
+        EXPECT_EQ(rest, "") << framing;
+    }
     EXPECT_EQ(m_calls, 0);
 }
 

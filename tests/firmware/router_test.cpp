@@ -115,8 +115,9 @@ TEST_F(RouterTest, UnknownRouteWrongMethodAndBadUserId) {
     EXPECT_EQ(call(verb::get, "/").status, 404u);
     EXPECT_EQ(call(verb::get, "/v1/users/alice/login").status, 405u);
     EXPECT_EQ(call(verb::post, "/v1/health").status, 405u);
-    EXPECT_EQ(header(call(verb::post, "/v1/health"), "Allow"), "GET");
-    EXPECT_EQ(header(call(verb::patch, "/v1/users/alice/phone"), "Allow"), "PUT, GET, DELETE");
+    EXPECT_EQ(header(call(verb::post, "/v1/health"), "Allow"), "GET, HEAD");
+    EXPECT_EQ(header(call(verb::patch, "/v1/users/alice/phone"), "Allow"),
+              "PUT, GET, HEAD, DELETE");
     EXPECT_EQ(call(verb::get, "/v1/users/" + std::string(65, 'a') + "/phone").status, 400u);
     EXPECT_EQ(call(verb::get, "/v1/users/al%20ice/phone").status, 400u);
     // Dot segments would be removed by clients on the way; other ids with
@@ -125,6 +126,32 @@ TEST_F(RouterTest, UnknownRouteWrongMethodAndBadUserId) {
     EXPECT_EQ(call(verb::get, "/v1/users/../phone").status, 400u);
     EXPECT_EQ(call(verb::get, "/v1/users/.../phone").status, 404u);
     EXPECT_EQ(call(verb::get, "/v1/users/dr.who/phone").status, 404u);
+}
+
+// RFC 9110 section 9.3.2: HEAD gets what GET would get (the connection
+// leaves out the body), errors included.
+TEST_F(RouterTest, HeadIsAnsweredAsGetWouldBe) {
+    (void)call(verb::put, "/v1/users/alice/phone", R"({"number":"0170 1234567"})");
+    const auto get = call(verb::get, "/v1/users/alice/phone");
+    const auto head = call(verb::head, "/v1/users/alice/phone");
+    EXPECT_EQ(head.status, 200u);
+    EXPECT_EQ(head.body, get.body);
+    EXPECT_EQ(call(verb::head, "/v1/users/bob/phone").status, 404u);
+    EXPECT_EQ(call(verb::head, "/v1/nothing").status, 404u);
+    EXPECT_EQ(call(verb::head, "/v1/health", "", api::Role::monitor).status, 200u);
+    EXPECT_EQ(call(verb::head, "/metrics", "", api::Role::monitor).body, "otpbox_up 1\n");
+
+    const auto wrong = call(verb::head, "/v1/users/alice/login");
+    EXPECT_EQ(wrong.status, 405u);
+    EXPECT_EQ(header(wrong, "Allow"), "POST");
+    EXPECT_NE(wrong.body.find("HEAD is not allowed"), std::string::npos) << wrong.body;
+    EXPECT_EQ(call(verb::head, "/v1/users/alice/phone", "", api::Role::monitor).status, 403u);
+
+    f.stepped->report_health(hsm::HsmHealth{false, "token_gone", "CKR_DEVICE_REMOVED"});
+    const auto away = call(verb::head, "/v1/users/alice/phone");
+    EXPECT_EQ(away.status, 503u);
+    EXPECT_EQ(header(away, "Retry-After"), "5");
+    f.stepped->report_health(std::nullopt);
 }
 
 TEST_F(RouterTest, WrongContentTypeIs415) {

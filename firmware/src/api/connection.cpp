@@ -10,6 +10,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <iterator>
+#include <string_view>
+
 #include "api/subject_name.hpp"
 
 namespace otpbox::api {
@@ -58,6 +61,15 @@ std::optional<HeaderProblem> header_problem(
             return HeaderProblem{501, "not_implemented",
                                  "only the chunked transfer coding is understood"};
         }
+    }
+    // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request
+    // without Host, and to any request with more than one.
+    const auto hosts = header.count(http::field::host);
+    if (hosts > 1) {
+        return HeaderProblem{400, "bad_request", "more than one Host header"};
+    }
+    if (hosts == 0 && header.version() >= 11) {
+        return HeaderProblem{400, "bad_request", "an HTTP/1.1 request needs a Host header"};
     }
     if (header.count("Idempotency-Key") > 1) {
         return HeaderProblem{400, "invalid_request", "at most one Idempotency-Key header"};
@@ -174,17 +186,90 @@ void Connection::read_header() {
     m_parser.emplace();
     m_parser->header_limit(static_cast<std::uint32_t>(limits.max_header));
     m_parser->body_limit(limits.max_body);
+    m_parser->eager(false);  // each put() stops at the header's end
+    m_header_bytes = 0;
+    m_line_start = false;
     m_stream.expires_after(limits.request_timeout);
-    http::async_read_header(m_stream, m_buffer, *m_parser,
-                            beast::bind_front_handler(&Connection::on_header, shared_from_this()));
+    parse_header();
 }
 
-void Connection::on_header(error_code error, std::size_t /*bytes*/) {
-    if (error) {
-        refuse_unreadable(error);
+// Beast's parser takes each field out of the buffer as soon as it is whole,
+// and its header limit counts only the bytes still in the buffer: a header
+// that arrives in pieces would pass it whatever its size. The limit on the
+// whole section is counted here, as the parser takes the bytes.
+void Connection::parse_header() {
+    const auto limit = m_state->limits().max_header;
+    while (!m_parser->is_header_done() && m_buffer.size() > 0) {
+        error_code error;
+        const auto used = m_parser->put(m_buffer.data(), error);
+        const std::string_view parsed(static_cast<const char*>(m_buffer.data().data()), used);
+        const bool folded = folds(parsed);
+        m_header_bytes += used;
+        m_buffer.consume(used);
+        if (folded) {
+            refuse(400, "bad_request", "a header field line is folded (obs-fold)");
+            return;
+        }
+        if (error && error != http::error::need_more) {
+            refuse_unreadable(error);
+            return;
+        }
+        if (error || used == 0) {
+            break;  // the rest of the section is still on its way
+        }
+    }
+    if (m_parser->is_header_done()) {
+        if (m_header_bytes > limit) {
+            refuse_unreadable(http::error::header_limit);
+            return;
+        }
+        on_header();
         return;
     }
-    if (const auto problem = header_problem(m_parser->get())) {
+    // Still no end of the section, and already as long as it may be.
+    if (m_header_bytes + m_buffer.size() >= limit) {
+        refuse_unreadable(http::error::header_limit);
+        return;
+    }
+    m_stream.async_read_some(
+        m_buffer.prepare(kFirstRead),
+        beast::bind_front_handler(&Connection::on_header_bytes, shared_from_this()));
+}
+
+// A timeout, a reset or a close before the header is whole just ends the
+// connection.
+void Connection::on_header_bytes(error_code error, std::size_t bytes) {
+    if (error) {
+        return;
+    }
+    m_buffer.commit(bytes);
+    parse_header();
+}
+
+// RFC 9112 section 5.2: a line that begins with a space or tab continues the
+// field line before it (obs-fold); such a request is refused with 400 rather
+// than joined. The same test refuses whitespace between the request line and
+// the first field (section 2.2). The bytes the parser took are whole lines.
+bool Connection::folds(std::string_view parsed) {
+    for (const char c : parsed) {
+        if (m_line_start && (c == ' ' || c == '\t')) {
+            return true;
+        }
+        m_line_start = c == '\n';
+    }
+    return false;
+}
+
+void Connection::on_header() {
+    const auto& header = m_parser->get();
+    const auto fields = static_cast<std::size_t>(std::distance(header.begin(), header.end()));
+    const auto max_fields = m_state->limits().max_header_fields;
+    if (fields > max_fields) {
+        refuse(431, "header_too_large",
+               "the header has more than " + std::to_string(max_fields) + " fields");
+        return;
+    }
+    if (const auto problem = header_problem(header)) {
         refuse(problem->status, problem->code, problem->message);
         return;
     }
@@ -193,8 +278,8 @@ void Connection::on_header(error_code error, std::size_t /*bytes*/) {
 
     // RFC 9110 section 10.1.1: a client that sent "Expect: 100-continue" may
     // wait for this interim answer before it sends the body.
-    if (m_has_body && wants_continue(m_parser->get())) {
-        m_continue.emplace(http::status::continue_, m_parser->get().version());
+    if (m_has_body && wants_continue(header)) {
+        m_continue.emplace(http::status::continue_, header.version());
         http::async_write(
             m_stream, *m_continue,
             beast::bind_front_handler(&Connection::on_continue_sent, shared_from_this()));
@@ -366,17 +451,36 @@ Request Connection::make_request() const {
     return request;
 }
 
+bool Connection::answers_head() const {
+    // The parser has taken bytes only once the request line was whole.
+    if (m_parser && m_header_bytes > 0) {
+        return m_parser->get().method() == http::verb::head;
+    }
+    const std::string_view unparsed(static_cast<const char*>(m_buffer.data().data()),
+                                    m_buffer.size());
+    return unparsed.starts_with("HEAD ");
+}
+
 void Connection::send(Response response, bool keep_alive) {
     const unsigned version =
         m_parser && m_parser->is_header_done() ? m_parser->get().version() : 11;
+    const bool head = answers_head();
     m_response.emplace(to_http(std::move(response), version, keep_alive));
+    m_serializer.emplace(*m_response);
     m_stream.expires_after(m_state->limits().request_timeout);
-    http::async_write(
-        m_stream, *m_response,
-        beast::bind_front_handler(&Connection::on_sent, shared_from_this(), keep_alive));
+    auto done = beast::bind_front_handler(&Connection::on_sent, shared_from_this(), keep_alive);
+    // RFC 9110 section 9.3.2: an answer to HEAD has the header GET would get,
+    // Content-Length included, and never a body; a body would be read as the
+    // start of the next answer on the connection.
+    if (head) {
+        http::async_write_header(m_stream, *m_serializer, std::move(done));
+    } else {
+        http::async_write(m_stream, *m_serializer, std::move(done));
+    }
 }
 
 void Connection::on_sent(bool keep_alive, error_code error, std::size_t /*bytes*/) {
+    m_serializer.reset();
     m_response.reset();
     if (error) {
         return;

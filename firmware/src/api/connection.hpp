@@ -5,6 +5,7 @@
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/http/empty_body.hpp>
 #include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/serializer.hpp>
 #include <boost/beast/http/string_body.hpp>
 
 #include <array>
@@ -13,6 +14,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "api/http_answers.hpp"
 #include "api/server_state.hpp"
@@ -45,7 +47,10 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void on_data(error_code error, std::size_t bytes);
     void on_first_bytes(error_code error, std::size_t bytes);
     void read_header();
-    void on_header(error_code error, std::size_t bytes);
+    void parse_header();
+    void on_header_bytes(error_code error, std::size_t bytes);
+    [[nodiscard]] bool folds(std::string_view parsed);
+    void on_header();
     void on_continue_sent(error_code error, std::size_t bytes);
     void read_body();
     void on_body(error_code error, std::size_t bytes);
@@ -57,6 +62,9 @@ class Connection : public std::enable_shared_from_this<Connection> {
     void refuse_unreadable(error_code error);
     // Answers a request whose header is whole with an error, and closes.
     void refuse(unsigned status, const char* code, const std::string& message);
+    // Whether the request being answered is a HEAD, also when its header
+    // could not be parsed.
+    [[nodiscard]] bool answers_head() const;
     void send(Response response, bool keep_alive);
     void on_sent(bool keep_alive, error_code error, std::size_t bytes);
     void shut_down();
@@ -79,6 +87,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     boost::beast::flat_buffer m_buffer;
     std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> m_parser;
     std::optional<HttpResponse> m_response;
+    std::optional<boost::beast::http::response_serializer<boost::beast::http::string_body>>
+        m_serializer;  // m_response's, while it is written
     std::optional<boost::beast::http::response<boost::beast::http::empty_body>> m_continue;
     std::unique_ptr<std::array<char, 4096>> m_discard;  // only while lingering
     std::size_t m_discarded = 0;
@@ -87,6 +97,8 @@ class Connection : public std::enable_shared_from_this<Connection> {
     Role m_role = Role::portal;
     bool m_first_request = true;
     bool m_has_body = false;
+    std::size_t m_header_bytes = 0;  // of the request's header section, parsed so far
+    bool m_line_start = false;       // the header bytes parsed so far end with a line
     std::chrono::steady_clock::time_point m_request_started;
 };
 

@@ -45,7 +45,10 @@ struct TlsConfig {
 
 struct ServerLimits {
     std::size_t max_body = 16 * 1024;  // larger bodies get 413
+    // The request line and header fields with their line ends, up to and
+    // including the empty line after them; larger sections get 431.
     std::size_t max_header = 8 * 1024;
+    std::size_t max_header_fields = 100;  // more get 431
     std::chrono::seconds handshake_timeout{10};
     std::chrono::seconds request_timeout{30};  // to read one whole request
     std::chrono::seconds idle_timeout{60};     // between requests on a kept-alive connection
