@@ -269,7 +269,11 @@ class Daemon::Impl {
     void begin_stop(const std::string& fatal_error);
     void stop();
     void stop_serving();
+    void refuse_foreign_objects();
     void write_anchor_now();
+    std::string anchor_problem(const AuditAnchor& latest, std::string& against);
+    void report_anchor_problem(const std::string& problem, const std::string& against);
+    [[nodiscard]] std::string audit_problem() const;
     void schedule_anchor();
     HealthReport health();
     std::string metrics();
@@ -318,6 +322,12 @@ class Daemon::Impl {
     std::shared_ptr<const Config> m_tls_config;
     std::vector<std::string> m_restart_needed;
     std::int64_t m_sim_pins_version = 0;
+    // The last anchor written; the one a missing anchor file is checked
+    // against. Used on m_control only.
+    std::optional<AuditAnchor> m_anchor;
+    std::string m_anchor_mismatch;  // the anchor last found not followed, as logged; m_control only
+    mutable std::mutex m_audit_mutex;  // health reads on any thread
+    std::string m_audit_problem;       // under m_audit_mutex
     bool m_stopping = false;
     std::exception_ptr m_fatal;
 };
@@ -477,6 +487,8 @@ void Daemon::Impl::start_serving() {
     spdlog::info("event=serving listen={} port={} modems={} clients={}", m_config->api.listen,
                  m_serving->server->port(), m_serving->running_modems.size(),
                  m_config->api.clients.size());
+    // At once, so that a log cut off while otpboxd was stopped shows now.
+    write_anchor_now();
     schedule_anchor();
 }
 
@@ -971,6 +983,31 @@ void Daemon::Impl::stop_serving() {
     write_anchor_now();
 }
 
+// A trigger runs inside the daemon's own statements: one that resets a
+// lock, a challenge's attempts or drops audit rows would act unseen. The
+// console's restore refuses such a backup; a file changed by hand is
+// refused here.
+void Daemon::Impl::refuse_foreign_objects() {
+    const auto names = m_database->read([&] {
+        std::string found;
+        auto rows = m_database->prepare(
+            "SELECT type || ' ' || name FROM sqlite_master WHERE type IN ('trigger', 'view') "
+            "ORDER BY type, name");
+        while (rows.step()) {
+            found += (found.empty() ? "" : ", ") + rows.text(0);
+        }
+        return found;
+    });
+    if (names.empty()) {
+        return;
+    }
+    throw DatabaseError("database " + m_config->database.string() + " holds " + names +
+                        ", which otpbox never makes; restore a backup with the console");
+}
+
+// Before the new anchor replaces the one taken before, the log must still
+// follow on from that one: otherwise rows were cut off or changed since,
+// and writing the shortened log's last row would hide it.
 void Daemon::Impl::write_anchor_now() {
     if (!m_serving) {
         return;
@@ -979,20 +1016,79 @@ void Daemon::Impl::write_anchor_now() {
         // A request stuck in the HSM may hold the database: the anchor is
         // then left for the next time (at a stop, the next start's).
         std::optional<AuditAnchor> anchor;
-        if (!m_database->within(m_config->hsm.call_timeout,
-                                [&] { anchor = m_serving->audit->latest(); })) {
+        std::string problem;
+        std::string against;
+        if (!m_database->within(m_config->hsm.call_timeout, [&] {
+                anchor = m_serving->audit->latest();
+                problem = anchor_problem(*anchor, against);
+            })) {
             spdlog::warn("event=audit_anchor_skipped reason=\"the database is held\"");
             return;
         }
-        const auto& file = m_serving->config->audit_anchor_file;
-        if (file.empty()) {
-            spdlog::info("event=audit_anchor seq={} mac={}", anchor->sequence, anchor->mac_hex);
-        } else {
+        report_anchor_problem(problem, against);
+        if (!problem.empty()) {
+            return;
+        }
+        // Logged also beside a file: the log leaves the box, the file does not.
+        spdlog::info("event=audit_anchor seq={} mac={}", anchor->sequence, anchor->mac_hex);
+        if (const auto& file = m_serving->config->audit_anchor_file; !file.empty()) {
             write_anchor(file, *anchor);
         }
+        m_anchor = anchor;
     } catch (const std::exception& error) {
         spdlog::error("event=audit_anchor_failed error=\"{}\"", quotable(error.what()));
     }
+}
+
+// Why the log does not follow on from the anchor taken before ("" when it
+// does): the anchor file's, or without one (or when it is gone) the one
+// this daemon took last. against names that anchor.
+// Known shortcoming: only the anchor's row and MAC and the count of rows
+// since are checked, reads alone; the MACs of the rows since are left to
+// the console's 'audit verify', as checking them here would take an HSM
+// call a row on the control strand.
+std::string Daemon::Impl::anchor_problem(const AuditAnchor& latest, std::string& against) {
+    std::optional<AuditAnchor> earlier = m_anchor;
+    if (const auto& file = m_serving->config->audit_anchor_file; !file.empty()) {
+        const auto found = load_anchor_file(file);
+        if (found.state == AnchorFile::State::unreadable) {
+            against = "unreadable " + file.string();
+            return "the anchor file " + file.string() + " is unreadable: " + found.problem;
+        }
+        if (found.state == AnchorFile::State::ok) {
+            earlier = found.anchor;
+        }
+    }
+    if (!earlier) {
+        return {};
+    }
+    against = std::to_string(earlier->sequence) + " " + earlier->mac_hex;
+    return m_serving->audit->follows_from(*earlier, latest);
+}
+
+// Logged once for each anchor the log does not follow on from, not at
+// every minute: the problem's words change as the log grows on. Health and
+// the status file show the problem meanwhile.
+void Daemon::Impl::report_anchor_problem(const std::string& problem, const std::string& against) {
+    const auto mismatch = problem.empty() ? std::string() : against;
+    if (mismatch != m_anchor_mismatch) {
+        if (!problem.empty()) {
+            spdlog::error(
+                "event=audit_anchor_mismatch problem=\"{}\" action=\"the anchor is kept; "
+                "run 'audit verify' on the console\"",
+                quotable(problem));
+        } else {
+            spdlog::info("event=audit_anchor_matches");
+        }
+        m_anchor_mismatch = mismatch;
+    }
+    std::lock_guard lock(m_audit_mutex);
+    m_audit_problem = problem;
+}
+
+std::string Daemon::Impl::audit_problem() const {
+    std::lock_guard lock(m_audit_mutex);
+    return m_audit_problem;
 }
 
 void Daemon::Impl::schedule_anchor() {
@@ -1065,6 +1161,15 @@ HealthReport Daemon::Impl::health() {
         }
     }
     body["database"] = std::move(database);
+    // The audit log no longer reaching the anchor taken before it: rows cut
+    // off or changed. Serving goes on; the technician has to look.
+    const auto audit_problem = this->audit_problem();
+    json::object audit{{"ok", audit_problem.empty()}};
+    if (!audit_problem.empty()) {
+        audit["detail"] = audit_problem;
+    }
+    body["audit"] = std::move(audit);
+    degraded = degraded || !audit_problem.empty();
     degraded = degraded || !m_serving || m_serving->config->modems.empty();
     body["modems"] = std::move(modems);
     const bool synced = clock_synchronized();
@@ -1183,6 +1288,7 @@ void Daemon::Impl::run() {
         m_instance_lock = std::make_unique<detail::InstanceLock>(
             detail::InstanceLock::beside(m_config->database));
         m_database = std::make_unique<Database>(m_config->database);
+        refuse_foreign_objects();
     } catch (const detail::InstanceLockError& error) {
         throw FatalError(error.what());
     } catch (const DatabaseError& error) {

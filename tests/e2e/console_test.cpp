@@ -8,6 +8,7 @@
 
 #include "console_screen.hpp"
 #include "dev_instance.hpp"
+#include "otpbox/firmware/audit_log.hpp"
 #include "otpbox/firmware/database.hpp"
 
 namespace otpbox::e2e {
@@ -717,6 +718,75 @@ TEST_F(Console_Session, CardsBackupsAndTheAuditLog) {
     const auto rows = test::read_file(exported);
     EXPECT_NE(rows.find("\"console.login\""), std::string::npos) << rows;
     EXPECT_NE(rows.find("\"pincard.issue\""), std::string::npos) << rows;
+}
+
+// A copy of the backup at from, changed by sql, at to.
+void tampered_copy(const fs::path& from, const fs::path& to, const std::string& sql) {
+    fs::copy_file(from, to);
+    const auto result = test::run_command("sqlite3 '" + to.string() + "' \"" + sql + "\" 2>&1");
+    ASSERT_EQ(result.status, 0) << result.output;
+}
+
+TEST_F(Console_Session, RestoreTakesOnlyTheAppliancesOwnSchemaAndAChainThatVerifies) {
+    // The anchor file is configured but not written yet: no daemon ran.
+    screen.reset();
+    auto config = test::read_file(instance.root() / "otpbox.toml");
+    config = std::regex_replace(config, std::regex("\\[log\\]"),
+                                "[audit]\nanchor_file = \"audit.anchor\"\n\n[log]");
+    test::write_file(instance.root() / "otpbox.toml", config, 0600);
+    screen = std::make_unique<ConsoleScreen>(instance.root() / "otpbox.toml",
+                                             instance.root() / "console.tty");
+    log_in(*screen, password);
+    const auto anchor_file = instance.root() / "audit.anchor";
+
+    auto verdict = run("audit verify", "otpboxd logs.");
+    EXPECT_NE(verdict.find("NOT VERIFIED against its anchor"), std::string::npos) << verdict;
+    EXPECT_NE(verdict.find(anchor_file.string() + " is missing"), std::string::npos) << verdict;
+    EXPECT_EQ(verdict.find("intact"), std::string::npos) << verdict;
+    EXPECT_EQ(verdict.find("No anchor file is configured"), std::string::npos) << verdict;
+    test::write_file(anchor_file, "garbled\n");
+    verdict = run("audit verify", "otpboxd logs.");
+    EXPECT_NE(verdict.find(anchor_file.string() + " is unreadable"), std::string::npos) << verdict;
+    EXPECT_EQ(verdict.find("intact"), std::string::npos) << verdict;
+
+    const auto backup = instance.root() / "backup.db";
+    EXPECT_NE(run("backup " + backup.string(), "vendor's way").find("copied"), std::string::npos);
+    const std::vector<std::pair<std::string, std::string>> tampered{
+        {"CREATE TRIGGER unlock AFTER UPDATE ON users BEGIN UPDATE users SET "
+         "lock_until = 0; END",
+         "holds trigger unlock"},
+        {"CREATE TRIGGER quiet BEFORE INSERT ON audit BEGIN SELECT RAISE(IGNORE); END",
+         "holds trigger quiet"},
+        {"CREATE VIEW everyone AS SELECT * FROM users", "holds view everyone"},
+        {"CREATE TABLE extra (x)", "holds table extra"},
+        {"CREATE INDEX audit_actor ON audit (actor)", "holds index audit_actor"},
+        {"UPDATE audit SET outcome = 'refused' WHERE seq = 2", "does not verify"},
+        {"DELETE FROM audit WHERE seq = 2", "does not verify"},
+    };
+    int copy = 0;
+    for (const auto& [sql, refusal] : tampered) {
+        const auto file = instance.root() / ("tampered" + std::to_string(++copy) + ".db");
+        tampered_copy(backup, file, sql);
+        const auto answer = run("restore " + file.string(), "nothing changed");
+        EXPECT_NE(answer.find(refusal), std::string::npos) << sql << ":\n" << answer;
+        EXPECT_EQ(answer.find("[y/N]"), std::string::npos) << answer;
+    }
+
+    screen->mark();
+    screen->line("restore " + backup.string());
+    ASSERT_TRUE(screen->expect("[y/N]"));
+    EXPECT_NE(screen->since_mark().find("SMS that were queued when the backup was taken"),
+              std::string::npos)
+        << screen->since_mark();
+    const auto restored = run("y", "last row (");
+    EXPECT_NE(restored.find("now names the restored"), std::string::npos) << restored;
+    const auto written = firmware::read_anchor(anchor_file);
+    ASSERT_TRUE(written);
+    verdict = run("audit verify", "reached.");
+    EXPECT_NE(verdict.find("Audit log intact"), std::string::npos) << verdict;
+    EXPECT_NE(verdict.find("the anchor (row " + std::to_string(written->sequence) + ") reached"),
+              std::string::npos)
+        << verdict;
 }
 
 TEST_F(Console_Session, AllowAndDenyClients) {

@@ -85,5 +85,45 @@ TEST_F(AuditChain, AnchorFileRoundTrips) {
     EXPECT_FALSE(read_anchor(f.dir.path() / "absent"));
 }
 
+TEST_F(AuditChain, AnAnchorFileIsMissingGarbledOrAnAnchor) {
+    const auto file = f.dir.path() / "audit.anchor";
+    EXPECT_EQ(load_anchor_file(file).state, AnchorFile::State::missing);
+    for (const std::string text : {"nonsense\n", "12\n", "12 zz\n", "12 ab extra\n", "-1 ab\n"}) {
+        test::write_file(file, text);
+        const auto found = load_anchor_file(file);
+        EXPECT_EQ(found.state, AnchorFile::State::unreadable) << text;
+        EXPECT_FALSE(found.problem.empty()) << text;
+        EXPECT_FALSE(read_anchor(file)) << text;
+    }
+    EXPECT_EQ(load_anchor_file(f.dir.path()).state, AnchorFile::State::unreadable);
+    write_anchor(file, AuditAnchor{});
+    EXPECT_EQ(load_anchor_file(file).state, AnchorFile::State::ok);
+    write_anchor(file, anchor);
+    const auto found = load_anchor_file(file);
+    ASSERT_EQ(found.state, AnchorFile::State::ok);
+    EXPECT_EQ(found.anchor.mac_hex, anchor.mac_hex);
+}
+
+TEST_F(AuditChain, TheLogFollowsFromAnEarlierAnchorUntilRowsAreCutOrChanged) {
+    (void)f.cards->issue("carol", kActor);
+    (void)f.cards->issue("dave", kActor);
+    const auto now = f.audit->latest();
+    ASSERT_GT(now.sequence, anchor.sequence + 1);
+    EXPECT_EQ(f.audit->follows_from(anchor, now), "");
+    EXPECT_EQ(f.audit->follows_from(AuditAnchor{}, now), "");
+
+    auto changed = anchor;
+    changed.mac_hex[0] = changed.mac_hex[0] == '0' ? '1' : '0';
+    EXPECT_NE(f.audit->follows_from(changed, now).find("does not match"), std::string::npos);
+
+    sql("DELETE FROM audit WHERE seq = " + std::to_string(now.sequence - 1));
+    EXPECT_NE(f.audit->follows_from(anchor, f.audit->latest()).find("missing"), std::string::npos);
+
+    sql("DELETE FROM audit WHERE seq > 2");
+    const auto cut = f.audit->latest();
+    EXPECT_EQ(cut.sequence, 2);
+    EXPECT_NE(f.audit->follows_from(anchor, cut).find("are missing"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace otpbox::firmware

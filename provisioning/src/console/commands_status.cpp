@@ -132,6 +132,19 @@ void Console::status(std::span<const std::string>) {
             say(wrapped("  its HSM", text_of(state) + (detail != nullptr ? ": " + text_of(detail)
                                                                          : std::string())));
         }
+        // The audit log no longer following on from its anchor, as the
+        // daemon last found it.
+        const auto* health = daemon->body.if_contains("health");
+        const auto* audit = health != nullptr && health->is_object()
+                                ? health->as_object().if_contains("audit")
+                                : nullptr;
+        const auto* audit_ok =
+            audit != nullptr && audit->is_object() ? audit->as_object().if_contains("ok") : nullptr;
+        if (audit_ok != nullptr && audit_ok->is_bool() && !audit_ok->as_bool()) {
+            say(wrapped("  audit log",
+                        "BROKEN: " + text_of(audit->as_object().if_contains("detail")) +
+                            " ('audit verify')"));
+        }
     }
 
     const bool token = m_appliance.token_initialised();

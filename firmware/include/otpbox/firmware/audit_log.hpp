@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -36,6 +37,26 @@ struct AuditVerdict {
     std::string problem;  // the first thing found wrong, "" when intact
 };
 
+// Checks audit rows one at a time in sequence order from the first: each
+// MAC against the HSM's audit key of its version and the row before. The
+// log's own verify uses it, and so does the console for a backup's log
+// before it restores it.
+class AuditChainCheck {
+  public:
+    explicit AuditChainCheck(Secrets& secrets) : m_secrets(secrets) {}
+
+    // False once a row failed; verdict() then says which.
+    bool add(std::int64_t sequence, std::int64_t at, const AuditEntry& entry,
+             std::span<const std::uint8_t> mac, std::int64_t key_version);
+    [[nodiscard]] AuditVerdict verdict() const;
+
+  private:
+    Secrets& m_secrets;
+    std::vector<std::uint8_t> m_previous;
+    std::int64_t m_rows = 0;
+    std::string m_problem;
+};
+
 class AuditLog {
   public:
     AuditLog(Database& database, Secrets& secrets);
@@ -50,16 +71,34 @@ class AuditLog {
     // log still reaches it (rows removed at the end are found).
     [[nodiscard]] AuditVerdict verify(const std::optional<AuditAnchor>& anchor = std::nullopt);
 
-  private:
-    [[nodiscard]] std::vector<std::uint8_t> mac_of(unsigned key_version, std::int64_t sequence,
-                                                   std::int64_t at, const AuditEntry& entry,
-                                                   std::span<const std::uint8_t> previous);
+    // Whether the log still follows on from an anchor taken earlier: the row
+    // it names is there with the MAC it names, and no row is missing between
+    // it and now's last row. "" when it does, else what is wrong. Reads
+    // only, no HSM call: cheap enough for every anchor the daemon writes.
+    [[nodiscard]] std::string follows_from(const AuditAnchor& earlier, const AuditAnchor& now);
 
+  private:
     Database& m_database;
     Secrets& m_secrets;
 };
 
+// The MAC of one audit row, chained to the MAC of the row before.
+[[nodiscard]] std::vector<std::uint8_t> audit_row_mac(Secrets& secrets, unsigned key_version,
+                                                      std::int64_t sequence, std::int64_t at,
+                                                      const AuditEntry& entry,
+                                                      std::span<const std::uint8_t> previous);
+
+// An anchor file as found: not there, there but not an anchor (garbled,
+// unreadable), or an anchor.
+struct AnchorFile {
+    enum class State { missing, unreadable, ok };
+    State state = State::missing;
+    AuditAnchor anchor;   // when ok
+    std::string problem;  // when unreadable, why
+};
+
 // Reads and writes the anchor file ("<sequence> <mac hex>\n").
+[[nodiscard]] AnchorFile load_anchor_file(const std::filesystem::path& file);
 [[nodiscard]] std::optional<AuditAnchor> read_anchor(const std::filesystem::path& file);
 void write_anchor(const std::filesystem::path& file, const AuditAnchor& anchor);
 
