@@ -111,8 +111,40 @@ void ChallengeService::refuse_if_over_sms_limit(const std::string& user, TimePoi
     }
 }
 
+// A user has one OTP at a time: a newer one makes the older unexpired ones
+// unusable, and their SMS, while still queued, are not sent. Otherwise a
+// code read off an older SMS would still open the login, and several live
+// codes would give a guesser more to hit.
+void ChallengeService::supersede_open_otps(const std::string& user, TimePoint now) {
+    std::vector<std::string> sms_ids;
+    {
+        auto open = m_context.database.prepare(
+            "SELECT sms_id FROM challenges "
+            "WHERE user_id = ? AND method = 'sms' AND state = 'open' AND expires_at >= ?");
+        open.bind(1, user).bind(2, to_millis(now));
+        while (open.step()) {
+            sms_ids.push_back(open.text(0));
+        }
+    }
+    if (sms_ids.empty()) {
+        return;
+    }
+    m_context.database
+        .prepare(
+            "UPDATE challenges SET state = 'superseded' "
+            "WHERE user_id = ? AND method = 'sms' AND state = 'open' AND expires_at >= ?")
+        .bind(1, user)
+        .bind(2, to_millis(now))
+        .run();
+    for (const auto& sms_id : sms_ids) {
+        m_context.sms.cancel_within(m_context.database.connection(), sms_id,
+                                    "superseded by a newer OTP for the same user");
+    }
+}
+
 Challenge ChallengeService::sms_challenge(const UserRow& row, TimePoint now, SmsToSend& out) {
     refuse_if_over_sms_limit(row.id, now);
+    supersede_open_otps(row.id, now);
     const auto number = m_context.secrets.open_phone(row.id, row.phone_sealed);
     if (!number) {
         throw Refused(Reason::unavailable, "the stored mobile number cannot be opened");
@@ -385,6 +417,9 @@ void ChallengeService::verify(const std::string& challenge_id, const std::string
 
         auto user_row = load_user(m_context.database, user, now);
         refuse_if_locked(user_row, now);
+        if (state == "superseded") {
+            throw Refused(Reason::gone, "a newer OTP was requested for this user; use its code");
+        }
         if (state != "open" || to_millis(now) > expires_at) {
             throw Refused(Reason::gone, "this challenge is unknown, used, expired or burned");
         }

@@ -302,8 +302,9 @@ class Daemon::Impl {
     Metrics m_metrics;
     std::set<std::string> m_reported_missing;
     std::string m_api_error;  // why a provisioned daemon could not start its API, as logged
-    std::map<std::string, std::string> m_modem_states;  // by modem name, as last logged
-    std::map<std::string, std::size_t> m_modem_resets;  // by modem name, as last logged
+    std::map<std::string, std::string> m_modem_states;        // by modem name, as last logged
+    std::map<std::string, std::string> m_modem_lock_reasons;  // of sim_locked, as last logged
+    std::map<std::string, std::size_t> m_modem_resets;        // by modem name, as last logged
     detail::PollTasks m_tasks;
     bool m_task_stuck = false;  // a poll task still in the HSM when run() ended
     std::map<std::string, unsigned> m_key_versions;  // by key base, as last logged
@@ -766,10 +767,18 @@ void Daemon::Impl::log_modem_changes() {
             resets = modem.resets;
         }
         auto& known = m_modem_states[modem.name];
+        // A SIM locked again for another reason is news: the pool restarted
+        // for a new PIN passes through "stopped" and "initialising", which are
+        // not logged, so the state alone would look unchanged when the SIM
+        // that asked for a PIN now refuses the one stored.
+        auto& lock_reason = m_modem_lock_reasons[modem.name];
+        const bool same_lock = modem.state != "sim_locked" || modem.last_error == lock_reason;
         // Passing states, and a pool stopped on purpose (a new SIM PIN).
-        if (modem.state == known || modem.state == "initialising" || modem.state == "stopped") {
+        if ((modem.state == known && same_lock) || modem.state == "initialising" ||
+            modem.state == "stopped") {
             continue;
         }
+        lock_reason = modem.state == "sim_locked" ? modem.last_error : "";
         if (modem.state == "ready") {
             if (!known.empty()) {
                 spdlog::info("event=modem_state modem={} state=ready was={}", modem.name, known);
@@ -1150,7 +1159,7 @@ HealthReport Daemon::Impl::health() {
         // health still answers.
         try {
             const auto stats = m_serving->queue->stats();
-            json::object queue{{"depth", stats.depth}};
+            json::object queue{{"depth", stats.depth}, {"expired", stats.expired}};
             queue["oldest_age_seconds"] =
                 stats.oldest_age ? json::value(stats.oldest_age->count()) : json::value(nullptr);
             body["queue"] = std::move(queue);
@@ -1218,25 +1227,12 @@ std::string Daemon::Impl::metrics() {
             append_metric(out, "otpbox_sms_queue_oldest_seconds", "age of the oldest queued SMS",
                           "gauge", "",
                           stats.oldest_age ? static_cast<double>(stats.oldest_age->count()) : 0);
+            append_metric(out, "otpbox_sms_expired_total",
+                          "SMS whose OTP expired before a modem sent them", "counter", "",
+                          static_cast<double>(stats.expired));
         } catch (const std::exception&) {
         }
-        bool first = true;
-        for (const auto& modem : m_serving->modems->health()) {
-            const auto labels = "modem=\"" + modem.name + "\"";
-            append_metric(out, "otpbox_modem_ready", first ? "1 when the modem can send" : "",
-                          "gauge", labels, modem.state == "ready" ? 1 : 0);
-            append_metric(out, "otpbox_modem_signal_rssi", first ? "AT+CSQ rssi (99 unknown)" : "",
-                          "gauge", labels, modem.signal_rssi);
-            append_metric(out, "otpbox_modem_sms_sent_total", first ? "SMS sent by the modem" : "",
-                          "counter", labels, static_cast<double>(modem.sent));
-            append_metric(out, "otpbox_modem_sms_failed_total",
-                          first ? "SMS the modem failed to send" : "", "counter", labels,
-                          static_cast<double>(modem.failed));
-            append_metric(out, "otpbox_modem_resets_total",
-                          first ? "resets after a +CMGS whose final result never came" : "",
-                          "counter", labels, static_cast<double>(modem.resets));
-            first = false;
-        }
+        append_modem_metrics(out, m_serving->modems->health());
     }
     return out;
 }

@@ -23,7 +23,7 @@ class AtCategory final : public std::error_category {
             case AtErrc::not_registered:
                 return "not registered on a network";
             case AtErrc::sim_locked:
-                return "SIM locked (PUK required or PIN refused)";
+                return "SIM locked";
         }
         return "unknown AT error";
     }

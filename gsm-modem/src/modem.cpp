@@ -122,17 +122,21 @@ void Modem::unlock_sim() {
     if (state.empty()) {
         throw AtError(make_error_code(AtErrc::bad_response), "AT+CPIN?: OK without +CPIN");
     }
+    if (state == "SIM PUK") {
+        throw_sim_locked("the SIM asks for its PUK");
+    }
     if (state != "SIM PIN") {
-        throw_sim_locked("SIM asks for " + (state.empty() ? std::string("unknown") : state));
+        throw_sim_locked("the SIM asks for " + state + ", which otpbox cannot give");
     }
     if (!m_config.sim_pin) {
-        throw_sim_locked("SIM PIN required, none configured");
+        throw_sim_locked("the SIM asks for a PIN and none is stored");
     }
     try {
         engine().secret_command("AT+CPIN=\"" + *m_config.sim_pin + "\"", "AT+CPIN=<pin>",
                                 m_config.command_timeout);
     } catch (const AtError& error) {
-        throw_sim_locked(std::string("SIM PIN refused: ") + error.code().message());
+        throw_sim_locked("the SIM refused the stored PIN (" + error.code().message() +
+                         "); not tried again to keep the SIM from locking");
     }
     wait_for_sim_ready();
 }
@@ -147,7 +151,8 @@ void Modem::wait_for_sim_ready() {
             if (state == "READY") {
                 return;
             }
-            throw_sim_locked("SIM still asks for " + state + " after the PIN");
+            throw_sim_locked("the SIM still asks for " + state +
+                             " after the stored PIN; not tried again to keep the SIM from locking");
         } catch (const AtError& error) {
             if (!is_cme(error, 14) || std::chrono::steady_clock::now() >= deadline) {
                 throw;

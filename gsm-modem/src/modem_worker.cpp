@@ -81,7 +81,7 @@ bool ModemWorker::bring_up() {
         m_modem.open();
     } catch (const AtError& error) {
         if (is_sim_locked(error)) {
-            update_health("sim_locked", error.what());
+            update_health("sim_locked", error.reason());
             pause(std::chrono::hours(24 * 365));
             return false;
         }
@@ -170,7 +170,8 @@ void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error)
             return;
         }
         case SendFault::temporary:
-            requeue(sms, error.what(), m_queue.now() + m_config.retry_delay * sms.attempts);
+            requeue(sms, error.what(), m_queue.now() + m_config.retry_delay * sms.attempts,
+                    SendDoubt::not_sent);
             if (++m_consecutive_errors < kMaxConsecutiveErrors) {
                 update_health("ready", error.what());
                 return;
@@ -178,7 +179,8 @@ void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error)
             break;
         case SendFault::modem:
             // Back at once, so that another modem takes it. An OK without a
-            // +CMGS reference lands here too, though that SMS may have gone.
+            // +CMGS reference lands here too, though that SMS may have gone:
+            // the queue hands it over kMaxAttempts times in all, then fails it.
             requeue(sms, error.what(), m_queue.now());
             break;
     }
@@ -188,8 +190,9 @@ void ModemWorker::handle_send_error(const ClaimedSms& sms, const AtError& error)
 // A long SMS cut off after a part was sent fails in the queue instead of
 // going back: that counts as this modem's failure, once, since a failed SMS
 // is never claimed again.
-void ModemWorker::requeue(const ClaimedSms& sms, std::string_view failure, TimePoint not_before) {
-    if (m_queue.requeue(sms.id, failure, not_before) == Requeued::failed) {
+void ModemWorker::requeue(const ClaimedSms& sms, std::string_view failure, TimePoint not_before,
+                          SendDoubt doubt) {
+    if (m_queue.requeue(sms.id, failure, not_before, doubt) == Requeued::failed) {
         std::lock_guard lock(m_health_mutex);
         ++m_health.failed;
     }

@@ -40,7 +40,8 @@ class ModemWorker {
     void listen_while_idle(std::uint64_t seen);
     void send_one(ClaimedSms& sms);
     void handle_send_error(const ClaimedSms& sms, const AtError& error);
-    void requeue(const ClaimedSms& sms, std::string_view failure, TimePoint not_before);
+    void requeue(const ClaimedSms& sms, std::string_view failure, TimePoint not_before,
+                 SendDoubt doubt = SendDoubt::may_have_gone);
     void count_send_reset();
     void forward_reports();
     void take_out(const std::string& reason);

@@ -34,6 +34,13 @@ constexpr std::array<std::string_view, 6> kStored{"queued",    "sending", "sent"
     return sms.to + '\n' + sms.text;
 }
 
+// The failure of an SMS handed to modems kMaxAttempts times.
+[[nodiscard]] std::string given_up(std::string_view last_failure) {
+    return "not sent after " + std::to_string(kMaxAttempts) +
+           " hand-overs to a modem (it may have reached the user; not tried again): " +
+           std::string(last_failure);
+}
+
 constexpr std::string_view kSchema = R"sql(
 CREATE TABLE IF NOT EXISTS sms_messages (
     id TEXT PRIMARY KEY,
@@ -98,8 +105,8 @@ void SmsQueue::Impl::create_schema() {
 }
 
 // A send cut off before its +CMGS was recorded goes out again (the user may
-// see the code twice); one cut off between parts would repeat a part, so it
-// fails instead.
+// see the code twice) while it has hand-overs left; one cut off between
+// parts would repeat a part, so it fails instead.
 void SmsQueue::Impl::recover_interrupted() {
     std::lock_guard lock(m_mutex);
     SqliteTransaction transaction(m_db);
@@ -111,9 +118,17 @@ void SmsQueue::Impl::recover_interrupted() {
         .bind(1, now_ms)
         .run();
     m_db.prepare(
+            "UPDATE sms_messages SET status = 'failed', payload = NULL, updated_at = ?1, "
+            "failure = ?2 WHERE status = 'sending' AND attempts >= ?3")
+        .bind(1, now_ms)
+        .bind(2, given_up("interrupted by a stop"))
+        .bind(3, static_cast<std::int64_t>(kMaxAttempts))
+        .run();
+    m_db.prepare(
             "UPDATE sms_messages SET status = 'queued', updated_at = ?1 WHERE status = 'sending'")
         .bind(1, now_ms)
         .run();
+    expire_due(now_ms);
     transaction.commit();
 }
 
@@ -147,6 +162,22 @@ void SmsQueue::Impl::cancel(sqlite3* connection, std::string_view id, std::strin
         .bind(1, id)
         .bind(2, to_ms(now()))
         .bind(3, reason)
+        .run();
+}
+
+void SmsQueue::fail_unsent(sqlite3* connection, TimePoint now, std::string_view reason) {
+    // A database the queue never opened has no SMS to fail.
+    SqliteStatement table(connection,
+                          "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = "
+                          "'sms_messages'");
+    if (!table.step()) {
+        return;
+    }
+    SqliteStatement(connection,
+                    "UPDATE sms_messages SET status = 'failed', payload = NULL, updated_at = ?1, "
+                    "failure = ?2 WHERE status IN ('queued', 'sending')")
+        .bind(1, to_ms(now))
+        .bind(2, reason)
         .run();
 }
 
@@ -199,6 +230,10 @@ QueueStats SmsQueue::Impl::stats() {
             stats.oldest_age = std::chrono::duration_cast<std::chrono::seconds>(
                 Milliseconds(now_ms - row.integer(1)));
         }
+    }
+    auto expired = m_db.prepare("SELECT COUNT(*) FROM sms_messages WHERE status = 'expired'");
+    if (expired.step()) {
+        stats.expired = static_cast<std::size_t>(expired.integer(0));
     }
     return stats;
 }
@@ -286,7 +321,7 @@ void SmsQueue::Impl::record_part(std::string_view id, std::string_view modem, st
 }
 
 Requeued SmsQueue::Impl::requeue(std::string_view id, std::string_view failure,
-                                 TimePoint not_before) {
+                                 TimePoint not_before, SendDoubt doubt) {
     {
         std::lock_guard lock(m_mutex);
         SqliteTransaction transaction(m_db);
@@ -295,6 +330,14 @@ Requeued SmsQueue::Impl::requeue(std::string_view id, std::string_view failure,
         if (sent.step() && sent.integer(0) > 0) {
             // The row does not keep what stopped it; the modem's health does.
             finish(id, "failed", "stopped after a part was sent");
+            transaction.commit();
+            return Requeued::failed;
+        }
+        auto attempts = m_db.prepare("SELECT attempts FROM sms_messages WHERE id = ?1");
+        attempts.bind(1, id);
+        if (doubt == SendDoubt::may_have_gone && attempts.step() &&
+            attempts.integer(0) >= kMaxAttempts) {
+            finish(id, "failed", given_up(failure));
             transaction.commit();
             return Requeued::failed;
         }

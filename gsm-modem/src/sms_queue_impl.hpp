@@ -36,6 +36,11 @@ void wipe(std::string& secret) noexcept;
 // What SmsQueue::Impl::requeue did with the SMS.
 enum class Requeued { queued, failed };
 
+// Whether the hand-over that ended may have sent the SMS: a modem's refusal
+// says it did not; a timeout, a dropped line or an OK without a reference
+// leave it open.
+enum class SendDoubt { not_sent, may_have_gone };
+
 class SmsQueue::Impl {
   public:
     Impl(const std::filesystem::path& database, std::shared_ptr<Sealer> sealer, Clock clock);
@@ -56,9 +61,11 @@ class SmsQueue::Impl {
     void record_part(std::string_view id, std::string_view modem, std::size_t part,
                      std::size_t parts, std::uint8_t reference);
     // Back to "queued", due at not_before; an SMS with a part already sent
-    // fails instead, since sending it again would repeat that part.
+    // fails instead, since sending it again would repeat that part, and so
+    // does one that may have gone after kMaxAttempts hand-overs.
     [[nodiscard]] Requeued requeue(std::string_view id, std::string_view failure,
-                                   TimePoint not_before);
+                                   TimePoint not_before,
+                                   SendDoubt doubt = SendDoubt::may_have_gone);
     void fail(std::string_view id, std::string_view failure);
     // A +CDS from that modem; unknown references are dropped.
     void record_report(std::string_view modem, const StatusReport& report);

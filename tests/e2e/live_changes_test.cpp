@@ -270,6 +270,39 @@ TEST_F(LiveChanges, SimPinStoredThroughTheDatabaseReadiesTheModemAndSmsLeave) {
     EXPECT_TRUE(dev.sms_code("1702468000")) << "no SMS in the outbox";
 }
 
+// The SIM that asked for a PIN refuses the one stored since: still
+// sim_locked, but for another reason, which health names and the log
+// shows in a line of its own.
+TEST_F(LiveChanges, AWrongStoredSimPinIsLoggedAndNamedAsSuch) {
+    dev.start_simulator({"--sim-pin", "2468"});
+    dev.start_daemon();
+    ASSERT_TRUE(test::wait_until([&] { return modem_state() == "sim_locked"; }, 20s, 200ms))
+        << modem_state();
+    ASSERT_TRUE(log_shows("error=\"the SIM asks for a PIN and none is stored\"", 5s)) << log();
+
+    {
+        const auto config = firmware::load_config(dev.root() / "otpbox.toml");
+        firmware::Database database(config.database);
+        firmware::Secrets secrets(hsm::Hsm::open(config.hsm));
+        firmware::store_sim_pin(database, secrets, "modem0", "1357",
+                                std::chrono::system_clock::now());
+    }
+    const std::string refused =
+        "the SIM refused the stored PIN (CME 16 (incorrect password)); not tried again to keep "
+        "the SIM from locking";
+    ASSERT_TRUE(
+        log_shows("event=modem_state modem=modem0 state=sim_locked was=sim_locked "
+                  "error=\"" +
+                      refused + "\"",
+                  30s))
+        << log();
+    const auto health = dev.call("GET", "/v1/health", std::nullopt, "monitor");
+    const auto modem = health.json().at("modems").as_array().at(0).as_object();
+    EXPECT_EQ(modem.at("state").as_string(), "sim_locked") << health.body;
+    EXPECT_EQ(modem.at("last_error").as_string(), refused) << health.body;
+    EXPECT_EQ(log().find("1357"), std::string::npos);
+}
+
 TEST_F(LiveChanges, KeysRotatedInTheTokenAreUsedAndOldRecordsStillOpen) {
     dev.start_simulator();
     dev.start_daemon();

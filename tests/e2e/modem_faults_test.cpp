@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+#include <set>
+#include <sstream>
 #include <string>
 
 #include "dev_instance.hpp"
@@ -76,6 +79,51 @@ TEST(ModemFaults, AResetAfterALostOkIsLoggedCountedAndShown) {
         [&] { return !lines_with(test::read_file(dev.daemon_log()), "count=1 total=2").empty(); },
         15s, 200ms))
         << test::read_file(dev.daemon_log());
+}
+
+// With two modems, each metric family is one block: its HELP and TYPE
+// once, then a line per modem, as the Prometheus text format requires.
+TEST(ModemFaults, MetricsOfTwoModemsAreGroupedByFamily) {
+    DevInstance dev(DevInstance::kNotStarted);
+    dev.provision();
+    // The second modem's device does not exist: it shows as failed, which
+    // is enough for its lines.
+    dev.replace_in_config("baud = 115200\n",
+                          "baud = 115200\n\n[[modems]]\nname = \"modem1\"\n"
+                          "device = \"modem/modem1\"\nbaud = 115200\n");
+    dev.start_simulator();
+    dev.start_daemon();
+
+    const auto metrics = dev.call("GET", "/metrics", std::nullopt, "monitor");
+    ASSERT_EQ(metrics.status, 200) << metrics.body;
+    std::map<std::string, int> types;
+    std::set<std::string> closed;  // families whose block has ended
+    std::string current;
+    std::istringstream lines(metrics.body);
+    for (std::string line; std::getline(lines, line);) {
+        const bool comment = line.starts_with("# ");
+        auto name = comment ? line.substr(7) : line;
+        name = name.substr(0, name.find_first_of(comment ? " " : "{ "));
+        if (line.starts_with("# TYPE ")) {
+            ++types[name];
+        }
+        if (name != current) {
+            EXPECT_FALSE(closed.contains(name)) << name << " comes back:\n" << metrics.body;
+            if (!current.empty()) {
+                closed.insert(current);
+            }
+            current = name;
+        }
+    }
+    for (const auto& [name, count] : types) {
+        EXPECT_EQ(count, 1) << name;
+    }
+    for (const std::string family : {"otpbox_modem_ready", "otpbox_modem_signal_rssi",
+                                     "otpbox_modem_sms_sent_total", "otpbox_modem_resets_total"}) {
+        EXPECT_EQ(types[family], 1) << family << "\n" << metrics.body;
+        EXPECT_NE(metrics.body.find(family + "{modem=\"modem0\"}"), std::string::npos);
+        EXPECT_NE(metrics.body.find(family + "{modem=\"modem1\"}"), std::string::npos);
+    }
 }
 
 }  // namespace

@@ -90,16 +90,52 @@ TEST_F(OtpWithModem, CodeArrivesAndIsUsableOnce) {
 }
 
 TEST_F(OtpWithModem, ValidForSixHundredSeconds) {
-    const auto late = f.challenges->request_otp("alice", kActor);
-    const auto late_code = f.sms_code(kNumber, 1);
     const auto in_time = f.challenges->request_otp("alice", kActor);
-    const auto in_time_code = f.sms_code(kNumber, 2);
-    ASSERT_TRUE(late_code && in_time_code);
-
+    const auto in_time_code = f.sms_code(kNumber, 1);
+    ASSERT_TRUE(in_time_code);
     f.clock.advance(599s);
     f.challenges->verify(in_time.id, *in_time_code, kActor);
-    f.clock.advance(2s);
+
+    const auto late = f.challenges->request_otp("alice", kActor);
+    const auto late_code = f.sms_code(kNumber, 2);
+    ASSERT_TRUE(late_code);
+    f.clock.advance(601s);
     EXPECT_EQ(refusal_of([&] { f.challenges->verify(late.id, *late_code, kActor); }), Reason::gone);
+}
+
+// A user has one OTP at a time: the newer one makes the older unusable,
+// with a reason that says so, and an older SMS still queued is not sent.
+TEST_F(OtpWithModem, ANewerOtpSupersedesTheOlderOne) {
+    const auto older = f.challenges->request_otp("alice", kActor);
+    const auto older_code = f.sms_code(kNumber, 1);
+    const auto newer = f.challenges->request_otp("alice", kActor);
+    const auto newer_code = f.sms_code(kNumber, 2);
+    ASSERT_TRUE(older_code && newer_code);
+
+    try {
+        f.challenges->verify(older.id, *older_code, kActor);
+        FAIL() << "the older OTP was accepted";
+    } catch (const Refused& refused) {
+        EXPECT_EQ(refused.reason(), Reason::gone);
+        EXPECT_NE(std::string(refused.what()).find("newer OTP"), std::string::npos)
+            << refused.what();
+    }
+    f.challenges->verify(newer.id, *newer_code, kActor);
+}
+
+TEST(Otp_Supersede, AnOlderSmsStillQueuedIsNotSent) {
+    ServiceFixture f;  // no modem: every SMS stays queued
+    (void)f.phones->register_number("alice", "0170 1234567", kActor);
+    const auto older = f.challenges->request_otp("alice", kActor);
+    ASSERT_EQ(f.queue->find(older.sms_id)->status, gsm::SmsStatus::queued);
+
+    const auto newer = f.challenges->request_otp("alice", kActor);
+
+    const auto cancelled = f.queue->find(older.sms_id);
+    EXPECT_EQ(cancelled->status, gsm::SmsStatus::failed);
+    EXPECT_EQ(cancelled->failure, "superseded by a newer OTP for the same user");
+    EXPECT_EQ(f.queue->find(newer.sms_id)->status, gsm::SmsStatus::queued);
+    EXPECT_EQ(f.queue->stats().depth, 1u);
 }
 
 TEST_F(OtpWithModem, TwoSimultaneousVerifiesAcceptOnce) {

@@ -186,6 +186,7 @@ TEST_F(SmsQueue_Durable, ExpiryShowsWithoutAnyWorker) {
 
     EXPECT_EQ(queue->find("sms-1")->status, SmsStatus::expired);
     EXPECT_EQ(queue->stats().depth, 0u);
+    EXPECT_EQ(queue->stats().expired, 1u);
 }
 
 TEST_F(SmsQueue_Durable, RequeuedSmsWaitsUntilDue) {
@@ -213,6 +214,109 @@ TEST_F(SmsQueue_Durable, RequeueAfterAPartWasSentFailsTheSmsAndSaysSo) {
               Requeued::failed);
 
     EXPECT_EQ(queue->find("sms-1")->status, SmsStatus::failed);
+    EXPECT_FALSE(queue->impl().claim("modem0").has_value());
+}
+
+// An OK without a +CMGS reference may mean the SMS went out: each hand-over
+// may repeat the code, so after kMaxAttempts the SMS fails and says why.
+TEST_F(SmsQueue_Durable, RequeueGivesUpAfterTheLastHandOver) {
+    auto queue = open_queue();
+    queue->enqueue(sms("sms-1"));
+    for (int attempt = 1; attempt < kMaxAttempts; ++attempt) {
+        const auto claimed = queue->impl().claim("modem0");
+        ASSERT_TRUE(claimed.has_value());
+        EXPECT_EQ(claimed->attempts, attempt);
+        EXPECT_EQ(queue->impl().requeue("sms-1", "AT+CMGS: OK without a reference", m_clock.now()),
+                  Requeued::queued);
+    }
+    ASSERT_TRUE(queue->impl().claim("modem0").has_value());
+
+    EXPECT_EQ(queue->impl().requeue("sms-1", "AT+CMGS: OK without a reference", m_clock.now()),
+              Requeued::failed);
+
+    const auto record = queue->find("sms-1");
+    EXPECT_EQ(record->status, SmsStatus::failed);
+    EXPECT_EQ(record->failure,
+              "not sent after 3 hand-overs to a modem (it may have reached the user; not tried "
+              "again): AT+CMGS: OK without a reference");
+    EXPECT_FALSE(queue->impl().claim("modem0").has_value());
+    EXPECT_FALSE(stored_payload("sms-1").has_value());
+}
+
+// A modem's refusal says the SMS did not go: it is tried again until it
+// expires, however often it was handed over.
+TEST_F(SmsQueue_Durable, ARefusedSmsIsTriedAgainPastTheLastHandOver) {
+    auto queue = open_queue();
+    queue->enqueue(sms("sms-1"));
+    for (int attempt = 1; attempt <= kMaxAttempts + 2; ++attempt) {
+        const auto claimed = queue->impl().claim("modem0");
+        ASSERT_TRUE(claimed.has_value()) << "hand-over " << attempt;
+        EXPECT_EQ(queue->impl().requeue("sms-1", "CMS 38 (network out of order)", m_clock.now(),
+                                        SendDoubt::not_sent),
+                  Requeued::queued);
+    }
+    EXPECT_EQ(queue->find("sms-1")->status, SmsStatus::queued);
+}
+
+// Restarts count too: a send cut off by the last one is not handed over again.
+TEST_F(SmsQueue_Durable, SendingOnItsLastHandOverFailsOnReopen) {
+    {
+        auto queue = open_queue();
+        queue->enqueue(sms("sms-1"));
+        for (int attempt = 1; attempt < kMaxAttempts; ++attempt) {
+            ASSERT_TRUE(queue->impl().claim("modem0").has_value());
+            ASSERT_EQ(queue->impl().requeue("sms-1", "timeout", m_clock.now()), Requeued::queued);
+        }
+        ASSERT_TRUE(queue->impl().claim("modem0").has_value());
+    }
+
+    auto queue = open_queue();
+
+    EXPECT_EQ(queue->find("sms-1")->status, SmsStatus::failed);
+    EXPECT_NE(queue->find("sms-1")->failure.find("interrupted by a stop"), std::string::npos);
+    EXPECT_FALSE(queue->impl().claim("modem0").has_value());
+}
+
+// A send cut off by a stop whose OTP expired meanwhile is not sent on the
+// restart, and shows as expired at once.
+TEST_F(SmsQueue_Durable, SendingWhoseExpiryPassedDuringAStopExpiresOnReopen) {
+    {
+        auto queue = open_queue();
+        queue->enqueue(sms("sms-1"));
+        ASSERT_TRUE(queue->impl().claim("modem0").has_value());
+    }
+    m_clock.advance(601s);
+
+    auto queue = open_queue();
+
+    EXPECT_EQ(queue->find("sms-1")->status, SmsStatus::expired);
+    EXPECT_FALSE(queue->impl().claim("modem0").has_value());
+    EXPECT_EQ(queue->stats().expired, 1u);
+}
+
+// A restored database: whatever was queued or being sent at the backup may
+// have gone out since, so none of it is sent, expired or not.
+TEST_F(SmsQueue_Durable, FailUnsentFailsQueuedAndSendingAndLeavesTheRest) {
+    auto queue = open_queue();
+    for (const auto* id : {"sms-sent", "sms-sending", "sms-queued"}) {
+        queue->enqueue(sms(id));
+        m_clock.advance(1s);
+    }
+    ASSERT_EQ(queue->impl().claim("modem0")->id, "sms-sent");
+    queue->impl().record_part("sms-sent", "modem0", 0, 1, 9);
+    ASSERT_EQ(queue->impl().claim("modem0")->id, "sms-sending");
+
+    sqlite3* raw = nullptr;
+    ASSERT_EQ(sqlite3_open(db().c_str(), &raw), SQLITE_OK);
+    SmsQueue::fail_unsent(raw, m_clock.now(), "restored from a backup");
+    sqlite3_close(raw);
+
+    EXPECT_EQ(queue->find("sms-sent")->status, SmsStatus::sent);
+    for (const auto* id : {"sms-sending", "sms-queued"}) {
+        EXPECT_EQ(queue->find(id)->status, SmsStatus::failed) << id;
+        EXPECT_EQ(queue->find(id)->failure, "restored from a backup") << id;
+        EXPECT_FALSE(stored_payload(id).has_value()) << id;
+    }
     EXPECT_FALSE(queue->impl().claim("modem0").has_value());
 }
 

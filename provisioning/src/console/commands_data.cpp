@@ -311,21 +311,27 @@ void Console::restore(std::span<const std::string> arguments) {
         m_appliance.record("restore", path.filename().string(), "refused");
         return;
     }
-    // Known shortcoming: the SMS queue is restored with the rest, so what
-    // waited in it when the backup was taken is sent again.
     say("This replaces every card, phone number, challenge and audit row with the\n"
         "backup's. Changes since the backup are lost: codes used since become\n"
         "usable again until they expire, and SMS limits and locks go back too.\n"
-        "SMS that were queued when the backup was taken are sent again, also those\n"
-        "that went out since.\n");
+        "SMS the backup holds as queued fail: they may have been sent since.\n");
     if (!confirm("Restore " + path.filename().string() + "?")) {
         say("Nothing changed.\n");
         return;
     }
     {
+        // The backup's unsent SMS may have gone out after it was taken, and
+        // their +CMGS is no longer recorded: they fail in a copy first, so
+        // that the daemon never sees them queued. Those that never went out
+        // fail too: nothing tells them apart.
         const auto from = open_sqlite(path, SQLITE_OPEN_READONLY);
+        const auto staged = open_sqlite(":memory:", SQLITE_OPEN_READWRITE);
+        copy_database(from.get(), staged.get());
+        gsm::SmsQueue::fail_unsent(staged.get(), std::chrono::system_clock::now(),
+                                   "restored from a backup: it may have been sent after the "
+                                   "backup was taken, so it is not sent again");
         const auto to = open_sqlite(m_appliance.config().database, SQLITE_OPEN_READWRITE);
-        copy_database(from.get(), to.get());
+        copy_database(staged.get(), to.get());
     }
     m_appliance.record("restore", path.filename().string(), "ok");
     // The backup's log was checked before it was copied, so the anchor may

@@ -241,6 +241,14 @@ void Console::modem_list(std::span<const std::string>) {
                     text_of(live->if_contains("signal_rssi")) + ", sent " +
                     text_of(live->if_contains("sent")) + ", failed " +
                     text_of(live->if_contains("failed"));
+            // A modem that is not ready says why; a person has to act on it.
+            const auto state = text_of(live->if_contains("state"));
+            const auto* error = live->if_contains("last_error");
+            if (state != "ready" && error != nullptr && error->is_string() &&
+                !error->as_string().empty()) {
+                const auto reason = wrapped("", text_of(error));
+                line += "\n" + reason.substr(0, reason.size() - 1);
+            }
         }
         say(line + "\n");
     }

@@ -51,6 +51,7 @@ class ChallengeService {
     Challenge pincard_challenge(const std::string& user, TimePoint now);
     Challenge sms_challenge(const UserRow& row, TimePoint now, SmsToSend& out);
     void refuse_if_over_sms_limit(const std::string& user, TimePoint now);
+    void supersede_open_otps(const std::string& user, TimePoint now);
     // Queues the SMS in the caller's transaction; the modem pool is woken
     // once it commits.
     void queue(const SmsToSend& sms);

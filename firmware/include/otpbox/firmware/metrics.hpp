@@ -6,6 +6,9 @@
 #include <array>
 #include <atomic>
 #include <string>
+#include <vector>
+
+#include "otpbox/gsm/modem.hpp"
 
 namespace otpbox::firmware {
 
@@ -24,5 +27,10 @@ class Metrics {
 // One gauge or counter line, "name{labels} value".
 void append_metric(std::string& out, const std::string& name, const std::string& help,
                    const std::string& type, const std::string& labels, double value);
+
+// The modems' gauges and counters, one family after the other, each with
+// its HELP and TYPE once and a line per modem: the text format wants the
+// lines of a family together.
+void append_modem_metrics(std::string& out, const std::vector<gsm::ModemHealth>& modems);
 
 }  // namespace otpbox::firmware

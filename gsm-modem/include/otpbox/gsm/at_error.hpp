@@ -5,6 +5,7 @@
 // (3GPP TS 27.007 9.2) and +CMS ERROR (TS 27.005 3.2.5) results, each in its
 // own std::error_category so they travel alongside serial and system errors.
 
+#include <memory>
 #include <string>
 #include <system_error>
 
@@ -17,7 +18,7 @@ enum class AtErrc {
     port_closed,     // the serial port failed or the other end hung up
     bad_response,    // a result we could not read (e.g. +CMGS without a reference)
     not_registered,  // neither home nor roaming network
-    sim_locked,      // PUK required or the PIN was refused: no second try
+    sim_locked,      // the SIM needs what otpbox cannot or must not give again
 };
 
 [[nodiscard]] const std::error_category& at_category() noexcept;
@@ -32,7 +33,15 @@ enum class AtErrc {
 // they hold a PIN or a PDU) and the result.
 class AtError : public std::system_error {
   public:
-    AtError(std::error_code code, const std::string& what) : std::system_error(code, what) {}
+    AtError(std::error_code code, const std::string& what)
+        : std::system_error(code, what), m_reason(std::make_shared<const std::string>(what)) {}
+
+    // what() without the result's name after it: for a locked SIM, the
+    // plain reason a person reads.
+    [[nodiscard]] const std::string& reason() const noexcept { return *m_reason; }
+
+  private:
+    std::shared_ptr<const std::string> m_reason;  // shared: copying an exception must not throw
 };
 
 }  // namespace otpbox::gsm

@@ -49,7 +49,15 @@ struct SmsRecord {
 struct QueueStats {
     std::size_t depth = 0;  // queued or sending
     std::optional<std::chrono::seconds> oldest_age;
+    std::size_t expired = 0;  // rows that expired before they were sent
 };
+
+// How often one SMS is handed to a modem when the last hand-over may have
+// sent it. A send that ends without a +CMGS reference may still have reached
+// the user, so each further hand-over may repeat the code; after the last
+// one the SMS fails instead. A modem's refusal (+CMS ERROR) says the SMS did
+// not go: it is tried again until it expires, whatever the count.
+inline constexpr int kMaxAttempts = 3;
 
 // Whether opening the queue takes over rows a stopped sender left "sending".
 // Only the process that runs the modem pool may: another process (the
@@ -83,6 +91,12 @@ class SmsQueue {
     // recipient and text, through the caller's connection inside its open
     // transaction. One being sent is left to finish.
     void cancel_within(sqlite3* connection, std::string_view id, std::string_view reason);
+
+    // Fails every SMS still queued or being sent in the database behind
+    // connection, erasing its sealed recipient and text. For a database
+    // restored from a backup: those SMS may have gone out after the backup
+    // was taken, and nothing records their +CMGS any more.
+    static void fail_unsent(sqlite3* connection, TimePoint now, std::string_view reason);
 
     [[nodiscard]] std::optional<SmsRecord> find(std::string_view id);
     [[nodiscard]] QueueStats stats();
