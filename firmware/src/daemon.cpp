@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
@@ -194,6 +195,18 @@ bool same_sim_pins(const std::vector<gsm::ModemConfig>& left,
         [](const auto& a, const auto& b) { return a.name == b.name && a.sim_pin == b.sim_pin; });
 }
 
+// The longest a begun stop takes when everything it waits for keeps to its
+// deadline: the handlers still running, the slowest modem's send, the
+// database for the audit anchor, the poll tasks, and 5 s for the rest.
+std::chrono::milliseconds stop_limit(const Config& config) {
+    std::chrono::milliseconds send{0};
+    for (const auto& modem : config.modems) {
+        send = std::max(send, modem.send_timeout);
+    }
+    return config.api.limits.answer_timeout + send + 2 * config.hsm.call_timeout +
+           std::chrono::seconds(5);
+}
+
 }  // namespace
 
 // The parts that exist only once the appliance is provisioned.
@@ -231,7 +244,8 @@ class Daemon::Impl {
           m_poll(m_control),
           m_anchor_timer(m_control),
           m_stop_overdue(m_io),
-          m_call_timeout(m_config->hsm.call_timeout) {}
+          m_call_timeout(m_config->hsm.call_timeout),
+          m_stop_limit(stop_limit(*m_config)) {}
 
     void run();
     [[nodiscard]] bool hsm_call_in_flight() const { return m_stuck > 0 || m_task_stuck; }
@@ -267,6 +281,8 @@ class Daemon::Impl {
     void warn_once(const std::string& event, const std::exception& error);
     void on_signal(int signal);
     void begin_stop(const std::string& fatal_error);
+    void watch_the_stop(const std::string& fatal_error);
+    void end_the_stop_watch();
     void stop();
     void stop_serving();
     void refuse_foreign_objects();
@@ -295,6 +311,13 @@ class Daemon::Impl {
     // it off the control strand, where m_config may be replaced meanwhile.
     const std::chrono::milliseconds m_call_timeout;
     std::atomic<bool> m_stop_begun{false};  // by a signal or a fatal error, whichever came first
+    // The longest a begun stop may take (stop_limit), watched by a thread of
+    // its own: the io_context's threads may all be held by then.
+    const std::chrono::milliseconds m_stop_limit;
+    std::thread m_stop_watch;
+    std::mutex m_stop_watch_mutex;
+    std::condition_variable m_stop_watch_wake;
+    bool m_stop_ended = false;                              // by m_stop_watch_mutex
     std::unique_ptr<detail::InstanceLock> m_instance_lock;  // outlives the database
     std::unique_ptr<Database> m_database;
     std::shared_ptr<hsm::Hsm> m_hsm;
@@ -966,7 +989,45 @@ void Daemon::Impl::begin_stop(const std::string& fatal_error) {
         std::fflush(nullptr);
         std::_Exit(1);
     });
+    watch_the_stop(fatal_error);
     boost::asio::post(m_control, [this] { stop(); });
+}
+
+// Once begun, the stop waits for handlers, a modem's send and the database,
+// each with a deadline (docs/architecture.md), but a modem's worker opening
+// the next SMS waits in the HSM for as long as the module keeps the call,
+// and stopping the modem pool waits for it. When the whole stop has not
+// ended within the sum of those deadlines and 5 s, otpboxd ends without it:
+// status 3, as for a stop that left a call in the HSM, or 1 after a fatal
+// error, which is said first.
+void Daemon::Impl::watch_the_stop(const std::string& fatal_error) {
+    m_stop_watch = std::thread([this, fatal_error] {
+        std::unique_lock lock(m_stop_watch_mutex);
+        if (m_stop_watch_wake.wait_for(lock, m_stop_limit, [this] { return m_stop_ended; })) {
+            return;
+        }
+        spdlog::error(
+            "event=stop_unfinished within_ms={} reason=\"the stop is held up, most likely by an "
+            "HSM call that does not return\"",
+            m_stop_limit.count());
+        if (!fatal_error.empty()) {
+            spdlog::critical("event=fatal error=\"{}\"", quotable(fatal_error));
+        }
+        spdlog::shutdown();
+        std::fflush(nullptr);
+        std::_Exit(fatal_error.empty() ? 3 : 1);
+    });
+}
+
+void Daemon::Impl::end_the_stop_watch() {
+    {
+        const std::lock_guard lock(m_stop_watch_mutex);
+        m_stop_ended = true;
+    }
+    m_stop_watch_wake.notify_all();
+    if (m_stop_watch.joinable()) {
+        m_stop_watch.join();
+    }
 }
 
 void Daemon::Impl::stop() {
@@ -981,8 +1042,8 @@ void Daemon::Impl::stop() {
 
 // Known shortcoming: stopping the modem pool waits for each worker, and a
 // worker opening the next SMS with the HSM waits as long as that call does;
-// a module that never returns holds the stop here, which the stop-overdue
-// guard no longer watches.
+// a module that never returns holds the stop here until the stop's watch
+// ends the process (watch_the_stop), and the audit anchor is not written.
 void Daemon::Impl::stop_serving() {
     if (!m_serving) {
         return;
@@ -1027,7 +1088,7 @@ void Daemon::Impl::write_anchor_now() {
         std::optional<AuditAnchor> anchor;
         std::string problem;
         std::string against;
-        if (!m_database->within(m_config->hsm.call_timeout, [&] {
+        if (!m_database->within(m_call_timeout, [&] {
                 anchor = m_serving->audit->latest();
                 problem = anchor_problem(*anchor, against);
             })) {
@@ -1306,6 +1367,18 @@ void Daemon::Impl::run() {
     for (auto& thread : threads) {
         thread.join();
     }
+    // The stop's watch covers the wait for the poll tasks below, and ends
+    // however run() does.
+    class StopWatchEnd {
+      public:
+        explicit StopWatchEnd(Impl& impl) : m_impl(impl) {}
+        StopWatchEnd(const StopWatchEnd&) = delete;
+        StopWatchEnd& operator=(const StopWatchEnd&) = delete;
+        ~StopWatchEnd() { m_impl.end_the_stop_watch(); }
+
+      private:
+        Impl& m_impl;
+    } const stop_watch_end(*this);
     m_tasks.stop();
     if (m_serving) {
         m_stuck = m_serving->server->stuck();

@@ -238,48 +238,78 @@ QueueStats SmsQueue::Impl::stats() {
     return stats;
 }
 
+// The row is taken under the lock and opened after it: opening asks the HSM,
+// which may keep the call, and meanwhile the rest of the queue (enqueue,
+// stats, other modems' claims) must not wait.
 std::optional<ClaimedSms> SmsQueue::Impl::claim(std::string_view modem) {
-    std::lock_guard lock(m_mutex);
     for (;;) {
-        SqliteTransaction transaction(m_db);
-        const auto now_ms = to_ms(now());
-        expire_due(now_ms);
-        auto row = m_db.prepare(
-            "SELECT id, payload, expires_at, attempts FROM sms_messages WHERE status = 'queued' "
-            "AND due_at <= ?1 ORDER BY due_at, created_at LIMIT 1");
-        row.bind(1, now_ms);
-        if (!row.step()) {
+        auto sealed = take_due(modem);
+        if (!sealed) {
             return std::nullopt;
         }
-        auto claimed = open_row(row);
-        if (!claimed) {
-            m_db.prepare(
-                    "UPDATE sms_messages SET status = 'failed', payload = NULL, updated_at = ?2, "
-                    "failure = 'payload does not open' WHERE id = ?1")
-                .bind(1, row.text(0))
-                .bind(2, now_ms)
-                .run();
-            transaction.commit();
-            continue;
+        const auto id = sealed->claimed.id;
+        std::optional<ClaimedSms> claimed;
+        try {
+            claimed = open_sealed(*sealed);
+        } catch (...) {
+            // The HSM failed, not the SMS: it was never handed to the modem.
+            give_back(id);
+            throw;
         }
+        if (claimed) {
+            return claimed;
+        }
+        const std::lock_guard lock(m_mutex);
         m_db.prepare(
-                "UPDATE sms_messages SET status = 'sending', modem = ?2, updated_at = ?3, "
-                "attempts = attempts + 1 WHERE id = ?1")
-            .bind(1, claimed->id)
-            .bind(2, modem)
-            .bind(3, now_ms)
+                "UPDATE sms_messages SET status = 'failed', payload = NULL, updated_at = ?2, "
+                "failure = 'payload does not open' WHERE id = ?1 AND status = 'sending'")
+            .bind(1, id)
+            .bind(2, to_ms(now()))
             .run();
-        transaction.commit();
-        return claimed;
     }
 }
 
-std::optional<ClaimedSms> SmsQueue::Impl::open_row(SqliteStatement& row) {
-    ClaimedSms claimed;
-    claimed.id = row.text(0);
-    claimed.expires_at = from_ms(row.integer(2));
-    claimed.attempts = static_cast<int>(row.integer(3)) + 1;
-    auto plaintext = m_sealer->open(row.blob(1), claimed.id);
+std::optional<SmsQueue::Impl::SealedSms> SmsQueue::Impl::take_due(std::string_view modem) {
+    const std::lock_guard lock(m_mutex);
+    SqliteTransaction transaction(m_db);
+    const auto now_ms = to_ms(now());
+    expire_due(now_ms);
+    auto row = m_db.prepare(
+        "SELECT id, payload, expires_at, attempts FROM sms_messages WHERE status = 'queued' "
+        "AND due_at <= ?1 ORDER BY due_at, created_at LIMIT 1");
+    row.bind(1, now_ms);
+    if (!row.step()) {
+        return std::nullopt;
+    }
+    SealedSms sealed;
+    sealed.claimed.id = row.text(0);
+    sealed.claimed.expires_at = from_ms(row.integer(2));
+    sealed.claimed.attempts = static_cast<int>(row.integer(3)) + 1;
+    sealed.payload = row.blob(1);
+    m_db.prepare(
+            "UPDATE sms_messages SET status = 'sending', modem = ?2, updated_at = ?3, "
+            "attempts = attempts + 1 WHERE id = ?1")
+        .bind(1, sealed.claimed.id)
+        .bind(2, modem)
+        .bind(3, now_ms)
+        .run();
+    transaction.commit();
+    return sealed;
+}
+
+void SmsQueue::Impl::give_back(const std::string& id) {
+    const std::lock_guard lock(m_mutex);
+    m_db.prepare(
+            "UPDATE sms_messages SET status = 'queued', modem = '', attempts = attempts - 1, "
+            "updated_at = ?2 WHERE id = ?1 AND status = 'sending'")
+        .bind(1, id)
+        .bind(2, to_ms(now()))
+        .run();
+}
+
+std::optional<ClaimedSms> SmsQueue::Impl::open_sealed(SealedSms& sealed) {
+    auto claimed = std::move(sealed.claimed);
+    auto plaintext = m_sealer->open(sealed.payload, claimed.id);
     if (!plaintext) {
         return std::nullopt;
     }

@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "otpbox/gsm/pdu.hpp"
 #include "otpbox/gsm/sms_queue.hpp"
@@ -86,7 +87,15 @@ class SmsQueue::Impl {
     void create_schema();
     void expire_due(std::int64_t now_ms);
     void finish(std::string_view id, std::string_view status, std::string_view failure);
-    [[nodiscard]] std::optional<ClaimedSms> open_row(SqliteStatement& row);
+    // A due row taken for a modem ("sending"), its payload still sealed.
+    struct SealedSms {
+        ClaimedSms claimed;  // without to and text
+        std::vector<std::uint8_t> payload;
+    };
+    [[nodiscard]] std::optional<SealedSms> take_due(std::string_view modem);
+    // Back to "queued" as if it had not been taken.
+    void give_back(const std::string& id);
+    [[nodiscard]] std::optional<ClaimedSms> open_sealed(SealedSms& sealed);
 
     std::mutex m_mutex;
     SqliteConnection m_db;

@@ -783,5 +783,38 @@ TEST_F(HsmOutage, PinRefusedOnLoginAgain_LogsTheFatalErrorAndEndsWith1) {
     EXPECT_NE(log.find("CKR_PIN_INCORRECT"), std::string::npos) << log;
 }
 
+// A modem's worker opens the next SMS with the HSM before it sends it: in a
+// token that keeps the call, it holds the stop of the modem pool. The
+// stop's watch ends otpboxd all the same once the stop has taken longer
+// than all its deadlines together (here 2 s for handlers, 4 s for a send,
+// twice 0.5 s for the HSM and 5 s), with the status of a stop that left a
+// call in the HSM.
+TEST_F(HsmOutage, Stalled_AModemWorkerHeldInTheTokenCannotHoldTheStopForever) {
+    ASSERT_EQ(dev.daemon->stop(10s), 0) << test::read_file(dev.daemon_log());
+    dev.simulator.reset();
+    dev.replace_in_config("baud = 115200\n", "baud = 115200\nsend_timeout_ms = 4000\n");
+    dev.start_simulator({"--latency-ms", "2500"});
+    dev.start_daemon();
+
+    // The first SMS keeps the modem busy for 2.5 s; the second waits in the
+    // queue, and the worker opens it when the first is done.
+    for (const std::string user : {"e2e.first.sms", "e2e.second.sms"}) {
+        ASSERT_EQ(
+            dev.call("PUT", "/v1/users/" + user + "/phone", R"({"number":"0170 7654321"})").status,
+            200);
+        const auto otp = dev.call("POST", "/v1/users/" + user + "/otp");
+        ASSERT_EQ(otp.status, 201) << otp.body;
+    }
+    set_fault("stall 120000");
+    std::this_thread::sleep_for(4s);
+
+    const auto started = std::chrono::steady_clock::now();
+    const int status = dev.daemon->stop(40s);
+    const auto log = test::read_file(dev.daemon_log());
+    EXPECT_EQ(status, 3) << log;
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 25s);
+    EXPECT_NE(log.find("event=stop_unfinished"), std::string::npos) << log;
+}
+
 }  // namespace
 }  // namespace otpbox::e2e

@@ -4,6 +4,11 @@
 
 #include <gtest/gtest.h>
 #include <atomic>
+#include <condition_variable>
+#include <future>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
 
 #include "../../gsm-modem/src/sms_queue_impl.hpp"
 #include "otpbox/gsm/sms_queue.hpp"
@@ -38,6 +43,46 @@ class XorSealer final : public Sealer {
         }
         return plaintext;
     }
+};
+
+// Opens as XorSealer does once the test lets it, or throws as an HSM that
+// went away does: the stand-in for a token that keeps a call, in a test of
+// the queue alone (tests/e2e has the real token stalling).
+class HeldSealer final : public Sealer {
+  public:
+    enum class Outcome { wait, open, fail };
+
+    std::vector<std::uint8_t> seal(std::string_view plaintext, std::string_view id) override {
+        return XorSealer().seal(plaintext, id);
+    }
+    std::optional<std::string> open(std::span<const std::uint8_t> sealed,
+                                    std::string_view id) override {
+        std::unique_lock lock(m_mutex);
+        m_opening = true;
+        m_changed.notify_all();
+        m_changed.wait(lock, [&] { return m_outcome != Outcome::wait; });
+        m_opening = false;
+        if (std::exchange(m_outcome, Outcome::wait) == Outcome::fail) {
+            throw std::runtime_error("the HSM is gone");
+        }
+        return XorSealer().open(sealed, id);
+    }
+
+    [[nodiscard]] bool opening_within(std::chrono::milliseconds limit) {
+        std::unique_lock lock(m_mutex);
+        return m_changed.wait_for(lock, limit, [&] { return m_opening; });
+    }
+    void let(Outcome outcome) {
+        const std::lock_guard lock(m_mutex);
+        m_outcome = outcome;
+        m_changed.notify_all();
+    }
+
+  private:
+    std::mutex m_mutex;
+    std::condition_variable m_changed;
+    bool m_opening = false;
+    Outcome m_outcome = Outcome::wait;
 };
 
 // A clock the test moves by hand.
@@ -347,6 +392,34 @@ TEST_F(SmsQueue_Durable, PermanentDeliveryFailureFailsTheSms) {
     const auto record = queue->find("sms-1");
     EXPECT_EQ(record->status, SmsStatus::failed);
     EXPECT_NE(record->failure.find("TP-ST"), std::string::npos);
+}
+
+// Opening an SMS asks the HSM, which may keep the call: meanwhile the queue
+// goes on (its stats feed health and the daemon's poll), and an SMS whose
+// opening failed goes back as it was, never handed to a modem.
+TEST_F(SmsQueue_Durable, AClaimWaitingForTheHsmHoldsUpNothingElse) {
+    const auto sealer = std::make_shared<HeldSealer>();
+    SmsQueue queue(db(), sealer, m_clock.clock());
+    queue.enqueue(sms("sms-1"));
+    auto claim = std::async(std::launch::async, [&] { return queue.impl().claim("modem0"); });
+    ASSERT_TRUE(sealer->opening_within(5s));
+
+    auto stats = std::async(std::launch::async, [&] {
+        queue.enqueue(sms("sms-2"));
+        return queue.impl().stats();
+    });
+    const bool answered = stats.wait_for(5s) == std::future_status::ready;
+    sealer->let(HeldSealer::Outcome::fail);
+    ASSERT_TRUE(answered) << "the queue waited for the HSM";
+    EXPECT_EQ(stats.get().depth, 2u);
+    EXPECT_THROW((void)claim.get(), std::runtime_error);
+    EXPECT_EQ(queue.find("sms-1")->status, SmsStatus::queued);
+
+    sealer->let(HeldSealer::Outcome::open);
+    const auto claimed = queue.impl().claim("modem0");
+    ASSERT_TRUE(claimed.has_value());
+    EXPECT_EQ(claimed->id, "sms-1");
+    EXPECT_EQ(claimed->attempts, 1);
 }
 
 TEST_F(SmsQueue_Durable, PayloadThatDoesNotOpenFailsTheSms) {
