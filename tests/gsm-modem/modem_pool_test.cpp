@@ -61,6 +61,7 @@ std::vector<std::string> sent_texts(ScriptedModem& fake) {
 
 class ModemPool_Sending : public ::testing::Test {
   protected:
+    [[nodiscard]] bool a_long_sms_fails(ModemPool& pool);
     void enqueue(int count) {
         for (int index = 0; index < count; ++index) {
             const auto id = "sms-" + std::to_string(index);
@@ -232,17 +233,22 @@ ScriptedModem::Script second_pdu_answered(std::string answer) {
     };
 }
 
+// Queues a two-part SMS "long", starts the pool, and says whether the SMS
+// ended failed within 10 s.
+bool ModemPool_Sending::a_long_sms_fails(ModemPool& pool) {
+    m_queue.enqueue(
+        {"long", "+491701234567", std::string(200, 'a'), std::chrono::system_clock::now() + 600s});
+    pool.start();
+    return test::wait_until([&] { return m_queue.find("long")->status == SmsStatus::failed; }, 10s);
+}
+
 // A long SMS whose second part the network refuses for now cannot go back to
 // the queue, since its first part would arrive twice: it fails, and counts as
 // one failure of the modem, which goes on sending.
 TEST_F(ModemPool_Sending, ALongSmsCutOffAfterItsFirstPartCountsAsOneFailure) {
     ScriptedModem modem(second_pdu_answered("\r\n+CMS ERROR: 38\r\n"));
     ModemPool pool({config_for("modem0", modem)}, m_queue);
-    m_queue.enqueue(
-        {"long", "+491701234567", std::string(200, 'a'), std::chrono::system_clock::now() + 600s});
-    pool.start();
-    ASSERT_TRUE(
-        test::wait_until([&] { return m_queue.find("long")->status == SmsStatus::failed; }, 10s));
+    ASSERT_TRUE(a_long_sms_fails(pool));
 
     // The refusal is the network's, not the modem's: it stays ready.
     enqueue(1);
@@ -260,11 +266,7 @@ TEST_F(ModemPool_Sending, ALongSmsCutOffAfterItsFirstPartCountsAsOneFailure) {
 TEST_F(ModemPool_Sending, ALongSmsWhoseFirstPartLostItsOkFailsOnceAndCountsTheReset) {
     ScriptedModem modem(fake::sim_modem({.after_pdu = "\r\n+CMGS: 7\r\n"}));
     ModemPool pool({config_for("modem0", modem)}, m_queue);
-    m_queue.enqueue(
-        {"long", "+491701234567", std::string(200, 'a'), std::chrono::system_clock::now() + 600s});
-    pool.start();
-    ASSERT_TRUE(
-        test::wait_until([&] { return m_queue.find("long")->status == SmsStatus::failed; }, 10s));
+    ASSERT_TRUE(a_long_sms_fails(pool));
 
     // Taken out for a pause of 2 s, then opened again.
     ASSERT_TRUE(test::wait_until([&] { return health_of(pool, "modem0")->state == "failed"; }, 5s));
