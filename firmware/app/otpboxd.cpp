@@ -34,8 +34,9 @@ int serve(otpbox::firmware::Config config) {
     }
     if (daemon.hsm_call_in_flight()) {
         // A handler, or the daemon's own poll work, is still inside an HSM
-        // call; destroying the daemon under it would not be safe.
-        spdlog::shutdown();
+        // call; destroying the daemon under it would not be safe. Flushed,
+        // not shut down: such a thread may still log.
+        spdlog::default_logger_raw()->flush();
         std::fflush(nullptr);
         std::_Exit(status == kExitClean ? kExitStuckInHsm : status);
     }

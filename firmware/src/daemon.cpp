@@ -45,6 +45,7 @@
 #include "otpbox/firmware/users.hpp"
 #include "otpbox/firmware/version.hpp"
 #include "otpbox/gsm/modem_pool.hpp"
+#include "otpbox/gsm/pdu.hpp"
 #include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/key_labels.hpp"
 #include "poll_tasks.hpp"
@@ -195,16 +196,39 @@ bool same_sim_pins(const std::vector<gsm::ModemConfig>& left,
         [](const auto& a, const auto& b) { return a.name == b.name && a.sim_pin == b.sim_pin; });
 }
 
-// The longest a begun stop takes when everything it waits for keeps to its
-// deadline: the handlers still running, the slowest modem's send, the
-// database for the audit anchor, the poll tasks, and 5 s for the rest.
-std::chrono::milliseconds stop_limit(const Config& config) {
-    std::chrono::milliseconds send{0};
-    for (const auto& modem : config.modems) {
-        send = std::max(send, modem.send_timeout);
+// The parts of an OTP SMS: every one is the template with otp_digits digits
+// (the configuration refuses a template that cannot be sent).
+std::size_t sms_parts(const SmsConfig& sms) {
+    auto text = sms.template_text;
+    if (const auto at = text.find("{code}"); at != std::string::npos) {
+        text.replace(at, 6, std::string(sms.otp_digits, '0'));
     }
-    return config.api.limits.answer_timeout + send + 2 * config.hsm.call_timeout +
-           std::chrono::seconds(5);
+    try {
+        return gsm::encode_submit("+491700000000", text).size();
+    } catch (const gsm::PduError&) {
+        return 255;
+    }
+}
+
+// The longest a begun stop takes when everything it waits for keeps to its
+// deadline: its turn on the control strand (the stop-overdue guard's time),
+// the handlers still running, then the modems, which send in parallel (a
+// worker coming up, opening an SMS in the HSM, sending each of its parts,
+// a reset after a lost OK), the database for the audit anchor, the poll
+// tasks, and 5 s for the rest.
+std::chrono::milliseconds stop_limit(const Config& config) {
+    using std::chrono::milliseconds;
+    const auto call = config.hsm.call_timeout;
+    const auto parts = static_cast<long>(sms_parts(config.sms));
+    milliseconds modems{0};
+    for (const auto& modem : config.modems) {
+        const auto bring_up = 4 * modem.command_timeout;
+        const auto send = parts * (modem.command_timeout + modem.send_timeout);
+        const auto reset = modem.command_timeout + milliseconds(500);
+        modems = std::max(modems, bring_up + call + send + reset);
+    }
+    const auto strand = call + std::chrono::seconds(5);
+    return strand + config.api.limits.answer_timeout + modems + 2 * call + std::chrono::seconds(5);
 }
 
 }  // namespace
@@ -985,7 +1009,8 @@ void Daemon::Impl::begin_stop(const std::string& fatal_error) {
         if (!fatal_error.empty()) {
             spdlog::critical("event=fatal error=\"{}\"", quotable(fatal_error));
         }
-        spdlog::shutdown();
+        // Flushed, not shut down: threads still held may log meanwhile.
+        spdlog::default_logger_raw()->flush();
         std::fflush(nullptr);
         std::_Exit(1);
     });
@@ -1013,7 +1038,7 @@ void Daemon::Impl::watch_the_stop(const std::string& fatal_error) {
         if (!fatal_error.empty()) {
             spdlog::critical("event=fatal error=\"{}\"", quotable(fatal_error));
         }
-        spdlog::shutdown();
+        spdlog::default_logger_raw()->flush();
         std::fflush(nullptr);
         std::_Exit(fatal_error.empty() ? 3 : 1);
     });
@@ -1351,6 +1376,18 @@ void Daemon::Impl::run() {
     } catch (const DatabaseError& error) {
         throw FatalError(error.what());
     }
+    // The stop's watch, once a stop began, ends however run() does; it
+    // covers the wait for the poll tasks below.
+    class StopWatchEnd {
+      public:
+        explicit StopWatchEnd(Impl& impl) : m_impl(impl) {}
+        StopWatchEnd(const StopWatchEnd&) = delete;
+        StopWatchEnd& operator=(const StopWatchEnd&) = delete;
+        ~StopWatchEnd() { m_impl.end_the_stop_watch(); }
+
+      private:
+        Impl& m_impl;
+    } const stop_watch_end(*this);
     m_signals.async_wait([this](const boost::system::error_code& error, int signal) {
         if (!error) {
             on_signal(signal);
@@ -1367,18 +1404,6 @@ void Daemon::Impl::run() {
     for (auto& thread : threads) {
         thread.join();
     }
-    // The stop's watch covers the wait for the poll tasks below, and ends
-    // however run() does.
-    class StopWatchEnd {
-      public:
-        explicit StopWatchEnd(Impl& impl) : m_impl(impl) {}
-        StopWatchEnd(const StopWatchEnd&) = delete;
-        StopWatchEnd& operator=(const StopWatchEnd&) = delete;
-        ~StopWatchEnd() { m_impl.end_the_stop_watch(); }
-
-      private:
-        Impl& m_impl;
-    } const stop_watch_end(*this);
     m_tasks.stop();
     if (m_serving) {
         m_stuck = m_serving->server->stuck();

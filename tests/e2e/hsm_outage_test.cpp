@@ -788,13 +788,15 @@ TEST_F(HsmOutage, PinRefusedOnLoginAgain_LogsTheFatalErrorAndEndsWith1) {
 // A modem's worker opens the next SMS with the HSM before it sends it: in a
 // token that keeps the call, it holds the stop of the modem pool. The
 // stop's watch ends otpboxd all the same once the stop has taken longer
-// than all its deadlines together (here 2 s for handlers, 4 s for a send,
-// twice 0.5 s for the HSM and 5 s), with the status of a stop that left a
-// call in the HSM.
+// than all its deadlines together (here about 25 s: the strand's 5.5 s, 2 s
+// for handlers, 11 s for a modem coming up and sending its one part, twice
+// 0.5 s for the HSM and 5 s), with the status of a stop that left a call in
+// the HSM.
 TEST_F(HsmOutage, Stalled_AModemWorkerHeldInTheTokenCannotHoldTheStopForever) {
     ASSERT_EQ(dev.daemon->stop(10s), 0) << test::read_file(dev.daemon_log());
     dev.simulator.reset();
-    dev.replace_in_config("baud = 115200\n", "baud = 115200\nsend_timeout_ms = 4000\n");
+    dev.replace_in_config("baud = 115200\n",
+                          "baud = 115200\nsend_timeout_ms = 4000\ncommand_timeout_ms = 1000\n");
     dev.start_simulator({"--latency-ms", "2500"});
     dev.start_daemon();
 
@@ -811,10 +813,10 @@ TEST_F(HsmOutage, Stalled_AModemWorkerHeldInTheTokenCannotHoldTheStopForever) {
     std::this_thread::sleep_for(4s);
 
     const auto started = std::chrono::steady_clock::now();
-    const int status = dev.daemon->stop(40s);
+    const int status = dev.daemon->stop(50s);
     const auto log = test::read_file(dev.daemon_log());
     EXPECT_EQ(status, 3) << log;
-    EXPECT_LT(std::chrono::steady_clock::now() - started, 25s);
+    EXPECT_LT(std::chrono::steady_clock::now() - started, 45s);
     EXPECT_NE(log.find("event=stop_unfinished"), std::string::npos) << log;
 }
 
