@@ -341,8 +341,10 @@ void Console::restore(std::span<const std::string> arguments) {
     // is only in its memory, which the console cannot reach.
     if (anchor_file.empty()) {
         say("Restored. The event=audit_anchor lines otpboxd logged since the backup name\n"
-            "rows the restored audit log does not have, and a running otpboxd reports\n"
-            "the audit log broken (health, status) until it is restarted: restart it.\n");
+            "rows the restored audit log may not have. A running otpboxd that logged an\n"
+            "anchor after the backup was taken reports the audit log broken (health,\n"
+            "status) until it is restarted; restart otpboxd (under scripts/dev-up:\n"
+            "scripts/dev-down, then scripts/dev-up).\n");
         return;
     }
     const auto anchor = m_appliance.audit().latest();
