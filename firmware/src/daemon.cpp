@@ -369,6 +369,8 @@ class Daemon::Impl {
     // that only a restart applies, as last logged.
     std::shared_ptr<const Config> m_tls_config;
     std::vector<std::string> m_restart_needed;
+    mutable std::mutex m_restart_mutex;        // health reads on any thread
+    std::vector<std::string> m_restart_shown;  // m_restart_needed, under m_restart_mutex
     std::int64_t m_sim_pins_version = 0;
     // The last anchor written; the one a missing anchor file is checked
     // against. Used on m_control only.
@@ -914,6 +916,10 @@ void Daemon::Impl::report_restart_needed() {
     } else {
         spdlog::warn("event=restart_needed keys=\"{}\"", list);
     }
+    {
+        const std::lock_guard lock(m_restart_mutex);
+        m_restart_shown = keys;
+    }
     m_restart_needed = std::move(keys);
 }
 
@@ -1265,6 +1271,12 @@ HealthReport Daemon::Impl::health() {
     }
     body["audit"] = std::move(audit);
     degraded = degraded || !audit_problem.empty();
+    // Settings changed in the file that only a restart applies; serving goes
+    // on with those it started with, so this alone degrades nothing.
+    {
+        const std::lock_guard lock(m_restart_mutex);
+        body["restart_needed"] = json::array(m_restart_shown.begin(), m_restart_shown.end());
+    }
     degraded = degraded || !m_serving || m_serving->config->modems.empty();
     body["modems"] = std::move(modems);
     const bool synced = clock_synchronized();
