@@ -59,6 +59,11 @@ void ModemWorker::run() {
         if (!m_modem.is_open() && !bring_up()) {
             continue;
         }
+        // A stop asked for while the modem came up takes no SMS: it would
+        // wait for the send.
+        if (m_stopping) {
+            break;
+        }
         try {
             serve_once();
         } catch (const SmsDatabaseError& error) {

@@ -9,7 +9,10 @@
 
 #include <boost/json.hpp>
 #include <fstream>
+#include <future>
 #include <map>
+#include <mutex>
+#include <thread>
 
 #include "otpbox/gsm/modem_pool.hpp"
 #include "scripted_modem.hpp"
@@ -231,6 +234,30 @@ ScriptedModem::Script second_pdu_answered(std::string answer) {
         }
         return sim(line);
     };
+}
+
+// A stop asked for while a modem comes up: the worker takes no SMS after it,
+// so the stop does not wait for a send it could have spared.
+TEST_F(ModemPool_Sending, AStopWhileTheModemComesUpSendsNothing) {
+    std::promise<void> coming_up;
+    auto seen = coming_up.get_future();
+    std::once_flag once;
+    ScriptedModem modem([&, sim = fake::sim_modem({})](const std::string& line) {
+        if (line == "AT+CNMI=2,1,0,1,0") {
+            std::call_once(once, [&] { coming_up.set_value(); });
+            std::this_thread::sleep_for(150ms);  // within the command timeout
+        }
+        return sim(line);
+    });
+    ModemPool pool({config_for("modem0", modem)}, m_queue);
+    enqueue(1);
+    pool.start();
+    ASSERT_EQ(seen.wait_for(10s), std::future_status::ready);
+
+    pool.stop();
+
+    EXPECT_EQ(modem.received().find('\x1a'), std::string::npos) << "an SMS went out in the stop";
+    EXPECT_EQ(m_queue.find(m_ids[0])->status, SmsStatus::queued);
 }
 
 // Queues a two-part SMS "long", starts the pool, and says whether the SMS
