@@ -54,11 +54,6 @@ std::string right_answer(PincardService& cards, const StoredCard& card,
     return answer;
 }
 
-std::string fill_template(std::string text, const std::string& code) {
-    const auto at = text.find("{code}");
-    return text.replace(at, 6, code);
-}
-
 }  // namespace
 
 struct ChallengeService::SmsToSend {
@@ -176,7 +171,7 @@ Challenge ChallengeService::sms_challenge(const UserRow& row, TimePoint now, Sms
         .bind(2, to_millis(now))
         .run();
 
-    out.sms = {challenge.sms_id, *number, fill_template(sms_config.template_text, code),
+    out.sms = {challenge.sms_id, *number, fill_sms_template(sms_config.template_text, code),
                challenge.expires_at};
     out.due = true;
     return challenge;

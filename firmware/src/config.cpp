@@ -212,10 +212,8 @@ hsm::HsmConfig read_hsm(const Reader& reader) {
 // Checked with the encoder the modems use, so that no OTP is refused at send
 // time for a setting the file held all along.
 void refuse_unsendable_template(const Reader& reader, const SmsConfig& sms) {
-    auto text = sms.template_text;
-    text.replace(text.find("{code}"), 6, std::string(sms.otp_digits, '0'));
     try {
-        (void)gsm::encode_submit("+491700000000", text);
+        (void)otp_sms_parts(sms);
     } catch (const gsm::PduError& error) {
         reader.fail("sms.template", std::string("is too long to send (") + error.what() +
                                         "): an SMS takes at most 255 parts, 39015 GSM 7-bit "
@@ -453,6 +451,16 @@ Config load_config(const fs::path& file) {
     config.log_level = read_log_level(reader);
     config.audit_anchor_file = reader.path("audit.anchor_file");
     return config;
+}
+
+std::string fill_sms_template(std::string text, const std::string& code) {
+    const auto at = text.find("{code}");
+    return text.replace(at, 6, code);
+}
+
+std::size_t otp_sms_parts(const SmsConfig& sms) {
+    const auto text = fill_sms_template(sms.template_text, std::string(sms.otp_digits, '0'));
+    return gsm::encode_submit("+491700000000", text).size();
 }
 
 }  // namespace otpbox::firmware

@@ -71,4 +71,13 @@ struct Config {
 // Throws ConfigError naming the file, the key and the problem.
 [[nodiscard]] Config load_config(const std::filesystem::path& file);
 
+// The SMS text for a code: the template with {code} replaced (the
+// configuration refuses a template without it).
+[[nodiscard]] std::string fill_sms_template(std::string text, const std::string& code);
+
+// The parts every OTP SMS of this template takes: the code always has
+// otp_digits digits, so all have the same length. Throws gsm::PduError when
+// the SMS path cannot carry it.
+[[nodiscard]] std::size_t otp_sms_parts(const SmsConfig& sms);
+
 }  // namespace otpbox::firmware
