@@ -45,7 +45,6 @@
 #include "otpbox/firmware/users.hpp"
 #include "otpbox/firmware/version.hpp"
 #include "otpbox/gsm/modem_pool.hpp"
-#include "otpbox/gsm/pdu.hpp"
 #include "otpbox/hsm/error.hpp"
 #include "otpbox/hsm/key_labels.hpp"
 #include "poll_tasks.hpp"
@@ -196,20 +195,6 @@ bool same_sim_pins(const std::vector<gsm::ModemConfig>& left,
         [](const auto& a, const auto& b) { return a.name == b.name && a.sim_pin == b.sim_pin; });
 }
 
-// The parts of an OTP SMS: every one is the template with otp_digits digits
-// (the configuration refuses a template that cannot be sent).
-std::size_t sms_parts(const SmsConfig& sms) {
-    auto text = sms.template_text;
-    if (const auto at = text.find("{code}"); at != std::string::npos) {
-        text.replace(at, 6, std::string(sms.otp_digits, '0'));
-    }
-    try {
-        return gsm::encode_submit("+491700000000", text).size();
-    } catch (const gsm::PduError&) {
-        return 255;
-    }
-}
-
 // The longest a begun stop takes when everything it waits for keeps to its
 // deadline: its turn on the control strand (the stop-overdue guard's time),
 // the handlers still running, then the modems, which send in parallel (a
@@ -219,7 +204,14 @@ std::size_t sms_parts(const SmsConfig& sms) {
 std::chrono::milliseconds stop_limit(const Config& config) {
     using std::chrono::milliseconds;
     const auto call = config.hsm.call_timeout;
-    const auto parts = static_cast<long>(sms_parts(config.sms));
+    // The configuration refuses a template the SMS path cannot carry, or
+    // one without {code}; a Config made otherwise counts the most parts an
+    // SMS may have.
+    long parts = 255;
+    try {
+        parts = static_cast<long>(otp_sms_parts(config.sms));
+    } catch (const std::exception&) {
+    }
     milliseconds modems{0};
     for (const auto& modem : config.modems) {
         const auto bring_up = 4 * modem.command_timeout;
@@ -368,9 +360,10 @@ class Daemon::Impl {
     // from (null: Serving::config), and the keys changed since serving began
     // that only a restart applies, as last logged.
     std::shared_ptr<const Config> m_tls_config;
+    // Written on m_control under m_restart_mutex; health reads it under the
+    // mutex on any thread.
     std::vector<std::string> m_restart_needed;
-    mutable std::mutex m_restart_mutex;        // health reads on any thread
-    std::vector<std::string> m_restart_shown;  // m_restart_needed, under m_restart_mutex
+    mutable std::mutex m_restart_mutex;
     std::int64_t m_sim_pins_version = 0;
     // The last anchor written; the one a missing anchor file is checked
     // against. Used on m_control only.
@@ -916,10 +909,7 @@ void Daemon::Impl::report_restart_needed() {
     } else {
         spdlog::warn("event=restart_needed keys=\"{}\"", list);
     }
-    {
-        const std::lock_guard lock(m_restart_mutex);
-        m_restart_shown = keys;
-    }
+    const std::lock_guard lock(m_restart_mutex);
     m_restart_needed = std::move(keys);
 }
 
@@ -1275,7 +1265,7 @@ HealthReport Daemon::Impl::health() {
     // on with those it started with, so this alone degrades nothing.
     {
         const std::lock_guard lock(m_restart_mutex);
-        body["restart_needed"] = json::array(m_restart_shown.begin(), m_restart_shown.end());
+        body["restart_needed"] = json::array(m_restart_needed.begin(), m_restart_needed.end());
     }
     degraded = degraded || !m_serving || m_serving->config->modems.empty();
     body["modems"] = std::move(modems);
