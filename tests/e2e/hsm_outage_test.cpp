@@ -246,6 +246,19 @@ class HsmOutage : public ::testing::Test {
         })) << log;
     }
 
+    // otpboxd ends by itself once the token refused its PIN, with the fatal
+    // status: its log then, or none (a failure recorded) while it still runs
+    // after 15 s.
+    [[nodiscard]] std::optional<std::string> log_of_the_fatal_end() const {
+        if (!test::wait_until([&] { return !dev.daemon->running(); }, 15s)) {
+            ADD_FAILURE() << "otpboxd still runs with its PIN refused: "
+                          << test::read_file(dev.daemon_log());
+            return std::nullopt;
+        }
+        EXPECT_EQ(dev.daemon->stop(), 1) << test::read_file(dev.daemon_log());
+        return test::read_file(dev.daemon_log());
+    }
+
     // SIGTERM while every call is slow but in time: a clean stop (status 0)
     // that names no task as still in the HSM.
     void expect_clean_stop_with_no_call_in_flight() const {
@@ -660,10 +673,9 @@ TEST_F(HsmOutage, PinRefusedOnReconnectWhileARequestIsStuck_LogsTheFatalErrorAnd
     ASSERT_TRUE(status_says("token_gone", 10s)) << test::read_file(status_file());
 
     set_fault("pin_incorrect");
-    ASSERT_TRUE(test::wait_until([&] { return !dev.daemon->running(); }, 15s))
-        << "otpboxd still runs with its PIN refused: " << test::read_file(dev.daemon_log());
-    EXPECT_EQ(dev.daemon->stop(), 1) << test::read_file(dev.daemon_log());
-    const auto log = test::read_file(dev.daemon_log());
+    const auto ended = log_of_the_fatal_end();
+    ASSERT_TRUE(ended);
+    const auto& log = *ended;
     EXPECT_NE(log.find("event=stopped_with_stuck_requests count=1"), std::string::npos) << log;
     EXPECT_NE(log.find("critical event=fatal error=\"HSM login refused: "), std::string::npos)
         << log;
@@ -684,10 +696,9 @@ TEST_F(HsmOutage, PinRefusedOnReconnect_StopsInOrderWritesTheAuditAnchorAndEndsW
     ASSERT_TRUE(status_says("token_gone", 10s)) << test::read_file(status_file());
 
     set_fault("pin_incorrect");
-    ASSERT_TRUE(test::wait_until([&] { return !dev.daemon->running(); }, 15s))
-        << "otpboxd still runs with its PIN refused: " << test::read_file(dev.daemon_log());
-    EXPECT_EQ(dev.daemon->stop(), 1) << test::read_file(dev.daemon_log());
-    const auto log = test::read_file(dev.daemon_log());
+    const auto ended = log_of_the_fatal_end();
+    ASSERT_TRUE(ended);
+    const auto& log = *ended;
     const auto fatal = log.find("critical event=fatal error=\"HSM login refused: ");
     ASSERT_NE(fatal, std::string::npos) << log;
     EXPECT_NE(log.find("event=stopping reason=fatal"), std::string::npos) << log;
@@ -776,10 +787,9 @@ TEST_F(HsmOutage, PinRefusedOnLoginAgain_LogsTheFatalErrorAndEndsWith1) {
     just_after_a_poll();
     set_fault("not_logged_in 100000 pin_incorrect");
     (void)portal.call(verb::post, "/v1/users/e2e.fatal/login");
-    ASSERT_TRUE(test::wait_until([&] { return !dev.daemon->running(); }, 15s))
-        << "otpboxd still runs with its PIN refused: " << test::read_file(dev.daemon_log());
-    EXPECT_EQ(dev.daemon->stop(), 1) << test::read_file(dev.daemon_log());
-    const auto log = test::read_file(dev.daemon_log());
+    const auto ended = log_of_the_fatal_end();
+    ASSERT_TRUE(ended);
+    const auto& log = *ended;
     EXPECT_NE(log.find("critical event=fatal error=\"HSM login refused: "), std::string::npos)
         << log;
     EXPECT_NE(log.find("CKR_PIN_INCORRECT"), std::string::npos) << log;

@@ -36,11 +36,10 @@ std::vector<std::uint8_t> to_bytes(std::string_view text) {
 
 namespace {
 
-// Runs read on the object of that label (and class) in a session of the
-// module the Hsm has loaded; returns what read returns.
-template <class Read>
-auto with_object(const HsmConfig& config, std::string_view label, unsigned long object_class,
-                 Read read, CK_FLAGS flags = CKF_SERIAL_SESSION) {
+// Runs work in a session of the module the Hsm has loaded, which is closed
+// afterwards; returns what work returns.
+template <class Work>
+auto with_session(const HsmConfig& config, CK_FLAGS flags, Work work) {
     const auto module = Module::load(config.module_path, config.environment);
     auto& api = module->api();
     const auto slot = module->find_token(config.token_label);
@@ -49,22 +48,34 @@ auto with_object(const HsmConfig& config, std::string_view label, unsigned long 
     }
     CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
     Module::check(api.C_OpenSession(*slot, flags, nullptr, nullptr, &session), "C_OpenSession");
-    std::string name(label);
-    CK_OBJECT_CLASS wanted = object_class;
-    CK_ATTRIBUTE query[] = {{CKA_LABEL, name.data(), name.size()},
-                            {CKA_CLASS, &wanted, sizeof(wanted)}};
-    CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
-    CK_ULONG count = 0;
-    api.C_FindObjectsInit(session, query, object_class == kAnyClass ? 1 : 2);
-    api.C_FindObjects(session, &object, 1, &count);
-    api.C_FindObjectsFinal(session);
-    if (count != 1) {
-        api.C_CloseSession(session);
-        throw std::runtime_error("test object not found");
-    }
-    auto result = read(api, session, object);
-    api.C_CloseSession(session);
-    return result;
+    struct Closer {
+        CK_FUNCTION_LIST& api;
+        CK_SESSION_HANDLE session;
+        ~Closer() { api.C_CloseSession(session); }
+    } const closer{api, session};
+    return work(api, session);
+}
+
+// Runs read on the object of that label (and class) in a session of the
+// module the Hsm has loaded; returns what read returns.
+template <class Read>
+auto with_object(const HsmConfig& config, std::string_view label, unsigned long object_class,
+                 Read read, CK_FLAGS flags = CKF_SERIAL_SESSION) {
+    return with_session(config, flags, [&](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session) {
+        std::string name(label);
+        CK_OBJECT_CLASS wanted = object_class;
+        CK_ATTRIBUTE query[] = {{CKA_LABEL, name.data(), name.size()},
+                                {CKA_CLASS, &wanted, sizeof(wanted)}};
+        CK_OBJECT_HANDLE object = CK_INVALID_HANDLE;
+        CK_ULONG count = 0;
+        api.C_FindObjectsInit(session, query, object_class == kAnyClass ? 1 : 2);
+        api.C_FindObjects(session, &object, 1, &count);
+        api.C_FindObjectsFinal(session);
+        if (count != 1) {
+            throw std::runtime_error("test object not found");
+        }
+        return read(api, session, object);
+    });
 }
 
 }  // namespace
@@ -136,32 +147,25 @@ void copy_object(const HsmConfig& config, std::string_view label, unsigned long 
 }
 
 void create_hmac_key(const HsmConfig& config, std::string_view label) {
-    const auto module = Module::load(config.module_path, config.environment);
-    auto& api = module->api();
-    const auto slot = module->find_token(config.token_label);
-    if (!slot) {
-        throw std::runtime_error("test token not found");
-    }
-    CK_SESSION_HANDLE session = CK_INVALID_HANDLE;
-    Module::check(
-        api.C_OpenSession(*slot, CKF_SERIAL_SESSION | CKF_RW_SESSION, nullptr, nullptr, &session),
-        "C_OpenSession");
-    std::string name(label);
-    std::vector<std::uint8_t> value(32, 0x5a);
-    CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
-    CK_KEY_TYPE key_type = CKK_GENERIC_SECRET;
-    CK_BBOOL yes = CK_TRUE;
-    CK_ATTRIBUTE attributes[] = {{CKA_CLASS, &object_class, sizeof object_class},
-                                 {CKA_KEY_TYPE, &key_type, sizeof key_type},
-                                 {CKA_TOKEN, &yes, sizeof yes},
-                                 {CKA_PRIVATE, &yes, sizeof yes},
-                                 {CKA_SIGN, &yes, sizeof yes},
-                                 {CKA_VERIFY, &yes, sizeof yes},
-                                 {CKA_LABEL, name.data(), name.size()},
-                                 {CKA_VALUE, value.data(), value.size()}};
-    CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
-    const auto rv = api.C_CreateObject(session, attributes, std::size(attributes), &key);
-    api.C_CloseSession(session);
+    const auto rv = with_session(
+        config, CKF_SERIAL_SESSION | CKF_RW_SESSION,
+        [&](CK_FUNCTION_LIST& api, CK_SESSION_HANDLE session) {
+            std::string name(label);
+            std::vector<std::uint8_t> value(32, 0x5a);
+            CK_OBJECT_CLASS object_class = CKO_SECRET_KEY;
+            CK_KEY_TYPE key_type = CKK_GENERIC_SECRET;
+            CK_BBOOL yes = CK_TRUE;
+            CK_ATTRIBUTE attributes[] = {{CKA_CLASS, &object_class, sizeof object_class},
+                                         {CKA_KEY_TYPE, &key_type, sizeof key_type},
+                                         {CKA_TOKEN, &yes, sizeof yes},
+                                         {CKA_PRIVATE, &yes, sizeof yes},
+                                         {CKA_SIGN, &yes, sizeof yes},
+                                         {CKA_VERIFY, &yes, sizeof yes},
+                                         {CKA_LABEL, name.data(), name.size()},
+                                         {CKA_VALUE, value.data(), value.size()}};
+            CK_OBJECT_HANDLE key = CK_INVALID_HANDLE;
+            return api.C_CreateObject(session, attributes, std::size(attributes), &key);
+        });
     Module::check(rv, "C_CreateObject");
 }
 
